@@ -10,8 +10,21 @@ from typing import Any
 
 import jwt
 
-COMMON_PASSWORDS = {"password", "password1", "12345678", "123456789", "qwerty123", "iloveyou", "admin123",
-                    "letmein1", "welcome1", "passw0rd", "abc12345", "11111111", "00000000"}
+COMMON_PASSWORDS = {
+    "password",
+    "password1",
+    "12345678",
+    "123456789",
+    "qwerty123",
+    "iloveyou",
+    "admin123",
+    "letmein1",
+    "welcome1",
+    "passw0rd",
+    "abc12345",
+    "11111111",
+    "00000000",
+}
 
 
 def hash_password(password: str, cost: int) -> str:
@@ -49,8 +62,15 @@ class TokenError(Exception):
 def issue(secret: str, user_id: str, role: str, hours: float, kind: str) -> tuple[str, int]:
     now = int(time.time())
     exp = now + int(hours * 3600) * (7 if kind == "refresh" else 1)
-    claims = {"sub": user_id, "role": role, "iss": "kalamdb", "iat": now, "exp": exp, "token_type": kind,
-              "jti": os.urandom(8).hex()}
+    claims = {
+        "sub": user_id,
+        "role": role,
+        "iss": "kalamdb",
+        "iat": now,
+        "exp": exp,
+        "token_type": kind,
+        "jti": os.urandom(8).hex(),
+    }
     return jwt.encode(claims, secret, algorithm="HS256"), exp
 
 

@@ -16,8 +16,12 @@ from .config import ConfigError, load_config
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="kalamfuzz sim", description="Run the embedded KalamDB-compatible target.")
-    parser.add_argument("config", nargs="?", help="server.toml (kalamdb-server's keys); default ./server.toml")
+    parser = argparse.ArgumentParser(
+        prog="kalamfuzz sim", description="Run the embedded KalamDB-compatible target."
+    )
+    parser.add_argument(
+        "config", nargs="?", help="server.toml (kalamdb-server's keys); default ./server.toml"
+    )
     parser.add_argument("--list-bugs", action="store_true", help="print the planted bugs and exit")
     args = parser.parse_args(argv)
     if args.list_bugs:
@@ -25,7 +29,10 @@ def main(argv: list[str]) -> int:
         return 0
     path = Path(args.config) if args.config else Path("server.toml")
     if args.config is None and not path.exists():
-        print("kalamfuzz sim: no config file: pass CONFIG.toml (see kalamdb-server's server.toml keys)", file=sys.stderr)
+        print(
+            "kalamfuzz sim: no config file: pass CONFIG.toml (see kalamdb-server's server.toml keys)",
+            file=sys.stderr,
+        )
         return 2
     try:
         config = load_config(path)
@@ -35,27 +42,41 @@ def main(argv: list[str]) -> int:
     config.logs_path.mkdir(parents=True, exist_ok=True)
     level = getattr(logging, config.log_level.upper(), logging.INFO)
     logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        handlers=[logging.StreamHandler(sys.stderr), logging.FileHandler(config.logs_path / "server.log")],
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[
+            logging.StreamHandler(sys.stderr),
+            logging.FileHandler(config.logs_path / "server.log"),
+        ],
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    sock = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(
+        socket.AF_INET6 if ":" in config.host else socket.AF_INET, socket.SOCK_STREAM
+    )
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((config.host, config.port))
     except OSError as exc:
-        print(f"kalamfuzz sim: cannot bind {config.host}:{config.port} ({exc.strerror}): choose a free [server] port", file=sys.stderr)
+        print(
+            f"kalamfuzz sim: cannot bind {config.host}:{config.port} ({exc.strerror}): choose a free [server] port",
+            file=sys.stderr,
+        )
         return 1
     from .server import build_app
 
     try:
         app = build_app(config)
     except Exception as exc:
-        print(f"kalamfuzz sim: cannot open data directory {config.data_path}: {exc}", file=sys.stderr)
+        print(
+            f"kalamfuzz sim: cannot open data directory {config.data_path}: {exc}", file=sys.stderr
+        )
         return 1
     host, port = sock.getsockname()[:2]
     bugs = ", ".join(sorted(config.bugs)) or "none"
-    print(f"kalamfuzz.sim listening on http://{host}:{port} (data {config.data_path}, planted bugs: {bugs})", flush=True)
+    print(
+        f"kalamfuzz.sim listening on http://{host}:{port} (data {config.data_path}, planted bugs: {bugs})",
+        flush=True,
+    )
     try:
         web.run_app(app, sock=sock, print=None, handle_signals=True, shutdown_timeout=30)
     except (KeyboardInterrupt, asyncio.CancelledError):

@@ -29,15 +29,28 @@ def resolve_template(template: str, namespace: str, table: str, user_id: str | N
 
 
 def scope_dir(storage: Storage, table: TableDef, user_id: str | None) -> Path:
-    template = storage.user_tables_template if table.table_type == "user" else storage.shared_tables_template
+    template = (
+        storage.user_tables_template
+        if table.table_type == "user"
+        else storage.shared_tables_template
+    )
     if not template:
-        template = "{namespace}/{tableName}/{userId}" if table.table_type == "user" else "{namespace}/{tableName}"
-    return Path(storage.base_directory) / resolve_template(template, table.namespace, table.name, user_id)
+        template = (
+            "{namespace}/{tableName}/{userId}"
+            if table.table_type == "user"
+            else "{namespace}/{tableName}"
+        )
+    return Path(storage.base_directory) / resolve_template(
+        template, table.namespace, table.name, user_id
+    )
 
 
 def _schema(columns: list[Column]) -> pa.Schema:
     fields = [pa.field(c.name, ARROW[c.kind], nullable=c.nullable) for c in columns]
-    fields += [pa.field("_seq", pa.int64(), nullable=False), pa.field("_deleted", pa.bool_(), nullable=False)]
+    fields += [
+        pa.field("_seq", pa.int64(), nullable=False),
+        pa.field("_deleted", pa.bool_(), nullable=False),
+    ]
     return pa.schema(fields)
 
 
@@ -45,8 +58,14 @@ def _stat(value: Any, kind: str) -> dict[str, Any] | None:
     if value is None:
         return None
     tag = {
-        "Boolean": "Boolean", "SmallInt": "Int16", "Int": "Int32", "BigInt": "Int64", "Float": "Float32",
-        "Double": "Float64", "Timestamp": "TimestampMicrosecond", "DateTime": "TimestampMicrosecond",
+        "Boolean": "Boolean",
+        "SmallInt": "Int16",
+        "Int": "Int32",
+        "BigInt": "Int64",
+        "Float": "Float32",
+        "Double": "Float64",
+        "Timestamp": "TimestampMicrosecond",
+        "DateTime": "TimestampMicrosecond",
         "Date": "Date32",
     }.get(kind, "Utf8")
     return {tag: str(value) if tag in ("Int64", "TimestampMicrosecond") else value}
@@ -81,8 +100,14 @@ def write_segment(
     now_ms = int(time.time() * 1000)
     if manifest is None:
         manifest = {
-            "table_id": table.table_id, "user_id": user_id, "version": 0, "created_at": now_ms,
-            "updated_at": now_ms, "segments": [], "last_sequence_number": 0, "files": None,
+            "table_id": table.table_id,
+            "user_id": user_id,
+            "version": 0,
+            "created_at": now_ms,
+            "updated_at": now_ms,
+            "segments": [],
+            "last_sequence_number": 0,
+            "files": None,
             "vector_indexes": {},
         }
     batch = manifest["last_sequence_number"] + 1 if manifest["segments"] else 0
@@ -90,7 +115,9 @@ def write_segment(
     columns = table.columns
     arrays: list[pa.Array] = []
     for c in columns:
-        arrays.append(pa.array([to_arrow_value(v.values.get(c.id), c.kind) for v in rows], type=ARROW[c.kind]))
+        arrays.append(
+            pa.array([to_arrow_value(v.values.get(c.id), c.kind) for v in rows], type=ARROW[c.kind])
+        )
     arrays.append(pa.array([v.seq for v in rows], type=pa.int64()))
     arrays.append(pa.array([v.deleted for v in rows], type=pa.bool_()))
     batch_table = pa.Table.from_arrays(arrays, schema=_schema(columns))
@@ -112,15 +139,29 @@ def write_segment(
         }
     seqs = [v.seq for v in rows]
     segment = Segment(
-        batch=batch, path=name, min_seq=min(seqs, default=0), max_seq=max(seqs, default=0),
+        batch=batch,
+        path=name,
+        min_seq=min(seqs, default=0),
+        max_seq=max(seqs, default=0),
         row_count=len(rows) if declared_rows is None else declared_rows,
-        size_bytes=(directory / name).stat().st_size, schema_version=table.version, created_at=now_ms,
+        size_bytes=(directory / name).stat().st_size,
+        schema_version=table.version,
+        created_at=now_ms,
     )
-    manifest["segments"].append({
-        "id": name, "path": name, "column_stats": stats, "min_seq": segment.min_seq,
-        "max_seq": segment.max_seq, "row_count": segment.row_count, "size_bytes": segment.size_bytes,
-        "created_at": now_ms, "schema_version": table.version, "status": "committed",
-    })
+    manifest["segments"].append(
+        {
+            "id": name,
+            "path": name,
+            "column_stats": stats,
+            "min_seq": segment.min_seq,
+            "max_seq": segment.max_seq,
+            "row_count": segment.row_count,
+            "size_bytes": segment.size_bytes,
+            "created_at": now_ms,
+            "schema_version": table.version,
+            "status": "committed",
+        }
+    )
     manifest["last_sequence_number"] = batch
     manifest["version"] += 1
     manifest["updated_at"] = now_ms
@@ -160,10 +201,19 @@ def load_segments(directory: Path, table: TableDef) -> list[tuple[Segment, list[
             Version(seqs[i], bool(deleted[i]), {by_name[n].id: cols[n][i] for n in names})
             for i in range(data.num_rows)
         ]
-        out.append((
-            Segment(seg["id"] and int(seg["path"].split("-")[1].split(".")[0]), seg["path"], seg["min_seq"],
-                    seg["max_seq"], seg["row_count"], seg["size_bytes"], seg.get("schema_version", 1),
-                    seg["created_at"]),
-            versions,
-        ))
+        out.append(
+            (
+                Segment(
+                    seg["id"] and int(seg["path"].split("-")[1].split(".")[0]),
+                    seg["path"],
+                    seg["min_seq"],
+                    seg["max_seq"],
+                    seg["row_count"],
+                    seg["size_bytes"],
+                    seg.get("schema_version", 1),
+                    seg["created_at"],
+                ),
+                versions,
+            )
+        )
     return out

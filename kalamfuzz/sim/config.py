@@ -145,9 +145,13 @@ def load_config(path: Path | None, environ: dict[str, str] | None = None) -> Sim
         try:
             doc = tomllib.loads(path.read_text())
         except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist: pass the path of a server.toml") from None
+            raise ConfigError(
+                f"config file {path} does not exist: pass the path of a server.toml"
+            ) from None
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path} is not valid TOML ({exc}): fix the syntax") from None
+            raise ConfigError(
+                f"config file {path} is not valid TOML ({exc}): fix the syntax"
+            ) from None
     cfg = SimConfig()
     for sections, key, attr, kind in _KEYS:
         section = _section(doc, *sections)
@@ -160,13 +164,17 @@ def load_config(path: Path | None, environ: dict[str, str] | None = None) -> Sim
     sim = _section(doc, "sim")
     if "bugs" in sim:
         if not isinstance(sim["bugs"], list) or not all(isinstance(b, str) for b in sim["bugs"]):
-            raise ConfigError('config key [sim] bugs must be a list of names, e.g. bugs = ["dup_pk_cold"]')
+            raise ConfigError(
+                'config key [sim] bugs must be a list of names, e.g. bugs = ["dup_pk_cold"]'
+            )
         bug_names.extend(sim["bugs"])
     if env.get("KALAMSIM_BUGS"):
         bug_names.extend(env["KALAMSIM_BUGS"].split(","))
     cfg.bugs = parse_bug_names(bug_names)
     if not 1 <= cfg.port <= 65535 and cfg.port != 0:
-        raise ConfigError(f"[server] port {cfg.port} is out of range: use 1..65535 (or 0 for any free port)")
+        raise ConfigError(
+            f"[server] port {cfg.port} is out of range: use 1..65535 (or 0 for any free port)"
+        )
     if cfg.default_query_limit < 1 or cfg.max_query_limit < cfg.default_query_limit:
         raise ConfigError("[limits] need 1 <= default_query_limit <= max_query_limit")
     return cfg

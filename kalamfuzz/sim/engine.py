@@ -36,8 +36,17 @@ from .store import Scope, TableData, Version, WriteAheadLog, remove_version, rep
 from .types import arrow_to_kalam, coerce, table_to_json_rows
 
 MAX_SQL = 1024 * 1024
-ROLE_WORDS = {"dba": "dba", "admin": "dba", "service": "service", "developer": "service", "analyst": "service",
-              "user": "user", "viewer": "user", "readonly": "user", "system": "system"}
+ROLE_WORDS = {
+    "dba": "dba",
+    "admin": "dba",
+    "service": "service",
+    "developer": "service",
+    "analyst": "service",
+    "user": "user",
+    "viewer": "user",
+    "readonly": "user",
+    "system": "system",
+}
 
 
 def now_ms() -> int:
@@ -115,7 +124,9 @@ class Engine:
         self.cache = ArrowCache()
         self.tasks: set[asyncio.Task[Any]] = set()
         self.wal: WriteAheadLog | None = None
-        self.live_rows: Callable[[], pa.Table] | None = None  # system.live, provided by the live manager
+        self.live_rows: Callable[[], pa.Table] | None = (
+            None  # system.live, provided by the live manager
+        )
 
     # ------------------------------------------------------------------ lifecycle
     def open(self) -> None:
@@ -153,19 +164,32 @@ class Engine:
         if "root" not in self.catalog.users:
             pw = self.config.root_password
             self.catalog.users["root"] = User(
-                "root", hash_password(pw, self.config.bcrypt_cost) if pw else "", "system", "root@localhost", ts, ts
+                "root",
+                hash_password(pw, self.config.bcrypt_cost) if pw else "",
+                "system",
+                "root@localhost",
+                ts,
+                ts,
             )
         for ns in ("default", "dba"):
             self.catalog.namespaces.setdefault(ns, Namespace(ns, ts))
         if not self.catalog.storages:
             self.catalog.storages["local"] = Storage(
-                "local", "Local Filesystem", "Default local filesystem storage", "filesystem",
-                str(self.config.storage_dir), self.config.shared_tables_template,
-                self.config.user_tables_template, ts, ts,
+                "local",
+                "Local Filesystem",
+                "Default local filesystem storage",
+                "filesystem",
+                str(self.config.storage_dir),
+                self.config.shared_tables_template,
+                self.config.user_tables_template,
+                ts,
+                ts,
             )
 
     def _scope_dirs(self, table: TableDef) -> list[tuple[str, Path]]:
-        storage = self.catalog.storages.get(table.storage_id or "local") or self.catalog.storages["local"]
+        storage = (
+            self.catalog.storages.get(table.storage_id or "local") or self.catalog.storages["local"]
+        )
         if table.table_type == "shared":
             return [("", scope_dir(storage, table, None))]
         base = scope_dir(storage, table, "\0").parent
@@ -205,7 +229,9 @@ class Engine:
         task.add_done_callback(self.tasks.discard)
 
     # ------------------------------------------------------------------ requests
-    def execute(self, session: Session, sql: str, params: list[Any] | None, namespace: str | None) -> list[Result]:
+    def execute(
+        self, session: Session, sql: str, params: list[Any] | None, namespace: str | None
+    ) -> list[Result]:
         if len(sql) > MAX_SQL:
             raise invalid_sql("SQL query too long")
         statements = P.split_statements(sql)
@@ -213,7 +239,12 @@ class Engine:
             raise SqlError("EMPTY_SQL", "No SQL statements provided", 400, safe=True)
         if params:
             if len(statements) > 1:
-                raise SqlError("PARAMS_WITH_BATCH", "Parameters not supported with multi-statement batches", 400, safe=True)
+                raise SqlError(
+                    "PARAMS_WITH_BATCH",
+                    "Parameters not supported with multi-statement batches",
+                    400,
+                    safe=True,
+                )
             statements = [P.bind_params(statements[0], params)]
         ns = namespace or "default"
         plans = [self.plan(session, s, ns) for s in statements]
@@ -279,7 +310,9 @@ class Engine:
         role = session.role
         if role == "user":
             if not (level == "public" and "user_writes_public_shared" in self.bugs):
-                raise denied(f"Access denied: role 'user' cannot write shared table '{table.table_id}'")
+                raise denied(
+                    f"Access denied: role 'user' cannot write shared table '{table.table_id}'"
+                )
         elif role == "service" and level == "dba":
             raise denied(f"Access denied: shared table '{table.table_id}' requires DBA privileges")
 
@@ -305,7 +338,13 @@ class Engine:
 
         def build() -> pa.Table:
             return versions_to_arrow(
-                table, visible_versions(scope, keep_deleted=keep_deleted, prefer_cold=prefer_cold, alive=self._alive(table))
+                table,
+                visible_versions(
+                    scope,
+                    keep_deleted=keep_deleted,
+                    prefer_cold=prefer_cold,
+                    alive=self._alive(table),
+                ),
             )
 
         if table.table_type == "stream":
@@ -313,7 +352,9 @@ class Engine:
         return self.cache.get((table.uid, key, keep_deleted, table.version, scope.epoch), build)
 
     def _leaky_arrow(self, table: TableDef, keep_deleted: bool) -> pa.Table:
-        parts = [self.scope_arrow(table, k, keep_deleted) for k in list(self.data[table.uid].scopes)]
+        parts = [
+            self.scope_arrow(table, k, keep_deleted) for k in list(self.data[table.uid].scopes)
+        ]
         return pa.concat_tables(parts) if parts else self.scope_arrow(table, "", keep_deleted)
 
     def _emit(self, changes: list[Change]) -> None:
@@ -321,7 +362,9 @@ class Engine:
             for listener in self.listeners:
                 listener(changes)
 
-    def _new_version(self, table: TableDef, key: str, pk: Any, deleted: bool, values: dict[int, Any]) -> Version:
+    def _new_version(
+        self, table: TableDef, key: str, pk: Any, deleted: bool, values: dict[int, Any]
+    ) -> Version:
         v = Version(self.seq.next(), deleted, values)
         scope = self.data[table.uid].scope(key)
         scope.hot.setdefault(pk, []).append(v)
@@ -355,7 +398,9 @@ class Engine:
             reg = f"__t{i}"
             if namespace.lower() == "system":
                 if not session.admin:
-                    raise denied(f"Access denied: system table system.{name} requires DBA or System role")
+                    raise denied(
+                        f"Access denied: system table system.{name} requires DBA or System role"
+                    )
                 registered[reg] = self.system_table(name.lower())
             else:
                 table = self._table(namespace, name)
@@ -364,9 +409,15 @@ class Engine:
                 if leak and table.table_type == "user":
                     registered[reg] = self._leaky_arrow(table, keep_deleted)
                 else:
-                    registered[reg] = self.scope_arrow(table, self.scope_key(table, session), keep_deleted)
+                    registered[reg] = self.scope_arrow(
+                        table, self.scope_key(table, session), keep_deleted
+                    )
             alias = ref.alias or name
-            ref.replace(exp.Table(this=exp.to_identifier(reg), alias=exp.TableAlias(this=exp.to_identifier(alias))))
+            ref.replace(
+                exp.Table(
+                    this=exp.to_identifier(reg), alias=exp.TableAlias(this=exp.to_identifier(alias))
+                )
+            )
         for node in list(tree.find_all(exp.CurrentUser)):
             node.replace(exp.Literal.string(session.user_id))
         for node in list(tree.find_all(exp.CurrentRole)):
@@ -391,7 +442,11 @@ class Engine:
         tree = self._parse(sql, exp.Query)
 
         def run() -> Result:
-            keep_deleted = any(c.name.lower() == "_deleted" for w in tree.find_all(exp.Where) for c in w.find_all(exp.Column))
+            keep_deleted = any(
+                c.name.lower() == "_deleted"
+                for w in tree.find_all(exp.Where)
+                for c in w.find_all(exp.Column)
+            )
             registered, tables = self._bind_tables(session, tree, ns, keep_deleted=keep_deleted)
             if isinstance(tree, exp.Select | exp.Union):
                 limit = tree.args.get("limit")
@@ -399,13 +454,21 @@ class Engine:
                 if limit is not None and isinstance(limit.expression, exp.Literal):
                     value = int(limit.expression.this)
                 if limit is None:
-                    tree.set("limit", exp.Limit(expression=exp.Literal.number(self.config.default_query_limit)))
+                    tree.set(
+                        "limit",
+                        exp.Limit(expression=exp.Literal.number(self.config.default_query_limit)),
+                    )
                 elif value is not None and value > self.config.max_query_limit:
-                    tree.set("limit", exp.Limit(expression=exp.Literal.number(self.config.max_query_limit)))
+                    tree.set(
+                        "limit",
+                        exp.Limit(expression=exp.Literal.number(self.config.max_query_limit)),
+                    )
             result = self._run(tree, registered)
             return Result(
-                row_count=result.num_rows, as_user=session.user_id,
-                schema=self._result_schema(result.schema, tables), rows=table_to_json_rows(result),
+                row_count=result.num_rows,
+                as_user=session.user_id,
+                schema=self._result_schema(result.schema, tables),
+                rows=table_to_json_rows(result),
             )
 
         return run
@@ -413,7 +476,11 @@ class Engine:
     def _result_schema(self, schema: pa.Schema, tables: list[TableDef]) -> list[dict[str, Any]]:
         out = []
         for i, f in enumerate(schema):
-            entry: dict[str, Any] = {"name": f.name, "data_type": arrow_to_kalam(f.type), "index": i}
+            entry: dict[str, Any] = {
+                "name": f.name,
+                "data_type": arrow_to_kalam(f.type),
+                "index": i,
+            }
             if f.name == "_seq":
                 entry["flags"] = ["nn"]
             elif f.name == "_deleted":
@@ -438,7 +505,11 @@ class Engine:
                 return node.this
             text = node.this
             return float(text) if any(ch in text for ch in ".eE") else int(text)
-        if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal) and not node.this.is_string:
+        if (
+            isinstance(node, exp.Neg)
+            and isinstance(node.this, exp.Literal)
+            and not node.this.is_string
+        ):
             value = self._literal(node.this, session)
             return -value
         if isinstance(node, exp.CurrentUser):
@@ -471,7 +542,9 @@ class Engine:
         except SqlError:
             raise
         except Exception:
-            raise exec_error(f"Invalid DEFAULT expression for column '{col.name}': {text}") from None
+            raise exec_error(
+                f"Invalid DEFAULT expression for column '{col.name}': {text}"
+            ) from None
 
     def _target(self, node: exp.Expression, ns: str) -> TableDef:
         table = node.this if isinstance(node, exp.Schema) else node
@@ -482,12 +555,16 @@ class Engine:
             raise exec_error(f"Cannot insert into system table system.{name}")
         return self._table(namespace, name)
 
-    def _plan_insert(self, session: Session, sql: str, ns: str, scope_user: str | None = None) -> Plan:
+    def _plan_insert(
+        self, session: Session, sql: str, ns: str, scope_user: str | None = None
+    ) -> Plan:
         tree = self._parse(sql, exp.Insert)
         values = tree.expression
         if not isinstance(values, exp.Values):
             raise invalid_sql("Only INSERT ... VALUES is supported")
-        names = [i.name for i in tree.this.expressions] if isinstance(tree.this, exp.Schema) else None
+        names = (
+            [i.name for i in tree.this.expressions] if isinstance(tree.this, exp.Schema) else None
+        )
 
         def run() -> Result:
             table = self._target(tree.this, ns)
@@ -495,7 +572,9 @@ class Engine:
             columns = [table.column(n) for n in names] if names else list(table.columns)
             for n, c in zip(names or [], columns, strict=False):
                 if c is None:
-                    raise exec_error(f"Schema error: column '{n}' not found in table {table.table_id}", safe=True)
+                    raise exec_error(
+                        f"Schema error: column '{n}' not found in table {table.table_id}", safe=True
+                    )
             key = self.scope_key(table, Session(scope_user or session.user_id, session.role))
             scope = self.data[table.uid].scope(key)
             pk_col = table.pk
@@ -503,14 +582,18 @@ class Engine:
             for tup in values.expressions:
                 exprs = tup.expressions if isinstance(tup, exp.Tuple) else [tup]
                 if len(exprs) != len(columns):
-                    raise exec_error(f"Insert has {len(exprs)} values but {len(columns)} columns", safe=True)
+                    raise exec_error(
+                        f"Insert has {len(exprs)} values but {len(columns)} columns", safe=True
+                    )
                 row: dict[int, Any] = {}
                 for c, e in zip(columns, exprs, strict=True):
                     assert c is not None
                     row[c.id] = coerce(self._literal(e, session), c.kind, c.name)
                 for c in table.columns:
                     if c.id not in row:
-                        row[c.id] = coerce(self._default(c, session), c.kind, c.name) if c.default else None
+                        row[c.id] = (
+                            coerce(self._default(c, session), c.kind, c.name) if c.default else None
+                        )
                     if row[c.id] is None and not c.nullable:
                         raise exec_error(f"Column '{c.name}' cannot be null", safe=True)
                 rows.append((row[pk_col.id], row))
@@ -539,17 +622,26 @@ class Engine:
                 v = self._new_version(table, key, pk, False, row)
                 changes.append(Change(table, key, "insert", v, None))
             self._emit(changes)
-            return Result(row_count=len(rows), as_user=session.user_id, message=f"Inserted {len(rows)} row(s)")
+            return Result(
+                row_count=len(rows), as_user=session.user_id, message=f"Inserted {len(rows)} row(s)"
+            )
 
         return run
 
     # ------------------------------------------------------------------ UPDATE / DELETE
     def _matching(
-        self, session: Session, table_node: exp.Table, where: exp.Expression, ns: str, outputs: list[exp.Expression]
+        self,
+        session: Session,
+        table_node: exp.Table,
+        where: exp.Expression,
+        ns: str,
+        outputs: list[exp.Expression],
     ) -> tuple[TableDef, pa.Table]:
         namespace, name = _qualified_name(table_node, ns)
         table = self._table(namespace, name)
-        query = exp.select(*outputs).from_(exp.Table(this=exp.to_identifier(name), db=exp.to_identifier(namespace)))
+        query = exp.select(*outputs).from_(
+            exp.Table(this=exp.to_identifier(name), db=exp.to_identifier(namespace))
+        )
         query = query.where(where.copy())
         registered, _ = self._bind_tables(session, query, ns, keep_deleted=False)
         return table, self._run(query, registered)
@@ -561,7 +653,9 @@ class Engine:
             namespace, name = _qualified_name(tree.this, ns)
             table = self._table(namespace, name)
             if table.table_type == "stream":
-                raise exec_error("Invalid operation: UPDATE not supported for STREAM tables", safe=True)
+                raise exec_error(
+                    "Invalid operation: UPDATE not supported for STREAM tables", safe=True
+                )
             self._check_write(session, table)
             where = tree.args.get("where")
             if where is None:
@@ -570,11 +664,19 @@ class Engine:
             for eq in tree.expressions:
                 col = table.column(eq.this.name)
                 if col is None:
-                    raise exec_error(f"Schema error: column '{eq.this.name}' not found in table {table.table_id}", safe=True)
+                    raise exec_error(
+                        f"Schema error: column '{eq.this.name}' not found in table {table.table_id}",
+                        safe=True,
+                    )
                 if col.pk:
-                    raise exec_error(f"Invalid operation: UPDATE cannot modify primary key column '{col.name}'", safe=True)
+                    raise exec_error(
+                        f"Invalid operation: UPDATE cannot modify primary key column '{col.name}'",
+                        safe=True,
+                    )
                 assigns.append((col, eq.expression))
-            outputs = [exp.column(table.pk.name).as_("__pk")] + [e.copy().as_(f"__v{i}") for i, (_, e) in enumerate(assigns)]
+            outputs = [exp.column(table.pk.name).as_("__pk")] + [
+                e.copy().as_(f"__v{i}") for i, (_, e) in enumerate(assigns)
+            ]
             _, found = self._matching(session, tree.this, where.this, ns, outputs)
             key = self.scope_key(table, session)
             scope = self.data[table.uid].scope(key)
@@ -603,7 +705,11 @@ class Engine:
                 v = self._new_version(table, key, pk, False, values)
                 changes.append(Change(table, key, "update", v, old, was_cold))
             self._emit(changes)
-            return Result(row_count=len(changes), as_user=session.user_id, message=f"Updated {len(changes)} row(s)")
+            return Result(
+                row_count=len(changes),
+                as_user=session.user_id,
+                message=f"Updated {len(changes)} row(s)",
+            )
 
         return run
 
@@ -621,7 +727,9 @@ class Engine:
             scope = self.data[table.uid].scope(key)
             changes = []
             if table.table_type == "stream":
-                _, found = self._matching(session, tree.this, where.this, ns, [exp.column("_seq").as_("__s")])
+                _, found = self._matching(
+                    session, tree.this, where.this, ns, [exp.column("_seq").as_("__s")]
+                )
                 doomed = set(found.column(0).to_pylist())
                 for pk, versions in list(scope.hot.items()):
                     for v in versions:
@@ -631,7 +739,9 @@ class Engine:
                             self.wal.hard_delete(table.uid, key, pk, v.seq)
                             changes.append(Change(table, key, "delete", None, v))
             else:
-                _, found = self._matching(session, tree.this, where.this, ns, [exp.column(table.pk.name).as_("__pk")])
+                _, found = self._matching(
+                    session, tree.this, where.this, ns, [exp.column(table.pk.name).as_("__pk")]
+                )
                 for pk in found.column(0).to_pylist():
                     old = scope.latest(pk)
                     if old is None or old.deleted:
@@ -640,7 +750,11 @@ class Engine:
                     v = self._new_version(table, key, pk, True, dict(old.values))
                     changes.append(Change(table, key, "delete", v, old, was_cold))
             self._emit(changes)
-            return Result(row_count=len(changes), as_user=session.user_id, message=f"Deleted {len(changes)} row(s)")
+            return Result(
+                row_count=len(changes),
+                as_user=session.user_id,
+                message=f"Deleted {len(changes)} row(s)",
+            )
 
         return run
 
@@ -650,11 +764,15 @@ class Engine:
         target_user = self.catalog.users.get(target)
         target_role = target_user.role if target_user and target_user.deleted_at is None else "user"
         allowed = {
-            "system": ("system", "dba", "service", "user"), "dba": ("dba", "service", "user"),
-            "service": ("service", "user"), "user": (),
+            "system": ("system", "dba", "service", "user"),
+            "dba": ("dba", "service", "user"),
+            "service": ("service", "user"),
+            "user": (),
         }[session.role]
         if target != session.user_id and target_role not in allowed:
-            raise denied(f"EXECUTE AS USER is not authorized: role '{session.role}' cannot impersonate '{target}'")
+            raise denied(
+                f"EXECUTE AS USER is not authorized: role '{session.role}' cannot impersonate '{target}'"
+            )
         try:
             tree = sqlglot.parse_one(inner, read="postgres")
         except (sqlglot.errors.ParseError, sqlglot.errors.TokenError) as exc:
@@ -664,7 +782,8 @@ class Engine:
             table = self.catalog.table(namespace, name)
             if table is not None and table.table_type == "shared":
                 raise exec_error(
-                    f"Invalid operation: EXECUTE AS USER is not allowed on SHARED tables ({table.table_id})", safe=True
+                    f"Invalid operation: EXECUTE AS USER is not allowed on SHARED tables ({table.table_id})",
+                    safe=True,
                 )
         as_session = Session(target, "user")
         if isinstance(tree, exp.Insert) and "execute_as_wrong_scope" in self.bugs:
@@ -674,20 +793,33 @@ class Engine:
     # ------------------------------------------------------------------ DDL
     def _plan_namespace(self, session: Session, sql: str) -> Plan:
         self._require_admin(session, "namespace operations")
-        m = re.match(r"^(CREATE|DROP)\s+NAMESPACE\s+(IF\s+(?:NOT\s+)?EXISTS\s+)?([A-Za-z0-9_]+)\s*(CASCADE)?\s*$", sql, re.IGNORECASE)
+        m = re.match(
+            r"^(CREATE|DROP)\s+NAMESPACE\s+(IF\s+(?:NOT\s+)?EXISTS\s+)?([A-Za-z0-9_]+)\s*(CASCADE)?\s*$",
+            sql,
+            re.IGNORECASE,
+        )
         if not m:
             raise invalid_sql("Invalid NAMESPACE statement")
-        verb, guarded, name, cascade = m.group(1).upper(), bool(m.group(2)), m.group(3), bool(m.group(4))
+        verb, guarded, name, cascade = (
+            m.group(1).upper(),
+            bool(m.group(2)),
+            m.group(3),
+            bool(m.group(4)),
+        )
 
         def run() -> Result:
             if verb == "CREATE":
                 P.validate_identifier(name, "namespace")
                 if name.lower() in P.RESERVED_NAMESPACES or name.startswith("_"):
-                    raise exec_error(f"Invalid operation: namespace name '{name}' is reserved", safe=True)
+                    raise exec_error(
+                        f"Invalid operation: namespace name '{name}' is reserved", safe=True
+                    )
                 if name in self.catalog.namespaces:
                     if guarded:
                         return Result(0, session.user_id, f"Namespace '{name}' already exists")
-                    raise exec_error(f"Already exists: Namespace '{name}' already exists", safe=True)
+                    raise exec_error(
+                        f"Already exists: Namespace '{name}' already exists", safe=True
+                    )
                 self.catalog.namespaces[name] = Namespace(name, now_ms())
                 self.save_catalog()
                 return Result(0, session.user_id, f"Namespace '{name}' created successfully")
@@ -715,7 +847,15 @@ class Engine:
         def run() -> Result:
             namespace = spec.namespace or ns
             opts = dict(spec.options)
-            known = {"TYPE", "STORAGE_ID", "USE_USER_STORAGE", "FLUSH_POLICY", "DELETED_RETENTION_HOURS", "TTL_SECONDS", "ACCESS_LEVEL"}
+            known = {
+                "TYPE",
+                "STORAGE_ID",
+                "USE_USER_STORAGE",
+                "FLUSH_POLICY",
+                "DELETED_RETENTION_HOURS",
+                "TTL_SECONDS",
+                "ACCESS_LEVEL",
+            }
             for k in opts:
                 if k not in known:
                     raise invalid_sql(f"Unknown table option '{k}'")
@@ -728,31 +868,47 @@ class Engine:
                     raise invalid_sql("Table type prefix and TYPE option disagree")
                 kind = t
             if kind is None:
-                kind = "user" if session.role in ("user", "service") and namespace == session.user_id else "shared"
+                kind = (
+                    "user"
+                    if session.role in ("user", "service") and namespace == session.user_id
+                    else "shared"
+                )
             if namespace not in self.catalog.namespaces:
                 raise exec_error(
-                    f"Namespace '{namespace}' does not exist. Create it first with CREATE NAMESPACE {namespace}", safe=True
+                    f"Namespace '{namespace}' does not exist. Create it first with CREATE NAMESPACE {namespace}",
+                    safe=True,
                 )
             if session.role == "user" and kind == "shared":
                 raise denied("Access denied: role 'user' cannot create SHARED tables")
             if self.catalog.table(namespace, spec.name) is not None:
                 if spec.if_not_exists:
-                    return Result(0, session.user_id, f"Table {namespace}.{spec.name} already exists")
-                raise exec_error(f"Already exists: Table {namespace}.{spec.name} already exists", safe=True)
+                    return Result(
+                        0, session.user_id, f"Table {namespace}.{spec.name} already exists"
+                    )
+                raise exec_error(
+                    f"Already exists: Table {namespace}.{spec.name} already exists", safe=True
+                )
             ttl = None
             if kind == "stream":
                 if "TTL_SECONDS" not in opts:
-                    raise exec_error("Invalid operation: STREAM tables must specify 'TTL_SECONDS'", safe=True)
+                    raise exec_error(
+                        "Invalid operation: STREAM tables must specify 'TTL_SECONDS'", safe=True
+                    )
                 try:
                     ttl = int(opts["TTL_SECONDS"])
                 except ValueError:
                     raise invalid_sql("TTL_SECONDS must be an integer") from None
             elif "TTL_SECONDS" in opts:
-                raise exec_error("Invalid operation: TTL_SECONDS is only supported for STREAM tables", safe=True)
+                raise exec_error(
+                    "Invalid operation: TTL_SECONDS is only supported for STREAM tables", safe=True
+                )
             level = None
             if "ACCESS_LEVEL" in opts:
                 if kind != "shared":
-                    raise exec_error("Invalid operation: ACCESS_LEVEL is only supported for SHARED tables", safe=True)
+                    raise exec_error(
+                        "Invalid operation: ACCESS_LEVEL is only supported for SHARED tables",
+                        safe=True,
+                    )
                 level = opts["ACCESS_LEVEL"].lower()
                 if level not in ("public", "private", "restricted", "dba"):
                     raise invalid_sql(f"Invalid ACCESS_LEVEL '{opts['ACCESS_LEVEL']}'")
@@ -760,25 +916,49 @@ class Engine:
                 level = "private"
             pks = [c for c in spec.columns if c.pk]
             if kind in ("user", "shared") and not pks:
-                raise exec_error(f"Invalid operation: {kind.capitalize()} tables require a PRIMARY KEY column", safe=True)
+                raise exec_error(
+                    f"Invalid operation: {kind.capitalize()} tables require a PRIMARY KEY column",
+                    safe=True,
+                )
             if kind == "stream" and not pks:
-                raise exec_error("Invalid operation: kalamfuzz.sim needs a PRIMARY KEY on STREAM tables", safe=True)
+                raise exec_error(
+                    "Invalid operation: kalamfuzz.sim needs a PRIMARY KEY on STREAM tables",
+                    safe=True,
+                )
             storage_id = None if kind == "stream" else opts.get("STORAGE_ID", "local")
             if storage_id is not None and storage_id not in self.catalog.storages:
-                raise exec_error(f"Invalid operation: Storage '{storage_id}' does not exist", safe=True)
+                raise exec_error(
+                    f"Invalid operation: Storage '{storage_id}' does not exist", safe=True
+                )
             ts = now_ms()
-            columns = [Column(i + 1, c.name, c.kind, c.nullable, c.pk, c.default) for i, c in enumerate(spec.columns)]
+            columns = [
+                Column(i + 1, c.name, c.kind, c.nullable, c.pk, c.default)
+                for i, c in enumerate(spec.columns)
+            ]
             table = TableDef(
-                uid=self.catalog.next_table_uid, namespace=namespace, name=spec.name, table_type=kind,
-                columns=columns, storage_id=storage_id, access_level=level, ttl_seconds=ttl,
-                flush_policy=opts.get("FLUSH_POLICY"), created_at=ts, updated_at=ts, next_column_id=len(columns) + 1,
+                uid=self.catalog.next_table_uid,
+                namespace=namespace,
+                name=spec.name,
+                table_type=kind,
+                columns=columns,
+                storage_id=storage_id,
+                access_level=level,
+                ttl_seconds=ttl,
+                flush_policy=opts.get("FLUSH_POLICY"),
+                created_at=ts,
+                updated_at=ts,
+                next_column_id=len(columns) + 1,
             )
             table.snapshot_version()
             self.catalog.next_table_uid += 1
             self.catalog.tables[table.table_id.lower()] = table
             self.data[table.uid] = TableData()
             self.save_catalog()
-            return Result(0, session.user_id, f"CREATE TABLE via Raft consensus: Table {table.table_id} created successfully")
+            return Result(
+                0,
+                session.user_id,
+                f"CREATE TABLE via Raft consensus: Table {table.table_id} created successfully",
+            )
 
         return run
 
@@ -796,13 +976,26 @@ class Engine:
             except OSError:
                 pass
         self.catalog.jobs[job_id] = Job(
-            job_id, "cleanup", "completed", json.dumps({"table_id": table.table_id}), f"cleanup-{table.table_id}",
-            "Table data removed", None, ts, ts, ts, ts,
+            job_id,
+            "cleanup",
+            "completed",
+            json.dumps({"table_id": table.table_id}),
+            f"cleanup-{table.table_id}",
+            "Table data removed",
+            None,
+            ts,
+            ts,
+            ts,
+            ts,
         )
         return job_id
 
     def _plan_drop_table(self, session: Session, sql: str, ns: str) -> Plan:
-        m = re.match(r"^DROP\s+(?:(?:USER|SHARED|STREAM)\s+)?TABLE\s+(IF\s+EXISTS\s+)?([A-Za-z0-9_.\"]+)\s*$", sql, re.IGNORECASE)
+        m = re.match(
+            r"^DROP\s+(?:(?:USER|SHARED|STREAM)\s+)?TABLE\s+(IF\s+EXISTS\s+)?([A-Za-z0-9_.\"]+)\s*$",
+            sql,
+            re.IGNORECASE,
+        )
         if not m:
             raise invalid_sql("Invalid DROP TABLE statement")
         self._require_admin(session, "DROP TABLE")
@@ -812,14 +1005,28 @@ class Engine:
             table = self.catalog.table(namespace or ns, name)
             if table is None:
                 if m.group(1):
-                    return Result(0, session.user_id, f"Table {namespace or ns}.{name} does not exist")
+                    return Result(
+                        0, session.user_id, f"Table {namespace or ns}.{name} does not exist"
+                    )
                 raise exec_error(f"Table not found: {namespace or ns}.{name}")
             for job in self.catalog.jobs.values():
-                if job.job_type == "flush" and job.status in ("new", "queued", "running") and table.table_id in job.parameters:
-                    job.status, job.message, job.finished_at = "cancelled", "Table dropped", now_ms()
+                if (
+                    job.job_type == "flush"
+                    and job.status in ("new", "queued", "running")
+                    and table.table_id in job.parameters
+                ):
+                    job.status, job.message, job.finished_at = (
+                        "cancelled",
+                        "Table dropped",
+                        now_ms(),
+                    )
             job_id = self._drop_table(table)
             self.save_catalog()
-            return Result(0, session.user_id, f"Table {table.table_id} dropped successfully. Cleanup job: {job_id}")
+            return Result(
+                0,
+                session.user_id,
+                f"Table {table.table_id} dropped successfully. Cleanup job: {job_id}",
+            )
 
         return run
 
@@ -834,17 +1041,32 @@ class Engine:
                 assert spec.column is not None
                 c = spec.column
                 if table.column(c.name) is not None:
-                    raise exec_error(f"Already exists: Column '{c.name}' already exists in {table.table_id}", safe=True)
+                    raise exec_error(
+                        f"Already exists: Column '{c.name}' already exists in {table.table_id}",
+                        safe=True,
+                    )
                 if c.pk:
-                    raise exec_error("Invalid operation: cannot add a PRIMARY KEY column", safe=True)
+                    raise exec_error(
+                        "Invalid operation: cannot add a PRIMARY KEY column", safe=True
+                    )
                 if not c.nullable and c.default is None:
-                    raise exec_error(f"Invalid operation: NOT NULL column '{c.name}' needs a DEFAULT", safe=True)
+                    raise exec_error(
+                        f"Invalid operation: NOT NULL column '{c.name}' needs a DEFAULT", safe=True
+                    )
                 col_id = table.next_column_id
                 if "drop_column_resurrects" in self.bugs and c.name.lower() in table.dropped:
                     col_id = table.dropped[c.name.lower()]
                 else:
                     table.next_column_id += 1
-                default_value = coerce(self._default(Column(0, c.name, c.kind, default=c.default), session), c.kind, c.name) if c.default else None
+                default_value = (
+                    coerce(
+                        self._default(Column(0, c.name, c.kind, default=c.default), session),
+                        c.kind,
+                        c.name,
+                    )
+                    if c.default
+                    else None
+                )
                 table.columns.append(Column(col_id, c.name, c.kind, c.nullable, False, c.default))
                 if default_value is not None:
                     # old rows read the column's default, in both tiers (docs/contract.md)
@@ -860,9 +1082,13 @@ class Engine:
                 assert spec.column_name is not None
                 col = table.column(spec.column_name)
                 if col is None:
-                    raise exec_error(f"Column '{spec.column_name}' not found in {table.table_id}", safe=True)
+                    raise exec_error(
+                        f"Column '{spec.column_name}' not found in {table.table_id}", safe=True
+                    )
                 if col.pk:
-                    raise exec_error("Invalid operation: cannot drop the PRIMARY KEY column", safe=True)
+                    raise exec_error(
+                        "Invalid operation: cannot drop the PRIMARY KEY column", safe=True
+                    )
                 table.columns.remove(col)
                 table.dropped[col.name.lower()] = col.id
                 message = f"Column '{col.name}' dropped from {table.table_id}"
@@ -880,9 +1106,15 @@ class Engine:
         verb = sql.split(None, 1)[0].upper()
         if verb == "CREATE":
             self._require_admin(session, "user management")
-            m = re.match(r"^CREATE\s+USER\s+('[^']+'|\"[^\"]+\"|[A-Za-z0-9_]+)\s+WITH\s+(.*)$", sql, re.IGNORECASE | re.DOTALL)
+            m = re.match(
+                r"^CREATE\s+USER\s+('[^']+'|\"[^\"]+\"|[A-Za-z0-9_]+)\s+WITH\s+(.*)$",
+                sql,
+                re.IGNORECASE | re.DOTALL,
+            )
             if not m:
-                raise invalid_sql("Invalid CREATE USER statement: CREATE USER name WITH PASSWORD 'pw' ROLE role")
+                raise invalid_sql(
+                    "Invalid CREATE USER statement: CREATE USER name WITH PASSWORD 'pw' ROLE role"
+                )
             name = P._unquote(m.group(1))
             clauses = P.parse_kv_clauses(m.group(2), {"PASSWORD", "ROLE", "EMAIL"})
 
@@ -900,14 +1132,25 @@ class Engine:
                 if existing is not None and existing.deleted_at is None:
                     raise exec_error(f"Already exists: User '{name}' already exists", safe=True)
                 ts = now_ms()
-                self.catalog.users[name] = User(name, hash_password(pw, self.config.bcrypt_cost), role, clauses.get("EMAIL"), ts, ts)
+                self.catalog.users[name] = User(
+                    name,
+                    hash_password(pw, self.config.bcrypt_cost),
+                    role,
+                    clauses.get("EMAIL"),
+                    ts,
+                    ts,
+                )
                 self.save_catalog()
                 return Result(0, session.user_id, f"User '{name}' created")
 
             return create
         if verb == "DROP":
             self._require_admin(session, "user management")
-            m = re.match(r"^DROP\s+USER\s+(IF\s+EXISTS\s+)?('[^']+'|\"[^\"]+\"|[A-Za-z0-9_]+)\s*$", sql, re.IGNORECASE)
+            m = re.match(
+                r"^DROP\s+USER\s+(IF\s+EXISTS\s+)?('[^']+'|\"[^\"]+\"|[A-Za-z0-9_]+)\s*$",
+                sql,
+                re.IGNORECASE,
+            )
             if not m:
                 raise invalid_sql("Invalid DROP USER statement")
 
@@ -925,14 +1168,20 @@ class Engine:
                 return Result(0, session.user_id, f"User '{name}' dropped (soft delete)")
 
             return drop
-        m = re.match(r"^ALTER\s+USER\s+('[^']+'|\"[^\"]+\"|[A-Za-z0-9_]+)\s+SET\s+(PASSWORD|ROLE|EMAIL)\s+(.*)$", sql, re.IGNORECASE | re.DOTALL)
+        m = re.match(
+            r"^ALTER\s+USER\s+('[^']+'|\"[^\"]+\"|[A-Za-z0-9_]+)\s+SET\s+(PASSWORD|ROLE|EMAIL)\s+(.*)$",
+            sql,
+            re.IGNORECASE | re.DOTALL,
+        )
         if not m:
             raise invalid_sql("Invalid ALTER USER statement")
 
         def alter() -> Result:
             name, what, value = P._unquote(m.group(1)), m.group(2).upper(), P._unquote(m.group(3))
             if not session.admin and (name != session.user_id or what == "ROLE"):
-                raise denied("Access denied: only DBA or System users may alter other users or roles")
+                raise denied(
+                    "Access denied: only DBA or System users may alter other users or roles"
+                )
             user = self.catalog.users.get(name)
             if user is None or user.deleted_at is not None:
                 raise exec_error(f"Not found: User '{name}' not found", safe=True)
@@ -966,27 +1215,48 @@ class Engine:
                         return Result(0, session.user_id, f"Storage '{sid}' does not exist")
                     raise exec_error(f"Not found: Storage '{sid}' not found", safe=True)
                 if sid == "local":
-                    raise exec_error("Invalid operation: the default storage 'local' cannot be dropped", safe=True)
+                    raise exec_error(
+                        "Invalid operation: the default storage 'local' cannot be dropped",
+                        safe=True,
+                    )
                 used = [t.table_id for t in self.catalog.tables.values() if t.storage_id == sid]
                 if used:
-                    raise exec_error(f"Invalid operation: Storage '{sid}' is used by {', '.join(used)}", safe=True)
+                    raise exec_error(
+                        f"Invalid operation: Storage '{sid}' is used by {', '.join(used)}",
+                        safe=True,
+                    )
                 del self.catalog.storages[sid]
                 self.save_catalog()
                 return Result(0, session.user_id, f"Storage '{sid}' dropped successfully")
 
             return drop
-        m = re.match(r"^CREATE\s+STORAGE\s+([A-Za-z0-9_-]+)\s+(.*)$", sql, re.IGNORECASE | re.DOTALL)
+        m = re.match(
+            r"^CREATE\s+STORAGE\s+([A-Za-z0-9_-]+)\s+(.*)$", sql, re.IGNORECASE | re.DOTALL
+        )
         if not m:
             raise invalid_sql("Invalid CREATE STORAGE statement")
         sid = m.group(1)
         clauses = P.parse_kv_clauses(
-            m.group(2), {"TYPE", "NAME", "DESCRIPTION", "PATH", "BASE_DIRECTORY", "SHARED_TABLES_TEMPLATE",
-                         "USER_TABLES_TEMPLATE", "CREDENTIALS", "CONFIG"},
+            m.group(2),
+            {
+                "TYPE",
+                "NAME",
+                "DESCRIPTION",
+                "PATH",
+                "BASE_DIRECTORY",
+                "SHARED_TABLES_TEMPLATE",
+                "USER_TABLES_TEMPLATE",
+                "CREDENTIALS",
+                "CONFIG",
+            },
         )
 
         def create() -> Result:
             if clauses.get("TYPE", "").lower() != "filesystem":
-                raise exec_error("Invalid operation: kalamfuzz.sim supports TYPE 'filesystem' storages only", safe=True)
+                raise exec_error(
+                    "Invalid operation: kalamfuzz.sim supports TYPE 'filesystem' storages only",
+                    safe=True,
+                )
             base = clauses.get("BASE_DIRECTORY") or clauses.get("PATH")
             if not base:
                 raise invalid_sql("CREATE STORAGE needs BASE_DIRECTORY '/dir' (or PATH)")
@@ -998,11 +1268,20 @@ class Engine:
                 probe.write_text("ok")
                 probe.unlink()
             except OSError as exc:
-                raise exec_error(f"Invalid operation: storage health check failed for '{base}': {exc}", safe=True) from None
+                raise exec_error(
+                    f"Invalid operation: storage health check failed for '{base}': {exc}", safe=True
+                ) from None
             ts = now_ms()
             self.catalog.storages[sid] = Storage(
-                sid, clauses.get("NAME", sid), clauses.get("DESCRIPTION", ""), "filesystem", base,
-                clauses.get("SHARED_TABLES_TEMPLATE", ""), clauses.get("USER_TABLES_TEMPLATE", ""), ts, ts,
+                sid,
+                clauses.get("NAME", sid),
+                clauses.get("DESCRIPTION", ""),
+                "filesystem",
+                base,
+                clauses.get("SHARED_TABLES_TEMPLATE", ""),
+                clauses.get("USER_TABLES_TEMPLATE", ""),
+                ts,
+                ts,
             )
             self.save_catalog()
             return Result(0, session.user_id, f"Storage '{sid}' created successfully")
@@ -1014,25 +1293,43 @@ class Engine:
         if session.role not in ("service", "dba", "system"):
             raise denied("Access denied: STORAGE FLUSH requires the service, dba or system role")
         m_table = re.match(r"^STORAGE\s+FLUSH\s+TABLE\s+([A-Za-z0-9_.\"]+)\s*$", sql, re.IGNORECASE)
-        m_all = re.match(r"^STORAGE\s+FLUSH\s+ALL(?:\s+IN\s+(?:NAMESPACE\s+)?([A-Za-z0-9_]+))?\s*$", sql, re.IGNORECASE)
+        m_all = re.match(
+            r"^STORAGE\s+FLUSH\s+ALL(?:\s+IN\s+(?:NAMESPACE\s+)?([A-Za-z0-9_]+))?\s*$",
+            sql,
+            re.IGNORECASE,
+        )
         if m_table:
             namespace, name = P._qualified(m_table.group(1))
             if namespace is None:
-                raise invalid_sql("Table name must be qualified (namespace.table) for STORAGE FLUSH TABLE")
+                raise invalid_sql(
+                    "Table name must be qualified (namespace.table) for STORAGE FLUSH TABLE"
+                )
 
             def flush_one() -> Result:
                 table = self._table(namespace, name)
                 if table.table_type == "stream":
-                    raise exec_error("Invalid operation: STORAGE FLUSH TABLE is not supported for STREAM tables", safe=True)
+                    raise exec_error(
+                        "Invalid operation: STORAGE FLUSH TABLE is not supported for STREAM tables",
+                        safe=True,
+                    )
                 if not any(s.has_hot() for s in self.data[table.uid].scopes.values()):
-                    return Result(0, session.user_id, f"Storage flush skipped: no pending writes for table '{table.table_id}'")
+                    return Result(
+                        0,
+                        session.user_id,
+                        f"Storage flush skipped: no pending writes for table '{table.table_id}'",
+                    )
                 if self._flush_pending(table):
                     return Result(
-                        0, session.user_id,
+                        0,
+                        session.user_id,
                         f"Storage flush skipped: a flush is already queued or running for table '{table.table_id}'",
                     )
                 job = self._start_flush(table)
-                return Result(0, session.user_id, f"Storage flush started for table '{table.table_id}'. Job ID: {job.job_id}")
+                return Result(
+                    0,
+                    session.user_id,
+                    f"Storage flush started for table '{table.table_id}'. Job ID: {job.job_id}",
+                )
 
             return flush_one
         if m_all:
@@ -1043,29 +1340,51 @@ class Engine:
                     raise exec_error(f"Namespace not found: {target}", safe=True)
                 ids = []
                 for table in list(self.catalog.tables.values()):
-                    if table.namespace != target or table.table_type == "stream" or self._flush_pending(table):
+                    if (
+                        table.namespace != target
+                        or table.table_type == "stream"
+                        or self._flush_pending(table)
+                    ):
                         continue
                     if any(s.has_hot() for s in self.data[table.uid].scopes.values()):
                         ids.append(self._start_flush(table).job_id)
                 return Result(
-                    0, session.user_id,
+                    0,
+                    session.user_id,
                     f"Storage flush started for {len(ids)} table(s) in namespace '{target}'. Job IDs: [{', '.join(ids)}]",
                 )
 
             return flush_all
-        raise invalid_sql("Invalid STORAGE FLUSH statement: STORAGE FLUSH TABLE ns.t | STORAGE FLUSH ALL [IN ns]")
+        raise invalid_sql(
+            "Invalid STORAGE FLUSH statement: STORAGE FLUSH TABLE ns.t | STORAGE FLUSH ALL [IN ns]"
+        )
 
     def _flush_pending(self, table: TableDef) -> bool:
         return any(
-            j.job_type == "flush" and j.status in ("new", "queued", "running") and j.idempotency_key == f"flush-{table.namespace}-{table.name}"
+            j.job_type == "flush"
+            and j.status in ("new", "queued", "running")
+            and j.idempotency_key == f"flush-{table.namespace}-{table.name}"
             for j in self.catalog.jobs.values()
         )
 
     def _start_flush(self, table: TableDef) -> Job:
         ts = now_ms()
-        params = json.dumps({"table_id": table.table_id, "table_type": table.table_type.capitalize(), "flush_threshold": None})
-        job = Job(f"FL-{os.urandom(6).hex()}", "flush", "queued", params, f"flush-{table.namespace}-{table.name}",
-                  created_at=ts, updated_at=ts)
+        params = json.dumps(
+            {
+                "table_id": table.table_id,
+                "table_type": table.table_type.capitalize(),
+                "flush_threshold": None,
+            }
+        )
+        job = Job(
+            f"FL-{os.urandom(6).hex()}",
+            "flush",
+            "queued",
+            params,
+            f"flush-{table.namespace}-{table.name}",
+            created_at=ts,
+            updated_at=ts,
+        )
         self.catalog.jobs[job.job_id] = job
         self.save_catalog()
         self.spawn(self._run_flush(job, table))
@@ -1085,7 +1404,9 @@ class Engine:
         data = self.data.get(table.uid)
         if data is None or job.status != "running":
             return
-        storage_id = "local" if "flush_ignores_storage_id" in self.bugs else (table.storage_id or "local")
+        storage_id = (
+            "local" if "flush_ignores_storage_id" in self.bugs else (table.storage_id or "local")
+        )
         storage = self.catalog.storages.get(storage_id) or self.catalog.storages["local"]
         total = 0
         for key, scope in list(data.scopes.items()):
@@ -1097,7 +1418,11 @@ class Engine:
                 if pk not in newest or newest[pk].seq < v.seq:
                     newest[pk] = v
             keep_tombstones = "flush_drops_tombstones" not in self.bugs
-            rows = [v for pk, v in newest.items() if not v.deleted or (keep_tombstones and pk in scope.cold)]
+            rows = [
+                v
+                for pk, v in newest.items()
+                if not v.deleted or (keep_tombstones and pk in scope.cold)
+            ]
             rows.sort(key=lambda v: v.seq)
             declared = len(newest) if "manifest_row_count" in self.bugs else None
             allow_empty = "empty_batch_file" in self.bugs
@@ -1105,7 +1430,13 @@ class Engine:
             schema_snapshot = attrs.evolve(table, columns=list(table.columns))
             try:
                 segment = await asyncio.to_thread(
-                    write_segment, directory, schema_snapshot, key or None, rows, declared_rows=declared, allow_empty=allow_empty
+                    write_segment,
+                    directory,
+                    schema_snapshot,
+                    key or None,
+                    rows,
+                    declared_rows=declared,
+                    allow_empty=allow_empty,
                 )
             except OSError as exc:
                 if "failed_flush_drops_hot" in self.bugs:
@@ -1124,7 +1455,9 @@ class Engine:
             total += len(rows)
         self._finish(job, "completed", f"Flushed {total} row(s) for table {table.table_id}")
 
-    def _drop_flushed(self, table: TableDef, key: str, scope: Scope, taken: list[tuple[Any, Version]]) -> None:
+    def _drop_flushed(
+        self, table: TableDef, key: str, scope: Scope, taken: list[tuple[Any, Version]]
+    ) -> None:
         for pk, v in taken:
             remove_version(scope, pk, v.seq)
         assert self.wal is not None
@@ -1152,65 +1485,203 @@ class Engine:
     # ------------------------------------------------------------------ system tables
     def system_table(self, name: str) -> pa.Table:
         def ts(value: int | None) -> Any:
-            return None if value is None else dt.datetime.fromtimestamp(value / 1000, dt.UTC).replace(tzinfo=None)
+            return (
+                None
+                if value is None
+                else dt.datetime.fromtimestamp(value / 1000, dt.UTC).replace(tzinfo=None)
+            )
 
         def build(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
             return pa.Table.from_pylist(rows, schema=schema)
 
         T = pa.timestamp("us")
         if name == "users":
-            schema = pa.schema([("user_id", pa.string()), ("password_hash", pa.string()), ("role", pa.string()),
-                                ("email", pa.string()), ("auth_type", pa.string()), ("created_at", T),
-                                ("updated_at", T), ("last_login_at", T), ("deleted_at", T)])
-            return build([{"user_id": u.user_id, "password_hash": "***", "role": u.role, "email": u.email,
-                           "auth_type": "internal", "created_at": ts(u.created_at), "updated_at": ts(u.updated_at),
-                           "last_login_at": ts(u.last_login_at), "deleted_at": ts(u.deleted_at)}
-                          for u in self.catalog.users.values()], schema)
+            schema = pa.schema(
+                [
+                    ("user_id", pa.string()),
+                    ("password_hash", pa.string()),
+                    ("role", pa.string()),
+                    ("email", pa.string()),
+                    ("auth_type", pa.string()),
+                    ("created_at", T),
+                    ("updated_at", T),
+                    ("last_login_at", T),
+                    ("deleted_at", T),
+                ]
+            )
+            return build(
+                [
+                    {
+                        "user_id": u.user_id,
+                        "password_hash": "***",
+                        "role": u.role,
+                        "email": u.email,
+                        "auth_type": "internal",
+                        "created_at": ts(u.created_at),
+                        "updated_at": ts(u.updated_at),
+                        "last_login_at": ts(u.last_login_at),
+                        "deleted_at": ts(u.deleted_at),
+                    }
+                    for u in self.catalog.users.values()
+                ],
+                schema,
+            )
         if name == "namespaces":
-            schema = pa.schema([("namespace_id", pa.string()), ("name", pa.string()), ("created_at", T),
-                                ("options", pa.string()), ("table_count", pa.int32())])
-            return build([{"namespace_id": n.namespace_id, "name": n.namespace_id, "created_at": ts(n.created_at),
-                           "options": None, "table_count": sum(t.namespace == n.namespace_id for t in self.catalog.tables.values())}
-                          for n in self.catalog.namespaces.values()], schema)
+            schema = pa.schema(
+                [
+                    ("namespace_id", pa.string()),
+                    ("name", pa.string()),
+                    ("created_at", T),
+                    ("options", pa.string()),
+                    ("table_count", pa.int32()),
+                ]
+            )
+            return build(
+                [
+                    {
+                        "namespace_id": n.namespace_id,
+                        "name": n.namespace_id,
+                        "created_at": ts(n.created_at),
+                        "options": None,
+                        "table_count": sum(
+                            t.namespace == n.namespace_id for t in self.catalog.tables.values()
+                        ),
+                    }
+                    for n in self.catalog.namespaces.values()
+                ],
+                schema,
+            )
         if name == "tables":
-            schema = pa.schema([("namespace_id", pa.string()), ("table_name", pa.string()), ("table_type", pa.string()),
-                                ("storage_id", pa.string()), ("version", pa.int32()), ("options", pa.string()),
-                                ("comment", pa.string()), ("updated_at", T), ("created_at", T)])
-            return build([{"namespace_id": t.namespace, "table_name": t.name, "table_type": t.table_type,
-                           "storage_id": t.storage_id, "version": t.version,
-                           "options": json.dumps({"access_level": t.access_level, "ttl_seconds": t.ttl_seconds,
-                                                  "flush_policy": t.flush_policy}),
-                           "comment": None, "updated_at": ts(t.updated_at), "created_at": ts(t.created_at)}
-                          for t in self.catalog.tables.values()], schema)
+            schema = pa.schema(
+                [
+                    ("namespace_id", pa.string()),
+                    ("table_name", pa.string()),
+                    ("table_type", pa.string()),
+                    ("storage_id", pa.string()),
+                    ("version", pa.int32()),
+                    ("options", pa.string()),
+                    ("comment", pa.string()),
+                    ("updated_at", T),
+                    ("created_at", T),
+                ]
+            )
+            return build(
+                [
+                    {
+                        "namespace_id": t.namespace,
+                        "table_name": t.name,
+                        "table_type": t.table_type,
+                        "storage_id": t.storage_id,
+                        "version": t.version,
+                        "options": json.dumps(
+                            {
+                                "access_level": t.access_level,
+                                "ttl_seconds": t.ttl_seconds,
+                                "flush_policy": t.flush_policy,
+                            }
+                        ),
+                        "comment": None,
+                        "updated_at": ts(t.updated_at),
+                        "created_at": ts(t.created_at),
+                    }
+                    for t in self.catalog.tables.values()
+                ],
+                schema,
+            )
         if name == "storages":
-            schema = pa.schema([("storage_id", pa.string()), ("storage_name", pa.string()), ("description", pa.string()),
-                                ("storage_type", pa.string()), ("base_directory", pa.string()), ("credentials", pa.string()),
-                                ("config_json", pa.string()), ("shared_tables_template", pa.string()),
-                                ("user_tables_template", pa.string()), ("created_at", T), ("updated_at", T)])
-            return build([{"storage_id": s.storage_id, "storage_name": s.storage_name, "description": s.description,
-                           "storage_type": s.storage_type, "base_directory": s.base_directory, "credentials": None,
-                           "config_json": None, "shared_tables_template": s.shared_tables_template,
-                           "user_tables_template": s.user_tables_template, "created_at": ts(s.created_at),
-                           "updated_at": ts(s.updated_at)} for s in self.catalog.storages.values()], schema)
+            schema = pa.schema(
+                [
+                    ("storage_id", pa.string()),
+                    ("storage_name", pa.string()),
+                    ("description", pa.string()),
+                    ("storage_type", pa.string()),
+                    ("base_directory", pa.string()),
+                    ("credentials", pa.string()),
+                    ("config_json", pa.string()),
+                    ("shared_tables_template", pa.string()),
+                    ("user_tables_template", pa.string()),
+                    ("created_at", T),
+                    ("updated_at", T),
+                ]
+            )
+            return build(
+                [
+                    {
+                        "storage_id": s.storage_id,
+                        "storage_name": s.storage_name,
+                        "description": s.description,
+                        "storage_type": s.storage_type,
+                        "base_directory": s.base_directory,
+                        "credentials": None,
+                        "config_json": None,
+                        "shared_tables_template": s.shared_tables_template,
+                        "user_tables_template": s.user_tables_template,
+                        "created_at": ts(s.created_at),
+                        "updated_at": ts(s.updated_at),
+                    }
+                    for s in self.catalog.storages.values()
+                ],
+                schema,
+            )
         if name == "jobs":
-            schema = pa.schema([("job_id", pa.string()), ("job_type", pa.string()), ("status", pa.string()),
-                                ("leader_status", pa.string()), ("parameters", pa.string()), ("message", pa.string()),
-                                ("exception_trace", pa.string()), ("idempotency_key", pa.string()), ("queue", pa.string()),
-                                ("priority", pa.int32()), ("retry_count", pa.int32()), ("max_retries", pa.int32()),
-                                ("memory_used", pa.int64()), ("cpu_used", pa.int64()), ("created_at", T),
-                                ("updated_at", T), ("started_at", T), ("finished_at", T), ("node_id", pa.int64()),
-                                ("leader_node_id", pa.int64())])
-            return build([{"job_id": j.job_id, "job_type": j.job_type, "status": j.status, "leader_status": None,
-                           "parameters": j.parameters, "message": j.message, "exception_trace": j.exception_trace,
-                           "idempotency_key": j.idempotency_key, "queue": None, "priority": 0,
-                           "retry_count": j.retry_count, "max_retries": 3, "memory_used": None, "cpu_used": None,
-                           "created_at": ts(j.created_at), "updated_at": ts(j.updated_at),
-                           "started_at": ts(j.started_at), "finished_at": ts(j.finished_at), "node_id": 1,
-                           "leader_node_id": 1} for j in self.catalog.jobs.values()], schema)
+            schema = pa.schema(
+                [
+                    ("job_id", pa.string()),
+                    ("job_type", pa.string()),
+                    ("status", pa.string()),
+                    ("leader_status", pa.string()),
+                    ("parameters", pa.string()),
+                    ("message", pa.string()),
+                    ("exception_trace", pa.string()),
+                    ("idempotency_key", pa.string()),
+                    ("queue", pa.string()),
+                    ("priority", pa.int32()),
+                    ("retry_count", pa.int32()),
+                    ("max_retries", pa.int32()),
+                    ("memory_used", pa.int64()),
+                    ("cpu_used", pa.int64()),
+                    ("created_at", T),
+                    ("updated_at", T),
+                    ("started_at", T),
+                    ("finished_at", T),
+                    ("node_id", pa.int64()),
+                    ("leader_node_id", pa.int64()),
+                ]
+            )
+            return build(
+                [
+                    {
+                        "job_id": j.job_id,
+                        "job_type": j.job_type,
+                        "status": j.status,
+                        "leader_status": None,
+                        "parameters": j.parameters,
+                        "message": j.message,
+                        "exception_trace": j.exception_trace,
+                        "idempotency_key": j.idempotency_key,
+                        "queue": None,
+                        "priority": 0,
+                        "retry_count": j.retry_count,
+                        "max_retries": 3,
+                        "memory_used": None,
+                        "cpu_used": None,
+                        "created_at": ts(j.created_at),
+                        "updated_at": ts(j.updated_at),
+                        "started_at": ts(j.started_at),
+                        "finished_at": ts(j.finished_at),
+                        "node_id": 1,
+                        "leader_node_id": 1,
+                    }
+                    for j in self.catalog.jobs.values()
+                ],
+                schema,
+            )
         if name == "live" and self.live_rows is not None:
             return self.live_rows()
         if name == "cluster":
-            return pa.table({"node_id": pa.array([1], pa.int64()), "is_self": [True], "is_leader": [True]})
+            return pa.table(
+                {"node_id": pa.array([1], pa.int64()), "is_self": [True], "is_leader": [True]}
+            )
         raise exec_error(f"Table not found: system.{name}")
 
 

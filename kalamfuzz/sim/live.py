@@ -27,7 +27,18 @@ from .types import stored_to_json, table_to_json_rows
 log = logging.getLogger("kalamfuzz.sim.live")
 COMPRESSION_THRESHOLD = 512
 DEFAULT_BATCH = 1000
-_FORBIDDEN = ("order", "limit", "offset", "group", "having", "distinct", "joins", "with", "qualify", "windows")
+_FORBIDDEN = (
+    "order",
+    "limit",
+    "offset",
+    "group",
+    "having",
+    "distinct",
+    "joins",
+    "with",
+    "qualify",
+    "windows",
+)
 
 
 class SubscribeError(Exception):
@@ -37,8 +48,16 @@ class SubscribeError(Exception):
 
 
 class Subscription:
-    def __init__(self, conn: Connection, sub_id: str, sql: str, table: TableDef, columns: list[str] | None,
-                 where: exp.Expression | None, options: dict[str, Any] | None) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        sub_id: str,
+        sql: str,
+        table: TableDef,
+        columns: list[str] | None,
+        where: exp.Expression | None,
+        options: dict[str, Any] | None,
+    ) -> None:
         self.conn, self.id, self.sql, self.table = conn, sub_id, sql, table
         self.columns, self.where, self.options = columns, where, options
         self.owner = "" if table.table_type == "shared" else conn.session.user_id  # type: ignore[union-attr]
@@ -59,7 +78,9 @@ class Subscription:
     def projected(self) -> list[str]:
         return [c.name for c in self.table.columns] if self.columns is None else self.columns
 
-    def row(self, v: Version, seq: int | None = None, deleted: bool | None = None) -> dict[str, Any]:
+    def row(
+        self, v: Version, seq: int | None = None, deleted: bool | None = None
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name in self.projected():
             col = self.table.column(name)
@@ -76,14 +97,28 @@ class Subscription:
         self.cursor += len(page)
         remaining = len(self.snapshot) - self.cursor
         has_more = len(page) >= self.batch_size if "batch_has_more_exact" in bugs else remaining > 0
-        if self.options is not None and "last_rows" in self.options and "from" not in self.options and "from_seq_id" not in self.options:
+        if (
+            self.options is not None
+            and "last_rows" in self.options
+            and "from" not in self.options
+            and "from_seq_id" not in self.options
+        ):
             has_more = False
-        status = "ready" if not has_more else ("loading" if self.batch_num == 0 else "loading_batch")
+        status = (
+            "ready" if not has_more else ("loading" if self.batch_num == 0 else "loading_batch")
+        )
         control = {
-            "batch_num": self.batch_num, "has_more": has_more, "status": status,
+            "batch_num": self.batch_num,
+            "has_more": has_more,
+            "status": status,
             "last_seq_id": int(page[-1]["_seq"]) if page else None,
         }
-        return {"type": "initial_data_batch", "subscription_id": self.id, "rows": page, "batch_control": control}
+        return {
+            "type": "initial_data_batch",
+            "subscription_id": self.id,
+            "rows": page,
+            "batch_control": control,
+        }
 
 
 class Connection:
@@ -131,7 +166,12 @@ class LiveManager:
         if sub.where is None or not versions:
             return [True] * len(versions)
         data = versions_to_arrow(sub.table, versions, {"__i": list(range(len(versions)))})
-        query = exp.select("__i").from_(exp.Table(this=exp.to_identifier("__c"), alias=exp.TableAlias(this=exp.to_identifier(sub.table.name))))
+        query = exp.select("__i").from_(
+            exp.Table(
+                this=exp.to_identifier("__c"),
+                alias=exp.TableAlias(this=exp.to_identifier(sub.table.name)),
+            )
+        )
         where = sub.where.copy()
         for node in list(where.find_all(exp.CurrentUser)):
             node.replace(exp.Literal.string(sub.owner))
@@ -154,12 +194,18 @@ class LiveManager:
         for uid, group in by_uid.items():
             for sub in list(self.by_table.get(uid, ())):
                 cross = "live_cross_user" in bugs and sub.table.table_type == "user"
-                mine = [c for c in group if sub.table.table_type == "shared" or cross or c.scope == sub.owner]
+                mine = [
+                    c
+                    for c in group
+                    if sub.table.table_type == "shared" or cross or c.scope == sub.owner
+                ]
                 if not mine:
                     continue
                 after = [c.new if c.new is not None else c.old for c in mine]
                 now = self._matches(sub, [v for v in after if v is not None])
-                before = self._matches(sub, [c.old for c in mine if c.kind == "update" and c.old is not None])
+                before = self._matches(
+                    sub, [c.old for c in mine if c.kind == "update" and c.old is not None]
+                )
                 b = iter(before)
                 for change, matched in zip(mine, now, strict=True):
                     was = next(b) if change.kind == "update" else False
@@ -167,7 +213,9 @@ class LiveManager:
                     if message is not None:
                         self._deliver(sub, message)
 
-    def _message(self, sub: Subscription, c: Change, matched: bool, was: bool) -> dict[str, Any] | None:
+    def _message(
+        self, sub: Subscription, c: Change, matched: bool, was: bool
+    ) -> dict[str, Any] | None:
         base = {"type": "change", "subscription_id": sub.id}
         bugs = self.engine.bugs
         if c.kind == "insert":
@@ -195,8 +243,14 @@ class LiveManager:
             return {**base, "change_type": "delete", "old_values": [gone]}
         pk = sub.table.pk
         source = c.old if "live_update_old_values" in bugs else c.new
-        new: dict[str, Any] = {pk.name: stored_to_json(c.new.values.get(pk.id), pk.kind), "_seq": str(c.new.seq)}
-        old: dict[str, Any] = {pk.name: stored_to_json(c.old.values.get(pk.id), pk.kind), "_seq": str(c.old.seq)}
+        new: dict[str, Any] = {
+            pk.name: stored_to_json(c.new.values.get(pk.id), pk.kind),
+            "_seq": str(c.new.seq),
+        }
+        old: dict[str, Any] = {
+            pk.name: stored_to_json(c.old.values.get(pk.id), pk.kind),
+            "_seq": str(c.old.seq),
+        }
         for name in sub.projected():
             col = sub.table.column(name)
             if col is None or col.pk:
@@ -217,30 +271,49 @@ class LiveManager:
         sub.conn.send(message)
 
     # ------------------------------------------------------------------ subscribe
-    def _parse(self, conn: Connection, sql: str) -> tuple[TableDef, list[str] | None, exp.Expression | None]:
+    def _parse(
+        self, conn: Connection, sql: str
+    ) -> tuple[TableDef, list[str] | None, exp.Expression | None]:
         try:
             tree = sqlglot.parse_one(sql, read="postgres")
         except (sqlglot.errors.ParseError, sqlglot.errors.TokenError) as exc:
-            raise SubscribeError("INVALID_SQL", f"Invalid SQL: Parse error: Failed to parse SQL: {str(exc).splitlines()[0]}") from None
+            raise SubscribeError(
+                "INVALID_SQL",
+                f"Invalid SQL: Parse error: Failed to parse SQL: {str(exc).splitlines()[0]}",
+            ) from None
         if not isinstance(tree, exp.Select):
-            raise SubscribeError("INVALID_SQL", "Invalid SQL: Invalid SQL: Subscription query must be a SELECT")
+            raise SubscribeError(
+                "INVALID_SQL", "Invalid SQL: Invalid SQL: Subscription query must be a SELECT"
+            )
         for clause in _FORBIDDEN:
             if tree.args.get(clause):
-                raise SubscribeError("INVALID_SQL", f"Invalid SQL: Invalid SQL: Subscription query does not support {clause.upper()}.")
+                raise SubscribeError(
+                    "INVALID_SQL",
+                    f"Invalid SQL: Invalid SQL: Subscription query does not support {clause.upper()}.",
+                )
         from_ = tree.args.get("from") or tree.args.get("from_")
         if from_ is None or not isinstance(from_.this, exp.Table):
-            raise SubscribeError("INVALID_SQL", "Invalid SQL: Query must use namespace.table format")
+            raise SubscribeError(
+                "INVALID_SQL", "Invalid SQL: Query must use namespace.table format"
+            )
         ref = from_.this
         if not ref.db:
-            raise SubscribeError("INVALID_SQL", "Invalid SQL: Query must use namespace.table format")
+            raise SubscribeError(
+                "INVALID_SQL", "Invalid SQL: Query must use namespace.table format"
+            )
         columns: list[str] | None = None
         if not (len(tree.expressions) == 1 and isinstance(tree.expressions[0], exp.Star)):
             columns = []
             for e in tree.expressions:
                 if not isinstance(e, exp.Column):
-                    raise SubscribeError("INVALID_SQL", "Invalid SQL: Subscription projections must be plain column names")
+                    raise SubscribeError(
+                        "INVALID_SQL",
+                        "Invalid SQL: Subscription projections must be plain column names",
+                    )
                 if e.name.lower() in ("_seq", "_deleted"):
-                    raise SubscribeError("INVALID_SQL", f"Invalid SQL: Subscription query may not select {e.name}")
+                    raise SubscribeError(
+                        "INVALID_SQL", f"Invalid SQL: Subscription query may not select {e.name}"
+                    )
                 columns.append(e.name)
         session = conn.session
         assert session is not None
@@ -249,7 +322,8 @@ class LiveManager:
                 "UNAUTHORIZED",
                 f"Permission denied: Cannot subscribe to system table 'system.{ref.name}': insufficient privileges. "
                 "Only DBA and system roles can subscribe to system tables."
-                if not session.admin else "kalamfuzz.sim does not serve live queries on system tables",
+                if not session.admin
+                else "kalamfuzz.sim does not serve live queries on system tables",
             )
         table = self.engine.catalog.table(ref.db, ref.name)
         if table is None:
@@ -273,7 +347,10 @@ class LiveManager:
         names = [c.name for c in sub.table.columns] if sub.star else list(sub.columns or [])
         extra = ["_seq"] + (["_deleted"] if sub.star and sub.table.table_type != "stream" else [])
         query = exp.select(*[exp.column(n, quoted=True) for n in names + extra]).from_(
-            exp.Table(this=exp.to_identifier("__s"), alias=exp.TableAlias(this=exp.to_identifier(sub.table.name)))
+            exp.Table(
+                this=exp.to_identifier("__s"),
+                alias=exp.TableAlias(this=exp.to_identifier(sub.table.name)),
+            )
         )
         if sub.where is not None:
             where = sub.where.copy()
@@ -288,7 +365,9 @@ class LiveManager:
         try:
             result = run_sql(query.sql(dialect="postgres"), {"__s": data})
         except Exception as exc:
-            raise SubscribeError("SUBSCRIPTION_FAILED", f"Execution error: {str(exc).splitlines()[0]}") from None
+            raise SubscribeError(
+                "SUBSCRIPTION_FAILED", f"Execution error: {str(exc).splitlines()[0]}"
+            ) from None
         rows = [dict(zip(result.column_names, r, strict=True)) for r in table_to_json_rows(result)]
         if start is None and "last_rows" in options:
             n = int(options["last_rows"])
@@ -301,8 +380,14 @@ class LiveManager:
             raise ValueError("missing field `subscription`")
         sub_id = spec.get("id")
         if not isinstance(sub_id, str) or not sub_id.strip():
-            conn.send({"type": "error", "subscription_id": "invalid_subscription", "code": "INVALID_SUBSCRIPTION_ID",
-                       "message": "Subscription ID cannot be empty"})
+            conn.send(
+                {
+                    "type": "error",
+                    "subscription_id": "invalid_subscription",
+                    "code": "INVALID_SUBSCRIPTION_ID",
+                    "message": "Subscription ID cannot be empty",
+                }
+            )
             return
         sql = spec.get("sql")
         if not isinstance(sql, str):
@@ -313,15 +398,25 @@ class LiveManager:
         try:
             if options is not None and not isinstance(options, dict):
                 raise SubscribeError("INVALID_SQL", "Invalid options: expected an object")
-            owned = sum(1 for c in self.connections if c.session and c.session.user_id == session.user_id for _ in c.subs)
+            owned = sum(
+                1
+                for c in self.connections
+                if c.session and c.session.user_id == session.user_id
+                for _ in c.subs
+            )
             if sub_id not in conn.subs and owned >= self.config.max_subscriptions_per_user:
                 raise SubscribeError("SUBSCRIPTION_LIMIT_EXCEEDED", "Maximum subscriptions reached")
             if sub_id not in conn.subs and len(conn.subs) >= 100:
-                raise SubscribeError("UNSUPPORTED", "Invalid operation: Maximum subscriptions (100) per connection exceeded")
+                raise SubscribeError(
+                    "UNSUPPORTED",
+                    "Invalid operation: Maximum subscriptions (100) per connection exceeded",
+                )
             opts = options or {}
             batch_size = opts.get("batch_size", DEFAULT_BATCH)
             if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-                raise SubscribeError("INVALID_SQL", "Invalid options: batch_size must be a positive integer")
+                raise SubscribeError(
+                    "INVALID_SQL", "Invalid options: batch_size must be a positive integer"
+                )
             last_rows = opts.get("last_rows")
             start = opts.get("from", opts.get("from_seq_id"))
             if start is not None and (not isinstance(start, int) or isinstance(start, bool)):
@@ -342,19 +437,40 @@ class LiveManager:
                 sub.has_snapshot = True
                 sub.loading = True
         except SubscribeError as exc:
-            conn.send({"type": "error", "subscription_id": sub_id, "code": exc.code, "message": exc.message})
+            conn.send(
+                {
+                    "type": "error",
+                    "subscription_id": sub_id,
+                    "code": exc.code,
+                    "message": exc.message,
+                }
+            )
             return
         conn.subs[sub_id] = sub
         self.by_table[table.uid].add(sub)
         schema = self._ack_schema(sub)
         if not sub.has_snapshot:
             control = {"batch_num": 0, "has_more": False, "status": "ready", "last_seq_id": None}
-            conn.send({"type": "subscription_ack", "subscription_id": sub_id, "total_rows": 0,
-                       "batch_control": control, "schema": schema})
+            conn.send(
+                {
+                    "type": "subscription_ack",
+                    "subscription_id": sub_id,
+                    "total_rows": 0,
+                    "batch_control": control,
+                    "schema": schema,
+                }
+            )
             return
         page = sub.next_page()
-        conn.send({"type": "subscription_ack", "subscription_id": sub_id, "total_rows": 0,
-                   "batch_control": dict(page["batch_control"]), "schema": schema})
+        conn.send(
+            {
+                "type": "subscription_ack",
+                "subscription_id": sub_id,
+                "total_rows": 0,
+                "batch_control": dict(page["batch_control"]),
+                "schema": schema,
+            }
+        )
         self._send_page(sub, page)
 
     def _send_page(self, sub: Subscription, page: dict[str, Any]) -> None:
@@ -373,12 +489,24 @@ class LiveManager:
             raise ValueError("invalid type for `last_seq_id`: expected i64")
         sub = conn.subs.get(sub_id) if isinstance(sub_id, str) else None
         if sub is None:
-            conn.send({"type": "error", "subscription_id": sub_id, "code": "BATCH_FETCH_FAILED",
-                       "message": f"Not found: Subscription not found: {sub_id}"})
+            conn.send(
+                {
+                    "type": "error",
+                    "subscription_id": sub_id,
+                    "code": "BATCH_FETCH_FAILED",
+                    "message": f"Not found: Subscription not found: {sub_id}",
+                }
+            )
             return
         if not sub.has_snapshot:
-            conn.send({"type": "error", "subscription_id": sub_id, "code": "BATCH_FETCH_FAILED",
-                       "message": "Invalid operation: Subscription ID was created without initial data loading"})
+            conn.send(
+                {
+                    "type": "error",
+                    "subscription_id": sub_id,
+                    "code": "BATCH_FETCH_FAILED",
+                    "message": "Invalid operation: Subscription ID was created without initial data loading",
+                }
+            )
             return
         sub.batch_num += 1
         if last is None:
@@ -404,7 +532,9 @@ class LiveManager:
         if sub.star:
             out.append({"name": "_seq", "data_type": "BigInt", "index": len(out), "flags": ["nn"]})
             if sub.table.table_type != "stream":
-                out.append({"name": "_deleted", "data_type": "Boolean", "index": len(out), "flags": ["nn"]})
+                out.append(
+                    {"name": "_deleted", "data_type": "Boolean", "index": len(out), "flags": ["nn"]}
+                )
         return out
 
     def drop_connection(self, conn: Connection) -> None:
@@ -416,24 +546,47 @@ class LiveManager:
 
     def system_live(self) -> pa.Table:
         T = pa.timestamp("us")
-        schema = pa.schema([("live_id", pa.string()), ("connection_id", pa.string()), ("subscription_id", pa.string()),
-                            ("namespace_id", pa.string()), ("table_name", pa.string()), ("user_id", pa.string()),
-                            ("query", pa.string()), ("options", pa.string()), ("status", pa.string()),
-                            ("created_at", T), ("last_update", T), ("changes", pa.int64()), ("node_id", pa.int64()),
-                            ("last_ping_at", T)])
+        schema = pa.schema(
+            [
+                ("live_id", pa.string()),
+                ("connection_id", pa.string()),
+                ("subscription_id", pa.string()),
+                ("namespace_id", pa.string()),
+                ("table_name", pa.string()),
+                ("user_id", pa.string()),
+                ("query", pa.string()),
+                ("options", pa.string()),
+                ("status", pa.string()),
+                ("created_at", T),
+                ("last_update", T),
+                ("changes", pa.int64()),
+                ("node_id", pa.int64()),
+                ("last_ping_at", T),
+            ]
+        )
         rows = []
         for conn in self.connections:
             if conn.session is None:
                 continue
             for sub in conn.subs.values():
-                rows.append({
-                    "live_id": f"{conn.session.user_id}-{conn.id}-{sub.id}", "connection_id": conn.id,
-                    "subscription_id": sub.id, "namespace_id": sub.table.namespace, "table_name": sub.table.name,
-                    "user_id": conn.session.user_id, "query": sub.sql,
-                    "options": None if sub.options is None else json.dumps(sub.options), "status": "active",
-                    "created_at": sub.created_at, "last_update": sub.last_update, "changes": sub.changes,
-                    "node_id": 1, "last_ping_at": None,
-                })
+                rows.append(
+                    {
+                        "live_id": f"{conn.session.user_id}-{conn.id}-{sub.id}",
+                        "connection_id": conn.id,
+                        "subscription_id": sub.id,
+                        "namespace_id": sub.table.namespace,
+                        "table_name": sub.table.name,
+                        "user_id": conn.session.user_id,
+                        "query": sub.sql,
+                        "options": None if sub.options is None else json.dumps(sub.options),
+                        "status": "active",
+                        "created_at": sub.created_at,
+                        "last_update": sub.last_update,
+                        "changes": sub.changes,
+                        "node_id": 1,
+                        "last_ping_at": None,
+                    }
+                )
         return pa.Table.from_pylist(rows, schema=schema)
 
     # ------------------------------------------------------------------ the socket
@@ -443,12 +596,23 @@ class LiveManager:
         except TokenError:
             claims = None
         user = self.engine.catalog.users.get(claims["sub"]) if claims else None
-        if claims is None or user is None or user.deleted_at is not None or claims.get("token_type") != "access":
+        if (
+            claims is None
+            or user is None
+            or user.deleted_at is not None
+            or claims.get("token_type") != "access"
+        ):
             conn.send({"type": "auth_error", "message": "Invalid credentials"})
             return False
         conn.session = Session(user.user_id, user.role)
-        conn.send({"type": "auth_success", "user": user.user_id, "role": user.role,
-                   "protocol": {"serialization": "json", "compression": "gzip"}})
+        conn.send(
+            {
+                "type": "auth_success",
+                "user": user.user_id,
+                "role": user.role,
+                "protocol": {"serialization": "json", "compression": "gzip"},
+            }
+        )
         return True
 
     async def _close(self, conn: Connection, code: int, reason: str) -> None:
@@ -468,10 +632,18 @@ class LiveManager:
         while not conn.ws.closed:
             await asyncio.sleep(interval)
             now = time.monotonic()
-            if conn.session is None and not conn.auth_started and now - conn.opened > self.config.auth_timeout_secs:
+            if (
+                conn.session is None
+                and not conn.auth_started
+                and now - conn.opened > self.config.auth_timeout_secs
+            ):
                 secs = int(self.config.auth_timeout_secs)
-                conn.send({"type": "auth_error",
-                           "message": f"Authentication timeout - no auth message received within {secs} seconds"})
+                conn.send(
+                    {
+                        "type": "auth_error",
+                        "message": f"Authentication timeout - no auth message received within {secs} seconds",
+                    }
+                )
                 await self._close(conn, WSCloseCode.POLICY_VIOLATION, "Authentication timeout")
                 return
             if now - conn.last_heartbeat > self.config.client_timeout_secs:
@@ -500,22 +672,40 @@ class LiveManager:
                 if msg.type in (WSMsgType.PONG,):
                     continue
                 if msg.type == WSMsgType.BINARY:
-                    conn.send({"type": "error", "subscription_id": "protocol", "code": "UNSUPPORTED_DATA",
-                               "message": "Binary not supported"})
+                    conn.send(
+                        {
+                            "type": "error",
+                            "subscription_id": "protocol",
+                            "code": "UNSUPPORTED_DATA",
+                            "message": "Binary not supported",
+                        }
+                    )
                     continue
                 if msg.type != WSMsgType.TEXT:
                     break
                 if len(msg.data) > self.config.max_ws_message_size:
-                    conn.send({"type": "error", "subscription_id": "protocol", "code": "MESSAGE_TOO_LARGE",
-                               "message": f"Message exceeds maximum size of {self.config.max_ws_message_size} bytes"})
+                    conn.send(
+                        {
+                            "type": "error",
+                            "subscription_id": "protocol",
+                            "code": "MESSAGE_TOO_LARGE",
+                            "message": f"Message exceeds maximum size of {self.config.max_ws_message_size} bytes",
+                        }
+                    )
                     continue
                 now = time.monotonic()
                 if now - conn.window_start >= 1.0:
                     conn.window_start, conn.window_count = now, 0
                 conn.window_count += 1
                 if conn.window_count > self.config.max_messages_per_sec:
-                    conn.send({"type": "error", "subscription_id": "rate_limit", "code": "RATE_LIMIT_EXCEEDED",
-                               "message": "Too many messages"})
+                    conn.send(
+                        {
+                            "type": "error",
+                            "subscription_id": "rate_limit",
+                            "code": "RATE_LIMIT_EXCEEDED",
+                            "message": "Too many messages",
+                        }
+                    )
                     continue
                 try:
                     body = json.loads(msg.data)
@@ -527,7 +717,14 @@ class LiveManager:
                     await self._close(conn, WSCloseCode.INTERNAL_ERROR, f"Invalid message: {exc}")
                     return ws
                 except SqlError as exc:
-                    conn.send({"type": "error", "subscription_id": "protocol", "code": exc.code, "message": exc.message})
+                    conn.send(
+                        {
+                            "type": "error",
+                            "subscription_id": "protocol",
+                            "code": exc.code,
+                            "message": exc.message,
+                        }
+                    )
         finally:
             self.drop_connection(conn)
             watchdog.cancel()
@@ -543,8 +740,14 @@ class LiveManager:
             if not isinstance(body.get("protocol"), dict):
                 raise ValueError("missing field `protocol`")
             if conn.session is not None:
-                conn.send({"type": "auth_success", "user": conn.session.user_id, "role": conn.session.role,
-                           "protocol": {"serialization": "json", "compression": "gzip"}})
+                conn.send(
+                    {
+                        "type": "auth_success",
+                        "user": conn.session.user_id,
+                        "role": conn.session.role,
+                        "protocol": {"serialization": "json", "compression": "gzip"},
+                    }
+                )
                 return True
             if not self._authenticate(conn, body["token"]):
                 await self._close(conn, WSCloseCode.POLICY_VIOLATION, "Authentication failed")
@@ -556,8 +759,14 @@ class LiveManager:
             raise ValueError(f"unknown variant `{kind}`")
         if conn.session is None:
             if kind == "subscribe":
-                conn.send({"type": "error", "subscription_id": "subscribe", "code": "AUTH_REQUIRED",
-                           "message": "Authentication required before subscribing"})
+                conn.send(
+                    {
+                        "type": "error",
+                        "subscription_id": "subscribe",
+                        "code": "AUTH_REQUIRED",
+                        "message": "Authentication required before subscribing",
+                    }
+                )
             return True
         if kind == "subscribe":
             self.subscribe(conn, body)

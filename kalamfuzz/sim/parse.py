@@ -17,15 +17,55 @@ from .errors import SqlError, invalid_sql
 from .types import parse_sql_type
 
 RESERVED_NAMESPACES = {
-    "system", "sys", "root", "kalamdb", "kalam", "main", "default", "sql", "admin", "internal",
-    "information_schema", "pg_catalog", "datafusion",
+    "system",
+    "sys",
+    "root",
+    "kalamdb",
+    "kalam",
+    "main",
+    "default",
+    "sql",
+    "admin",
+    "internal",
+    "information_schema",
+    "pg_catalog",
+    "datafusion",
 }
 RESERVED_COLUMNS = {
-    "_seq", "_deleted", "_id", "_row_id", "_rowid", "_key", "_updated", "_created", "_timestamp",
-    "_version", "_hash",
+    "_seq",
+    "_deleted",
+    "_id",
+    "_row_id",
+    "_rowid",
+    "_key",
+    "_updated",
+    "_created",
+    "_timestamp",
+    "_version",
+    "_hash",
 }
-_SQL_KEYWORDS = {"select", "from", "where", "table", "insert", "update", "delete", "create", "drop",
-                 "alter", "user", "order", "group", "by", "limit", "and", "or", "not", "null", "join"}
+_SQL_KEYWORDS = {
+    "select",
+    "from",
+    "where",
+    "table",
+    "insert",
+    "update",
+    "delete",
+    "create",
+    "drop",
+    "alter",
+    "user",
+    "order",
+    "group",
+    "by",
+    "limit",
+    "and",
+    "or",
+    "not",
+    "null",
+    "join",
+}
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
 
@@ -88,7 +128,12 @@ def sql_literal(value: Any) -> str:
         return repr(value)
     if isinstance(value, str):
         return "'" + value.replace("'", "''") + "'"
-    raise SqlError("INVALID_PARAMETER", f"Parameter invalid: arrays and objects are not supported ({json.dumps(value)[:40]})", 400, safe=True)
+    raise SqlError(
+        "INVALID_PARAMETER",
+        f"Parameter invalid: arrays and objects are not supported ({json.dumps(value)[:40]})",
+        400,
+        safe=True,
+    )
 
 
 def bind_params(sql: str, params: list[Any]) -> str:
@@ -100,7 +145,9 @@ def bind_params(sql: str, params: list[Any]) -> str:
         try:
             literals.append(sql_literal(p))
         except SqlError as exc:
-            raise SqlError("INVALID_PARAMETER", f"Parameter ${i} invalid: {exc.message}", 400, safe=True) from None
+            raise SqlError(
+                "INVALID_PARAMETER", f"Parameter ${i} invalid: {exc.message}", 400, safe=True
+            ) from None
     out: list[str] = []
     i, n = 0, len(sql)
     quote: str | None = None
@@ -119,7 +166,12 @@ def bind_params(sql: str, params: list[Any]) -> str:
                 j += 1
             index = int(sql[i + 1 : j])
             if not 1 <= index <= len(literals):
-                raise SqlError("INVALID_PARAMETER", f"Parameter ${index} invalid: no value was given", 400, safe=True)
+                raise SqlError(
+                    "INVALID_PARAMETER",
+                    f"Parameter ${index} invalid: no value was given",
+                    400,
+                    safe=True,
+                )
             out.append(literals[index - 1])
             i = j
             continue
@@ -303,7 +355,9 @@ def parse_create_table(sql: str) -> CreateTable:
                     raise invalid_sql(f"Invalid table option '{opt}'")
                 k, v = opt.split("=", 1)
                 options[k.strip().upper()] = _unquote(v)
-    return CreateTable(ns, name, m.group(1).lower() if m.group(1) else None, bool(m.group(2)), columns, options)
+    return CreateTable(
+        ns, name, m.group(1).lower() if m.group(1) else None, bool(m.group(2)), columns, options
+    )
 
 
 @define
@@ -316,9 +370,15 @@ class AlterTable:
 
 
 def parse_alter_table(sql: str) -> AlterTable:
-    m = re.match(r"^ALTER\s+TABLE\s+([A-Za-z0-9_.\"]+)\s+(ADD|DROP)\s+(?:COLUMN\s+)?(.*)$", sql, re.IGNORECASE | re.DOTALL)
+    m = re.match(
+        r"^ALTER\s+TABLE\s+([A-Za-z0-9_.\"]+)\s+(ADD|DROP)\s+(?:COLUMN\s+)?(.*)$",
+        sql,
+        re.IGNORECASE | re.DOTALL,
+    )
     if not m:
-        raise invalid_sql("Unsupported ALTER TABLE statement: the sim supports ADD COLUMN and DROP COLUMN")
+        raise invalid_sql(
+            "Unsupported ALTER TABLE statement: the sim supports ADD COLUMN and DROP COLUMN"
+        )
     ns, name = _qualified(m.group(1))
     if m.group(2).upper() == "ADD":
         return AlterTable(ns, name, "add", column=parse_column(m.group(3)))
@@ -331,12 +391,14 @@ def parse_alter_table(sql: str) -> AlterTable:
 def parse_kv_clauses(text: str, keys: set[str]) -> dict[str, str]:
     """`KEY 'value' KEY2 'value'` clauses (CREATE STORAGE, CREATE USER)."""
     out: dict[str, str] = {}
-    pattern = re.compile(r"\s*([A-Za-z_]+)\s+('(?:[^']|'')*'|\"[^\"]*\"|[A-Za-z0-9_./-]+)", re.DOTALL)
+    pattern = re.compile(
+        r"\s*([A-Za-z_]+)\s+('(?:[^']|'')*'|\"[^\"]*\"|[A-Za-z0-9_./-]+)", re.DOTALL
+    )
     pos = 0
     while pos < len(text.rstrip()):
         m = pattern.match(text, pos)
         if not m or m.group(1).upper() not in keys:
-            raise invalid_sql(f"Unexpected clause near '{text[pos:pos + 30].strip()}'")
+            raise invalid_sql(f"Unexpected clause near '{text[pos : pos + 30].strip()}'")
         out[m.group(1).upper()] = _unquote(m.group(2))
         pos = m.end()
     return out
@@ -345,7 +407,9 @@ def parse_kv_clauses(text: str, keys: set[str]) -> dict[str, str]:
 def parse_execute_as(sql: str) -> tuple[str, str]:
     m = re.match(r"^EXECUTE\s+AS\s+USER\s+('(?:[^']|'')*'|[A-Za-z0-9_]+)\s*\(", sql, re.IGNORECASE)
     if not m:
-        raise invalid_sql("Invalid EXECUTE AS USER statement: use EXECUTE AS USER 'name' (<statement>)")
+        raise invalid_sql(
+            "Invalid EXECUTE AS USER statement: use EXECUTE AS USER 'name' (<statement>)"
+        )
     close = _matching_paren(sql, m.end() - 1)
     if sql[close + 1 :].strip().rstrip(";").strip():
         raise invalid_sql("EXECUTE AS USER takes exactly one statement in parentheses")

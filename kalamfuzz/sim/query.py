@@ -13,7 +13,10 @@ from .catalog import TableDef
 from .store import Scope, Version
 from .types import ARROW, to_arrow_value
 
-SYSTEM_FIELDS = [pa.field("_seq", pa.int64(), nullable=False), pa.field("_deleted", pa.bool_(), nullable=False)]
+SYSTEM_FIELDS = [
+    pa.field("_seq", pa.int64(), nullable=False),
+    pa.field("_deleted", pa.bool_(), nullable=False),
+]
 
 
 def table_schema(table: TableDef) -> pa.Schema:
@@ -41,7 +44,9 @@ def visible_versions(
     return out
 
 
-def versions_to_arrow(table: TableDef, versions: Iterable[Version], extra: dict[str, list[Any]] | None = None) -> pa.Table:
+def versions_to_arrow(
+    table: TableDef, versions: Iterable[Version], extra: dict[str, list[Any]] | None = None
+) -> pa.Table:
     versions = list(versions)
     arrays = [
         pa.array([to_arrow_value(v.values.get(c.id), c.kind) for v in versions], type=ARROW[c.kind])

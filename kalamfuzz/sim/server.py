@@ -31,11 +31,18 @@ def _local(request: web.Request) -> bool:
         return False
 
 
-def _sql_error(code: str, message: str, status: int, started: float, details: str | None = None) -> web.Response:
+def _sql_error(
+    code: str, message: str, status: int, started: float, details: str | None = None
+) -> web.Response:
     error: dict[str, Any] = {"code": code, "message": message}
     if details is not None:
         error["details"] = details
-    body = {"status": "error", "results": [], "took": round((time.perf_counter() - started) * 1000, 3), "error": error}
+    body = {
+        "status": "error",
+        "results": [],
+        "took": round((time.perf_counter() - started) * 1000, 3),
+        "error": error,
+    }
     return web.json_response(body, status=status)
 
 
@@ -65,8 +72,12 @@ class Api:
     # ------------------------------------------------------------------ health
     async def health(self, request: web.Request) -> web.Response:
         if not _local(request):
-            return web.json_response({"error": "Access denied. Health endpoint is localhost-only."}, status=403)
-        return web.json_response({"status": "healthy", "version": VERSION, "api_version": "v1", "build_date": "sim"})
+            return web.json_response(
+                {"error": "Access denied. Health endpoint is localhost-only."}, status=403
+            )
+        return web.json_response(
+            {"status": "healthy", "version": VERSION, "api_version": "v1", "build_date": "sim"}
+        )
 
     # ------------------------------------------------------------------ auth
     def _token_body(self, user: User) -> dict[str, Any]:
@@ -78,8 +89,12 @@ class Api:
             return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
         return {
-            "user": self._user_info(user), "admin_ui_access": user.role in ("dba", "system"),
-            "expires_at": iso(exp), "access_token": access, "refresh_token": refresh, "refresh_expires_at": iso(rexp),
+            "user": self._user_info(user),
+            "admin_ui_access": user.role in ("dba", "system"),
+            "expires_at": iso(exp),
+            "access_token": access,
+            "refresh_token": refresh,
+            "refresh_expires_at": iso(rexp),
         }
 
     @staticmethod
@@ -87,8 +102,13 @@ class Api:
         def iso(ms: int) -> str:
             return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
 
-        return {"id": user.user_id, "role": user.role, "email": user.email,
-                "created_at": iso(user.created_at), "updated_at": iso(user.updated_at)}
+        return {
+            "id": user.user_id,
+            "role": user.role,
+            "email": user.email,
+            "created_at": iso(user.created_at),
+            "updated_at": iso(user.updated_at),
+        }
 
     @staticmethod
     async def _json(request: web.Request) -> Any:
@@ -99,29 +119,52 @@ class Api:
 
     async def login(self, request: web.Request) -> web.Response:
         if not self.auth_attempts.allow(request.remote or ""):
-            return web.json_response({"error": "rate_limited", "message": "Too many authentication attempts"}, status=429)
+            return web.json_response(
+                {"error": "rate_limited", "message": "Too many authentication attempts"}, status=429
+            )
         body = await self._json(request)
         if not isinstance(body, dict) or set(body) - {"user", "username", "password"}:
-            return web.json_response({"error": "bad_request", "message": "Invalid login request body"}, status=400)
+            return web.json_response(
+                {"error": "bad_request", "message": "Invalid login request body"}, status=400
+            )
         name = body.get("user", body.get("username"))
         password = body.get("password")
         if not isinstance(name, str) or not isinstance(password, str):
-            return web.json_response({"error": "bad_request", "message": "user and password are required"}, status=400)
+            return web.json_response(
+                {"error": "bad_request", "message": "user and password are required"}, status=400
+            )
         user = self.engine.catalog.users.get(name)
         if user is not None and user.user_id == "root" and not user.password_hash:
             if password == "":
                 return web.json_response(
-                    {"error": "setup_required", "message": "Server requires initial setup. Root password is not configured."},
+                    {
+                        "error": "setup_required",
+                        "message": "Server requires initial setup. Root password is not configured.",
+                    },
                     status=428,
                 )
             if not _local(request):
-                return web.json_response({"error": "forbidden", "message": "System users with empty passwords cannot authenticate remotely"}, status=403)
-        if user is None or user.deleted_at is not None or not verify_password(password, user.password_hash):
-            return web.json_response({"error": "unauthorized", "message": "Invalid credentials"}, status=401)
+                return web.json_response(
+                    {
+                        "error": "forbidden",
+                        "message": "System users with empty passwords cannot authenticate remotely",
+                    },
+                    status=403,
+                )
+        if (
+            user is None
+            or user.deleted_at is not None
+            or not verify_password(password, user.password_hash)
+        ):
+            return web.json_response(
+                {"error": "unauthorized", "message": "Invalid credentials"}, status=401
+            )
         user.last_login_at = now_ms()
         return web.json_response(self._token_body(user))
 
-    def _bearer(self, request: web.Request) -> tuple[User | None, str | None, dict[str, Any] | None]:
+    def _bearer(
+        self, request: web.Request
+    ) -> tuple[User | None, str | None, dict[str, Any] | None]:
         header = request.headers.get("Authorization", "")
         if not header:
             return None, "MISSING_AUTHORIZATION", None
@@ -139,9 +182,14 @@ class Api:
     async def refresh(self, request: web.Request) -> web.Response:
         user, code, claims = self._bearer(request)
         if user is None or claims is None:
-            return web.json_response({"error": "unauthorized", "message": "Invalid credentials"}, status=401)
+            return web.json_response(
+                {"error": "unauthorized", "message": "Invalid credentials"}, status=401
+            )
         if claims.get("token_type") != "refresh":
-            return web.json_response({"error": "unauthorized", "message": "Refresh endpoint requires a refresh token"}, status=401)
+            return web.json_response(
+                {"error": "unauthorized", "message": "Refresh endpoint requires a refresh token"},
+                status=401,
+            )
         return web.json_response(self._token_body(user))
 
     async def logout(self, request: web.Request) -> web.Response:
@@ -150,8 +198,12 @@ class Api:
     async def me(self, request: web.Request) -> web.Response:
         user, _, claims = self._bearer(request)
         if user is None or claims is None or claims.get("token_type") != "access":
-            return web.json_response({"error": "unauthorized", "message": "Invalid credentials"}, status=401)
-        return web.json_response({"user": self._user_info(user), "admin_ui_access": user.role in ("dba", "system")})
+            return web.json_response(
+                {"error": "unauthorized", "message": "Invalid credentials"}, status=401
+            )
+        return web.json_response(
+            {"user": self._user_info(user), "admin_ui_access": user.role in ("dba", "system")}
+        )
 
     def _root_unset(self) -> bool:
         return not self.engine.catalog.users["root"].password_hash
@@ -160,44 +212,70 @@ class Api:
         if not _local(request) and not self.config.allow_remote_setup:
             return web.json_response({"error": "forbidden", "message": "Access denied"}, status=403)
         if self._root_unset():
-            return web.json_response({"needs_setup": True, "message": "Server requires initial setup. Call POST /v1/api/auth/setup with user, password, root_password, and optional email."})
-        return web.json_response({"needs_setup": False, "message": "Server is configured and ready."})
+            return web.json_response(
+                {
+                    "needs_setup": True,
+                    "message": "Server requires initial setup. Call POST /v1/api/auth/setup with user, password, root_password, and optional email.",
+                }
+            )
+        return web.json_response(
+            {"needs_setup": False, "message": "Server is configured and ready."}
+        )
 
     async def setup(self, request: web.Request) -> web.Response:
         if not _local(request) and not self.config.allow_remote_setup:
             return web.json_response({"error": "forbidden", "message": "Access denied"}, status=403)
         body = await self._json(request)
         if not isinstance(body, dict) or set(body) - {"user", "password", "root_password", "email"}:
-            return web.json_response({"error": "bad_request", "message": "Invalid setup request body"}, status=400)
+            return web.json_response(
+                {"error": "bad_request", "message": "Invalid setup request body"}, status=400
+            )
         if not self._root_unset():
-            return web.json_response({"error": "already_configured", "message": "Server is already configured"}, status=409)
+            return web.json_response(
+                {"error": "already_configured", "message": "Server is already configured"},
+                status=409,
+            )
         name, pw, root_pw = body.get("user"), body.get("password"), body.get("root_password")
         if not all(isinstance(x, str) for x in (name, pw, root_pw)) or name == "root":
-            return web.json_response({"error": "invalid_user", "message": "user, password and root_password are required; user may not be root"}, status=400)
+            return web.json_response(
+                {
+                    "error": "invalid_user",
+                    "message": "user, password and root_password are required; user may not be root",
+                },
+                status=400,
+            )
         for candidate in (pw, root_pw):
             problem = password_problem(candidate)
             if problem:
                 return web.json_response({"error": "weak_password", "message": problem}, status=400)
         cat = self.engine.catalog
         if name in cat.users and cat.users[name].deleted_at is None:
-            return web.json_response({"error": "user_exists", "message": f"User '{name}' already exists"}, status=409)
+            return web.json_response(
+                {"error": "user_exists", "message": f"User '{name}' already exists"}, status=409
+            )
         cost = self.config.bcrypt_cost
         cat.users["root"].password_hash = hash_password(root_pw, cost)
         ts = now_ms()
         email = body.get("email") if isinstance(body.get("email"), str) else None
         cat.users[name] = User(name, hash_password(pw, cost), "dba", email, ts, ts)
         self.engine.save_catalog()
-        return web.json_response({
-            "user": self._user_info(cat.users[name]),
-            "message": f"Server setup complete. Root password configured and DBA user '{name}' created. Please login to continue.",
-        })
+        return web.json_response(
+            {
+                "user": self._user_info(cat.users[name]),
+                "message": f"Server setup complete. Root password configured and DBA user '{name}' created. Please login to continue.",
+            }
+        )
 
     # ------------------------------------------------------------------ SQL
     async def sql(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
         user, code, claims = self._bearer(request)
         if user is None or claims is None:
-            message = "Authentication required" if code == "MISSING_AUTHORIZATION" else "Invalid credentials"
+            message = (
+                "Authentication required"
+                if code == "MISSING_AUTHORIZATION"
+                else "Invalid credentials"
+            )
             return _sql_error(code or "INVALID_CREDENTIALS", message, 401, started)
         if claims.get("token_type") != "access":
             return _sql_error("INVALID_CREDENTIALS", "Invalid credentials", 401, started)
@@ -205,21 +283,37 @@ class Api:
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return web.json_response({"error": "BODY_TOO_LARGE", "message": "Request body too large"}, status=413)
+            return web.json_response(
+                {"error": "BODY_TOO_LARGE", "message": "Request body too large"}, status=413
+            )
         try:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             return _sql_error("INVALID_INPUT", f"Invalid JSON payload: {exc}", 400, started)
         if not isinstance(body, dict) or not isinstance(body.get("sql"), str):
-            return _sql_error("INVALID_INPUT", "Invalid JSON payload: missing field `sql`", 400, started)
+            return _sql_error(
+                "INVALID_INPUT", "Invalid JSON payload: missing field `sql`", 400, started
+            )
         params = body.get("params")
         namespace = body.get("namespace_id")
         if params is not None and not isinstance(params, list):
-            return _sql_error("INVALID_INPUT", "Invalid JSON payload: `params` must be an array", 400, started)
+            return _sql_error(
+                "INVALID_INPUT", "Invalid JSON payload: `params` must be an array", 400, started
+            )
         if namespace is not None and not isinstance(namespace, str):
-            return _sql_error("INVALID_INPUT", "Invalid JSON payload: `namespace_id` must be a string", 400, started)
+            return _sql_error(
+                "INVALID_INPUT",
+                "Invalid JSON payload: `namespace_id` must be a string",
+                400,
+                started,
+            )
         if not self.queries.allow(user.user_id):
-            return _sql_error("RATE_LIMIT_EXCEEDED", "Too many queries per second. Please slow down.", 429, started)
+            return _sql_error(
+                "RATE_LIMIT_EXCEEDED",
+                "Too many queries per second. Please slow down.",
+                429,
+                started,
+            )
         sql_text: str = body["sql"]
         try:
             results = self.engine.execute(session, sql_text, params, namespace)
@@ -230,9 +324,12 @@ class Api:
             return _sql_error(exc.code, message, exc.status, started)
         except Exception as exc:  # never let a statement take the process down
             log.exception("internal error executing %r", sql_text[:200])
-            return _sql_error("INTERNAL_ERROR", f"Internal error: {type(exc).__name__}", 500, started)
+            return _sql_error(
+                "INTERNAL_ERROR", f"Internal error: {type(exc).__name__}", 500, started
+            )
         out: dict[str, Any] = {
-            "status": "success", "results": [r.to_json() for r in results],
+            "status": "success",
+            "results": [r.to_json() for r in results],
             "took": round((time.perf_counter() - started) * 1000, 3),
         }
         if len(results) == 1 and results[0].schema is not None:
@@ -246,7 +343,9 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
         response: web.StreamResponse = await handler(request)
         return response
     except web.HTTPRequestEntityTooLarge:
-        return web.json_response({"error": "BODY_TOO_LARGE", "message": "Request body too large"}, status=413)
+        return web.json_response(
+            {"error": "BODY_TOO_LARGE", "message": "Request body too large"}, status=413
+        )
 
 
 def build_app(config: SimConfig) -> web.Application:

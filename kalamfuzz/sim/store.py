@@ -101,7 +101,9 @@ class WriteAheadLog:
 
     def write(self, uid: int, scope: str, pk: Any, v: Version) -> None:
         values = {str(k): wal_encode(x) for k, x in v.values.items()}
-        self._emit({"w": uid, "s": scope, "k": wal_encode(pk), "q": v.seq, "d": v.deleted, "v": values})
+        self._emit(
+            {"w": uid, "s": scope, "k": wal_encode(pk), "q": v.seq, "d": v.deleted, "v": values}
+        )
 
     def hard_delete(self, uid: int, scope: str, pk: Any, seq: int) -> None:
         self._emit({"x": uid, "s": scope, "k": wal_encode(pk), "q": seq})
@@ -132,7 +134,9 @@ def replay(path: Path, data: dict[int, TableData]) -> int:
                     continue  # the table was dropped
                 values = {int(k): wal_decode(x) for k, x in rec["v"].items()}
                 pk = wal_decode(rec["k"])
-                table.scope(rec["s"]).hot.setdefault(pk, []).append(Version(rec["q"], rec["d"], values))
+                table.scope(rec["s"]).hot.setdefault(pk, []).append(
+                    Version(rec["q"], rec["d"], values)
+                )
             elif "x" in rec:
                 table = data.get(rec["x"])
                 if table is not None:

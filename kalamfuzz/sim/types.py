@@ -15,23 +15,51 @@ from .errors import exec_error, invalid_sql
 
 # SQL spelling -> KalamDataType serde name (kalamdb-dialect/src/compatibility.rs)
 _SQL_TYPES = {
-    "BOOLEAN": "Boolean", "BOOL": "Boolean",
-    "SMALLINT": "SmallInt", "INT2": "SmallInt",
-    "INT": "Int", "INTEGER": "Int", "INT4": "Int",
-    "BIGINT": "BigInt", "INT8": "BigInt",
-    "REAL": "Float", "FLOAT": "Float", "FLOAT4": "Float",
-    "DOUBLE": "Double", "FLOAT8": "Double", "DOUBLE PRECISION": "Double",
-    "TEXT": "Text", "VARCHAR": "Text", "CHAR": "Text", "STRING": "Text",
-    "JSON": "Json", "JSONB": "Json",
-    "BYTEA": "Bytes", "BLOB": "Bytes", "BINARY": "Bytes", "VARBINARY": "Bytes",
-    "DATE": "Date", "TIMESTAMP": "Timestamp", "DATETIME": "DateTime", "UUID": "Uuid",
+    "BOOLEAN": "Boolean",
+    "BOOL": "Boolean",
+    "SMALLINT": "SmallInt",
+    "INT2": "SmallInt",
+    "INT": "Int",
+    "INTEGER": "Int",
+    "INT4": "Int",
+    "BIGINT": "BigInt",
+    "INT8": "BigInt",
+    "REAL": "Float",
+    "FLOAT": "Float",
+    "FLOAT4": "Float",
+    "DOUBLE": "Double",
+    "FLOAT8": "Double",
+    "DOUBLE PRECISION": "Double",
+    "TEXT": "Text",
+    "VARCHAR": "Text",
+    "CHAR": "Text",
+    "STRING": "Text",
+    "JSON": "Json",
+    "JSONB": "Json",
+    "BYTEA": "Bytes",
+    "BLOB": "Bytes",
+    "BINARY": "Bytes",
+    "VARBINARY": "Bytes",
+    "DATE": "Date",
+    "TIMESTAMP": "Timestamp",
+    "DATETIME": "DateTime",
+    "UUID": "Uuid",
 }
 
 ARROW: dict[str, pa.DataType] = {
-    "Boolean": pa.bool_(), "SmallInt": pa.int16(), "Int": pa.int32(), "BigInt": pa.int64(),
-    "Float": pa.float32(), "Double": pa.float64(), "Text": pa.string(), "Json": pa.string(),
-    "Bytes": pa.binary(), "Date": pa.date32(), "Timestamp": pa.timestamp("us"),
-    "DateTime": pa.timestamp("us", tz="UTC"), "Uuid": pa.string(),
+    "Boolean": pa.bool_(),
+    "SmallInt": pa.int16(),
+    "Int": pa.int32(),
+    "BigInt": pa.int64(),
+    "Float": pa.float32(),
+    "Double": pa.float64(),
+    "Text": pa.string(),
+    "Json": pa.string(),
+    "Bytes": pa.binary(),
+    "Date": pa.date32(),
+    "Timestamp": pa.timestamp("us"),
+    "DateTime": pa.timestamp("us", tz="UTC"),
+    "Uuid": pa.string(),
 }
 
 _INT_RANGE = {"SmallInt": 2**15, "Int": 2**31, "BigInt": 2**63}
@@ -77,7 +105,9 @@ def _parse_timestamp(value: str) -> int:
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise exec_error(f"Execution error: Cast error: Cannot cast string '{value}' to value of Timestamp") from None
+        raise exec_error(
+            f"Execution error: Cast error: Cannot cast string '{value}' to value of Timestamp"
+        ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
     return int(parsed.timestamp() * 1_000_000)
@@ -123,7 +153,13 @@ def coerce(value: Any, kind: str, column: str) -> Any:
                 json.loads(value)
             if isinstance(value, bool):
                 return "true" if value else "false"
-            return value if isinstance(value, str) else json.dumps(value) if kind == "Json" else str(value)
+            return (
+                value
+                if isinstance(value, str)
+                else json.dumps(value)
+                if kind == "Json"
+                else str(value)
+            )
         elif kind == "Uuid":
             if isinstance(value, str) and _UUID.match(value):
                 return value.lower()
@@ -158,7 +194,9 @@ def to_arrow_value(value: Any, kind: str) -> Any:
     if value is None:
         return None
     if kind in ("Timestamp", "DateTime"):
-        return dt.datetime(1970, 1, 1, tzinfo=dt.UTC if kind == "DateTime" else None) + dt.timedelta(microseconds=value)
+        return dt.datetime(
+            1970, 1, 1, tzinfo=dt.UTC if kind == "DateTime" else None
+        ) + dt.timedelta(microseconds=value)
     if kind == "Date":
         return dt.date(1970, 1, 1) + dt.timedelta(days=value)
     return value
