@@ -238,8 +238,7 @@ class LiveManager:
             if not was:
                 return None
             # leaving the result: the client must drop it (docs/contract.md)
-            gone = sub.row(c.old, seq=c.new.seq)
-            gone.pop("_deleted", None)
+            gone = sub.row(c.old, seq=c.new.seq, deleted=True)
             return {**base, "change_type": "delete", "old_values": [gone]}
         pk = sub.table.pk
         source = c.old if "live_update_old_values" in bugs else c.new

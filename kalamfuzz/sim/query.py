@@ -21,7 +21,8 @@ SYSTEM_FIELDS = [
 
 def table_schema(table: TableDef) -> pa.Schema:
     fields = [pa.field(c.name, ARROW[c.kind]) for c in table.columns]
-    return pa.schema(fields + SYSTEM_FIELDS)
+    # STREAM rows are events, not versions: they carry _seq but no _deleted (docs/contract.md)
+    return pa.schema(fields + SYSTEM_FIELDS[: 1 if table.table_type == "stream" else 2])
 
 
 def visible_versions(
@@ -53,7 +54,8 @@ def versions_to_arrow(
         for c in table.columns
     ]
     arrays.append(pa.array([v.seq for v in versions], type=pa.int64()))
-    arrays.append(pa.array([v.deleted for v in versions], type=pa.bool_()))
+    if table.table_type != "stream":
+        arrays.append(pa.array([v.deleted for v in versions], type=pa.bool_()))
     schema = table_schema(table)
     if extra:
         for name, values in extra.items():
