@@ -1,0 +1,169 @@
+"""Entry points for the machines: one function per kind of observation.
+
+Each returns a :class:`Verdict` over every possible model state. Statements and queries are
+then applied to the model with ``model.apply(op, obs.outcome(...), at)``; the other
+observations narrow the model through ``verdict.settle(model)``.
+"""
+
+from __future__ import annotations
+
+from kalamfuzz.invariants import (
+    cold_artifacts,
+    idempotency,
+    isolation,
+    schema_evolution,
+    storage_routing,
+    stream_ttl,
+    subscriptions,
+    tiers,
+)
+from kalamfuzz.invariants.observations import (
+    ColdScopeObservation,
+    JobObservation,
+    QueryObservation,
+    StatementObservation,
+    StorageListing,
+    SubscriptionObservation,
+)
+from kalamfuzz.invariants.reads import select_diff
+from kalamfuzz.invariants.statements import check_statement
+from kalamfuzz.invariants.violation import Finding, Verdict, Violation, over_states
+from kalamfuzz.model.catalog import TableId
+from kalamfuzz.model.jobs import JobStatus
+from kalamfuzz.model.ops import JobFinished, Operation, Select, Subscribe
+from kalamfuzz.model.outcomes import ContractItem, JobEnds, Rejected, Subscribed
+from kalamfuzz.model.results import QueryResult
+from kalamfuzz.model.rows import ScopeKey, Window
+from kalamfuzz.model.state import ModelState, execute
+from kalamfuzz.model.uncertain import Model, options
+
+
+def check_statement_reply(
+    model: Model, op: Operation, obs: StatementObservation, at: Window | None = None
+) -> Verdict:
+    """DDL, DML and FLUSH replies: success or the documented error, row counts, job ids."""
+
+    def one(state: ModelState) -> Finding:
+        pred, _ = execute(state, op, at)
+        return check_statement(state, op, pred, obs), {}
+
+    return over_states(model, one)
+
+
+def check_query(
+    model: Model, op: Select, obs: QueryObservation, at: Window | None = None
+) -> Verdict:
+    """A SELECT reply, classified into isolation, TTL, duplicates, schema evolution and tiers."""
+
+    def one(state: ModelState) -> Finding:
+        pred, _ = execute(state, op, at)
+        results = [p for p in options(pred) if isinstance(p, QueryResult)]
+        if not obs.ok or not results:
+            reply = StatementObservation(obs.status, obs.code, obs.message, None, lost=obs.lost)
+            return check_statement(state, op, pred, reply), {}
+        rows = obs.model_rows(state.catalog.table(op.table_id))
+        best: list[Violation] | None = None
+        for result in results:
+            diff = select_diff(state, op, result, rows)
+            found = (
+                isolation.check_select(state, diff)
+                + stream_ttl.check_select(state, diff, at)
+                + idempotency.check_select(diff)
+                + schema_evolution.check_select(diff)
+                + tiers.check_select(state, diff, at)
+            )
+            if not found:
+                return [], diff.learned
+            best = found if best is None else best
+        assert best is not None
+        return best, {}
+
+    return over_states(model, one)
+
+
+def check_subscribe(
+    model: Model, op: Subscribe, obs: SubscriptionObservation, at: Window | None = None
+) -> Verdict:
+    """The reply to a subscribe: accepted (then its stream is checked) or the documented error.
+
+    Call after ``model.apply(op, ...)`` so the model holds the subscription, or use
+    :func:`check_subscription` for later checks of the same stream.
+    """
+
+    def one(state: ModelState) -> Finding:
+        if op.sub_id in state.subs and state.subs[op.sub_id].table_id == op.table_id:
+            if obs.error_code is not None:
+                return [
+                    Violation(
+                        ContractItem.SUBSCRIPTIONS
+                        if obs.error_code != "UNAUTHORIZED"
+                        else ContractItem.RBAC,
+                        f"subscription {op.sub_id}",
+                        "subscribe refused",
+                        "ACK and snapshot",
+                        obs.error_code,
+                    )
+                ], {}
+            return subscriptions.check_subscription(state, op.sub_id, obs, at)
+        pred, _ = execute(state, op, at)
+        for p in options(pred):
+            if isinstance(p, Rejected) and obs.error_code in p.codes:
+                return [], {}
+            if isinstance(p, Subscribed) and obs.error_code is None:
+                return [], {}
+        rejected = [p for p in options(pred) if isinstance(p, Rejected)]
+        item = rejected[0].item if rejected else ContractItem.SUBSCRIPTIONS
+        want = " | ".join(sorted(c for p in rejected for c in p.codes)) or "ACK"
+        return [
+            Violation(
+                item,
+                f"subscription {op.sub_id}",
+                "subscribe outcome differs",
+                want,
+                obs.error_code or "ACK",
+            )
+        ], {}
+
+    return over_states(model, one)
+
+
+def check_subscription(
+    model: Model, sub_id: str, obs: SubscriptionObservation, at: Window | None = None
+) -> Verdict:
+    return over_states(model, lambda s: subscriptions.check_subscription(s, sub_id, obs, at))
+
+
+def check_cold(
+    model: Model, table_id: TableId, scope: ScopeKey, obs: ColdScopeObservation
+) -> Verdict:
+    return over_states(model, lambda s: cold_artifacts.check_cold_scope(s, table_id, scope, obs))
+
+
+def check_storage(model: Model, listing: StorageListing) -> Verdict:
+    return over_states(model, lambda s: storage_routing.check_listing(s, listing))
+
+
+def check_job(model: Model, op: JobFinished, obs: JobObservation) -> Verdict:
+    """A job's final status: completed (or skipped with nothing to flush), failed with a message
+    when its storage cannot be written."""
+
+    def one(state: ModelState) -> Finding:
+        pred, _ = execute(state, op)
+        ends = [p for p in options(pred) if isinstance(p, JobEnds)]
+        for p in ends:
+            if p.status is obs.status and (not p.message_required or obs.message):
+                return [], {}
+        failed = obs.status is JobStatus.FAILED
+        return [
+            Violation(
+                ContractItem.IDEMPOTENCY if failed else ContractItem.COLD_ARTIFACTS,
+                f"job {op.job_id}",
+                "flush job ended wrongly",
+                " | ".join(
+                    p.status.value + (" with a message" if p.message_required else "") for p in ends
+                ),
+                f"{obs.status.value}: {obs.message or ''}".rstrip(": "),
+            )
+        ], {}
+
+    return over_states(model, one)

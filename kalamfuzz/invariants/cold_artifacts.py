@@ -1,0 +1,124 @@
+"""Item 3 (and the cold half of item 6): after a flush, each flushed scope has a manifest and
+non-empty, readable ``batch-N.parquet`` files holding exactly the model's rows, and the manifest
+agrees with the files; a failed or retried flush leaves no stray, empty or duplicated data."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from kalamfuzz.invariants.observations import ColdScopeObservation, model_row
+from kalamfuzz.invariants.violation import Finding, Violation, row_diff_lines, seq_conflicts
+from kalamfuzz.model.catalog import TableId
+from kalamfuzz.model.jobs import JobStatus
+from kalamfuzz.model.outcomes import ContractItem
+from kalamfuzz.model.results import ExpectedRow, match_rows
+from kalamfuzz.model.rows import ScopeKey
+from kalamfuzz.model.state import ModelState
+from kalamfuzz.model.values import SEQ, freeze
+
+
+def check_cold_scope(
+    state: ModelState, table_id: TableId, scope: ScopeKey, obs: ColdScopeObservation
+) -> Finding:
+    table = state.catalog.table(table_id)
+    exp = state.expected_cold(table_id, scope)
+    subj = f"table {table_id} scope {'shared' if scope is None else scope} ({obs.directory})"
+    failed_before = any(
+        j.table_id == table_id and j.status is JobStatus.FAILED for j in state.jobs.values()
+    )
+    safety = ContractItem.IDEMPOTENCY if failed_before else ContractItem.COLD_ARTIFACTS
+    out: list[Violation] = []
+    learned: dict[int, int] = {}
+
+    def v(
+        item: ContractItem, summary: str, *diff: str, expected: str = "", observed: str = ""
+    ) -> None:
+        out.append(Violation(item, subj, summary, expected, observed, tuple(diff)))
+
+    if obs.other_files:
+        v(safety, "stray files in the scope directory", *(f"+ {f}" for f in obs.other_files))
+    seen_files = {p.name for p in obs.parquet}
+    if not exp.segments:
+        if obs.manifest is not None or obs.manifest_error or seen_files:
+            v(
+                ContractItem.COLD_ARTIFACTS,
+                "cold artifacts for a scope the model never flushed",
+                *(f"+ {f}" for f in sorted(seen_files)),
+            )
+        return out, learned
+    if obs.manifest is None:
+        why = f"corrupt: {obs.manifest_error}" if obs.manifest_error else "missing"
+        v(safety if obs.manifest_error else ContractItem.COLD_ARTIFACTS, f"manifest.json {why}")
+        return out, learned
+    manifest = obs.manifest
+    want = [s.path for s in exp.segments]
+    got = [s.path for s in manifest.segments]
+    if got != want:
+        v(
+            ContractItem.COLD_ARTIFACTS,
+            "manifest segments differ",
+            expected=str(want),
+            observed=str(got),
+        )
+    if manifest.last_sequence_number != exp.last_sequence_number:
+        v(
+            ContractItem.COLD_ARTIFACTS,
+            "manifest last_sequence_number is wrong",
+            expected=str(exp.last_sequence_number),
+            observed=str(manifest.last_sequence_number),
+        )
+    files = {p.name: p for p in obs.parquet}
+    for extra in sorted(seen_files - set(want)):
+        v(safety, f"{extra} is not a segment the model expects", f"+ {extra}")
+    segs = {s.path: s for s in manifest.segments}
+    seen_rows: Counter[tuple[object, ...]] = Counter()
+    for es in exp.segments:
+        f = files.get(es.path)
+        if f is None:
+            v(ContractItem.COLD_ARTIFACTS, f"{es.path} is missing")
+            continue
+        if f.rows is None or f.size_bytes == 0 or not f.rows:
+            why = f.error or ("empty file" if f.size_bytes == 0 else "no rows")
+            v(safety, f"{es.path} is unreadable or empty: {why}")
+            continue
+        rows = [model_row(table, r) for r in f.rows]
+        expected_rows = [
+            ExpectedRow({k: val for k, val in row.items()}, ordinal, scope, None)
+            for row, ordinal in exp.files[es.path]
+        ]
+        diff = match_rows(expected_rows, rows, state.seqs)
+        learned.update(diff.learned)
+        if not diff.ok:
+            v(
+                ContractItem.COLD_ARTIFACTS,
+                f"{es.path} does not hold the expected rows",
+                *row_diff_lines(diff.missing, diff.unexpected, table.pk.name),
+                expected=f"{es.row_count} row(s)",
+                observed=f"{len(rows)} row(s)",
+            )
+        for r in rows:
+            seen_rows[freeze(r)] += 1
+        seqs = [s for r in rows if isinstance(s := r.get(SEQ), int)]
+        m = segs.get(es.path)
+        if m is None:
+            continue
+        problems = []
+        if m.row_count != len(rows):
+            problems.append(f"row_count {m.row_count}, file has {len(rows)}")
+        if seqs and (m.min_seq, m.max_seq) != (min(seqs), max(seqs)):
+            problems.append(
+                f"seq range {m.min_seq}..{m.max_seq}, file has {min(seqs)}..{max(seqs)}"
+            )
+        if m.status != "committed":
+            problems.append(f"status {m.status!r}, expected 'committed'")
+        if problems:
+            v(ContractItem.COLD_ARTIFACTS, f"manifest entry for {es.path} disagrees", *problems)
+    dups = [r for r, n in seen_rows.items() if n > 1]
+    if dups:
+        v(
+            ContractItem.IDEMPOTENCY,
+            "rows duplicated across Parquet files",
+            *(f"= {r}" for r in dups[:5]),
+        )
+    out += seq_conflicts(state.seqs, learned, subj)
+    return out, learned

@@ -1,0 +1,79 @@
+"""Comparing a SELECT reply with the model: the shared diff the per-item modules classify."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from attrs import frozen
+
+from kalamfuzz.model.catalog import Table
+from kalamfuzz.model.ops import Select
+from kalamfuzz.model.results import QueryResult
+from kalamfuzz.model.rows import ScopeKey
+from kalamfuzz.model.state import ModelState
+from kalamfuzz.model.values import SEQ, Row, Value, order_cmp
+
+
+@frozen
+class SelectDiff:
+    table: Table
+    scope: ScopeKey
+    result: QueryResult
+    observed: tuple[Row, ...]
+    missing: tuple[Row, ...]
+    unexpected: tuple[Row, ...]
+    learned: dict[int, int]
+    problems: tuple[str, ...]
+
+    @property
+    def subject(self) -> str:
+        scope = "shared" if self.scope is None else self.scope
+        return f"table {self.table.id} scope {scope}"
+
+
+def select_diff(
+    state: ModelState, op: Select, result: QueryResult, rows: Sequence[Row]
+) -> SelectDiff:
+    table = state.catalog.table(op.table_id)
+    scope = state.scope_key(table, op.as_user or op.actor)
+    diff = result.compare(rows, state.seqs)
+    problems = []
+    if result.count is not None and len(rows) != result.count:
+        problems.append(f"{len(rows)} row(s), LIMIT requires exactly {result.count}")
+    if rows and tuple(rows[0]) != result.columns and set(rows[0]) != set(result.columns):
+        problems.append(f"columns {list(rows[0])}, expected {list(result.columns)}")
+    problems += _order_problems(result, rows)
+    return SelectDiff(
+        table,
+        scope,
+        result,
+        tuple(rows),
+        diff.missing,
+        diff.unexpected,
+        dict(diff.learned),
+        tuple(problems),
+    )
+
+
+def _order_problems(result: QueryResult, rows: Sequence[Row]) -> list[str]:
+    keys = result.order_by
+    if not keys or any(c not in result.columns for c, _ in keys):
+        return []
+    for i in range(1, len(rows)):
+        a, b = rows[i - 1], rows[i]
+        for col, desc in keys:
+            c = order_cmp(a.get(col), b.get(col), desc)
+            if c < 0:
+                break
+            if c > 0:
+                return [f"row {i} is out of ORDER BY order: {a.get(col)!r} before {b.get(col)!r}"]
+    return []
+
+
+def without_seq(row: Row) -> dict[str, Value]:
+    return {k: v for k, v in row.items() if k != SEQ}
+
+
+def same_values(candidate: Row, row: Row) -> bool:
+    """``row`` (an observed, possibly projected row) shows the values of ``candidate``."""
+    return all(candidate.get(k, object()) == v for k, v in without_seq(row).items())

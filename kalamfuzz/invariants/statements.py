@@ -1,0 +1,134 @@
+"""Statement outcomes: did the server accept what the model accepts, and refuse what it refuses,
+with the documented error? Each violation names the item the model's reason belongs to."""
+
+from __future__ import annotations
+
+from kalamfuzz.invariants.observations import StatementObservation
+from kalamfuzz.invariants.violation import Violation
+from kalamfuzz.model.catalog import TableType
+from kalamfuzz.model.ops import (
+    AlterAddColumn,
+    AlterDropColumn,
+    CreateStorage,
+    CreateTable,
+    Delete,
+    Flush,
+    Insert,
+    JobFinished,
+    Operation,
+    Select,
+    Subscribe,
+    Update,
+)
+from kalamfuzz.model.outcomes import (
+    ContractItem,
+    FlushSkipped,
+    FlushStarted,
+    Ok,
+    OneOf,
+    Prediction,
+    Rejected,
+)
+from kalamfuzz.model.state import ModelState
+from kalamfuzz.model.uncertain import agrees, options
+
+
+def item_for(state: ModelState, op: Operation, observed_code: str | None) -> ContractItem:
+    """The item a surprise about ``op`` belongs to, when the model predicted success."""
+    if observed_code == "PERMISSION_DENIED":
+        return ContractItem.RBAC
+    table_id = getattr(op, "table_id", None)
+    table = state.catalog.tables.get(table_id) if table_id is not None else None
+    if isinstance(op, AlterAddColumn | AlterDropColumn) or (
+        table is not None and table.schema_version > 1
+    ):
+        return ContractItem.SCHEMA_EVOLUTION
+    if table is not None and table.type is TableType.STREAM and isinstance(op, Delete):
+        return ContractItem.STREAM_TTL
+    if isinstance(op, Insert):
+        return ContractItem.IDEMPOTENCY
+    if isinstance(op, Flush | JobFinished):
+        return ContractItem.COLD_ARTIFACTS
+    if isinstance(op, CreateStorage):
+        return ContractItem.STORAGE_ROUTING
+    if isinstance(op, Subscribe):
+        return ContractItem.SUBSCRIPTIONS
+    if isinstance(op, Select | Update | Delete | CreateTable):
+        return ContractItem.TIERS
+    return ContractItem.RBAC
+
+
+def _describe(pred: Prediction) -> str:
+    if isinstance(pred, Rejected):
+        status = f"HTTP {pred.status} " if pred.status else ""
+        return f"{status}{' or '.join(sorted(pred.codes))} ({pred.reason})"
+    if isinstance(pred, Ok):
+        if pred.row_count is None:
+            return "success"
+        if pred.row_count_max is not None:
+            return f"success, {pred.row_count}..{pred.row_count_max} row(s)"
+        return f"success, {pred.row_count} row(s)"
+    if isinstance(pred, FlushStarted):
+        return "a flush job is started"
+    if isinstance(pred, FlushSkipped):
+        return "the flush is skipped"
+    return type(pred).__name__
+
+
+def _seen(obs: StatementObservation) -> str:
+    if obs.ok:
+        extra = f", {obs.row_count} row(s)" if obs.row_count is not None else ""
+        job = f", job {obs.job_id}" if obs.job_id else ""
+        return f"HTTP {obs.status} success{extra}{job}"
+    return f"HTTP {obs.status} {obs.code}: {obs.message or ''}".rstrip(": ")
+
+
+def check_statement(
+    state: ModelState, op: Operation, pred: Prediction | OneOf, obs: StatementObservation
+) -> list[Violation]:
+    """Compare one statement's reply with the prediction of one model state."""
+    if obs.lost:
+        return []
+    outcome = obs.outcome()
+    opts = options(pred)
+    subj = f"{type(op).__name__} by {getattr(op, 'actor', '?')}"
+    if hasattr(op, "table_id"):
+        subj += f" on {op.table_id}"
+    matching = [p for p in opts if agrees(p, outcome, state.seqs)]
+    if matching:
+        for p in matching:
+            if not isinstance(p, Rejected):
+                return []
+            problems = []
+            if p.status is not None and obs.status != p.status:
+                problems.append(f"HTTP status {obs.status}, documented {p.status}")
+            message = obs.message or ""
+            problems += [f"message lacks {s!r}" for s in p.message_contains if s not in message]
+            if not problems:
+                return []
+        rejected = next(p for p in matching if isinstance(p, Rejected))
+        return [
+            Violation(
+                rejected.item,
+                subj,
+                "refused with an unclear error",
+                _describe(rejected),
+                _seen(obs),
+                tuple(problems),
+            )
+        ]
+    expected = " | ".join(_describe(p) for p in opts)
+    rejected_preds = [p for p in opts if isinstance(p, Rejected)]
+    if obs.ok and rejected_preds and len(rejected_preds) == len(opts):
+        item = rejected_preds[0].item
+        summary = f"accepted what must fail: {rejected_preds[0].reason}"
+    elif not obs.ok and not rejected_preds:
+        item = item_for(state, op, obs.code)
+        summary = "refused what must succeed"
+    elif not obs.ok:
+        item = rejected_preds[0].item
+        summary = "refused with the wrong error"
+    else:
+        item = item_for(state, op, None)
+        summary = "wrong result"
+    return [Violation(item, subj, summary, expected, _seen(obs))]

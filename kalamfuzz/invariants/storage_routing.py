@@ -1,0 +1,54 @@
+"""Item 8: a flush writes under the base directory of the table's STORAGE_ID, at the path of the
+storage's template, and nowhere else."""
+
+from __future__ import annotations
+
+import posixpath
+
+from kalamfuzz.invariants.observations import StorageListing
+from kalamfuzz.invariants.violation import Finding, Violation
+from kalamfuzz.model.outcomes import ContractItem
+from kalamfuzz.model.state import ModelState
+from kalamfuzz.model.tiers import MANIFEST
+
+
+def _artifact(path: str) -> bool:
+    name = posixpath.basename(path)
+    return name == MANIFEST or (name.startswith("batch-") and ".parquet" in name)
+
+
+def expected_files(state: ModelState) -> set[str]:
+    out = set()
+    for table_id, scope in state.flushed_scopes():
+        exp = state.expected_cold(table_id, scope)
+        out |= {posixpath.join(exp.directory, p) for p in exp.paths}
+    return out
+
+
+def check_listing(state: ModelState, listing: StorageListing) -> Finding:
+    """Compare every cold artifact under the storages with where the model put them.
+
+    Files whose path names none of the model's namespaces belong to other runs and are ignored.
+    """
+    namespaces = state.catalog.namespaces
+    seen = {
+        posixpath.normpath(f)
+        for f in listing.files
+        if _artifact(f) and namespaces & set(posixpath.normpath(f).split("/"))
+    }
+    want = {posixpath.normpath(f) for f in expected_files(state)}
+    missing, extra = sorted(want - seen), sorted(seen - want)
+    if not missing and not extra:
+        return [], {}
+    return [
+        Violation(
+            ContractItem.STORAGE_ROUTING,
+            "storages " + ", ".join(sorted(state.catalog.storages)),
+            "cold artifacts are not where the table's storage and template put them",
+            f"{len(want)} file(s)",
+            f"{len(seen)} file(s)",
+            tuple(
+                [*(f"- missing {m}" for m in missing), *(f"+ misplaced {e}" for e in extra)][:12]
+            ),
+        )
+    ], {}

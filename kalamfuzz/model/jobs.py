@@ -1,0 +1,42 @@
+"""Flush jobs and their statuses (system.jobs)."""
+
+from __future__ import annotations
+
+import enum
+
+from attrs import frozen
+
+from kalamfuzz.model.catalog import TableId
+
+
+class JobStatus(enum.Enum):
+    """The statuses of ``system.jobs``; the model only distinguishes running from finished."""
+
+    NEW = "new"
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+
+    @property
+    def finished(self) -> bool:
+        return self in (
+            JobStatus.COMPLETED,
+            JobStatus.FAILED,
+            JobStatus.CANCELLED,
+            JobStatus.SKIPPED,
+        )
+
+
+@frozen
+class Job:
+    job_id: str
+    table_id: TableId
+    #: The model's commit counter when the flush was requested: the job takes at least the
+    #: hot versions up to here, and at most those present when it is seen finished.
+    requested_at: int
+    status: JobStatus = JobStatus.RUNNING
+    message: str | None = None

@@ -1,0 +1,187 @@
+"""Row versions per scope, hot and cold, and which of them a read sees.
+
+Every INSERT, UPDATE and DELETE appends a :class:`Version`. The model cannot know the server's
+``_seq`` ahead of time, so a version is identified by its *ordinal*, the model's own commit
+counter; the server's ``_seq`` is bound to the ordinal once a read shows it (see
+:class:`SeqBook`). Both orders must agree: ``_seq`` is strictly increasing in commit order.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Mapping
+
+from attrs import evolve, field, frozen
+
+from kalamfuzz.model.catalog import Table, TableType
+from kalamfuzz.model.values import DELETED, SEQ, ModelError, Value
+
+#: The scope of a SHARED table; USER and STREAM scopes are user ids.
+ScopeKey = str | None
+
+
+@frozen
+class Window:
+    """A client-measured request interval in ms: the server acted somewhere inside it."""
+
+    sent_ms: int
+    recv_ms: int
+
+    def __attrs_post_init__(self) -> None:
+        if self.recv_ms < self.sent_ms:
+            raise ModelError(f"window ends before it starts: {self}")
+
+
+@frozen
+class Version:
+    ordinal: int
+    key: Value
+    #: User-column values as they were at ``schema_version``.
+    values: Mapping[str, Value]
+    schema_version: int
+    deleted: bool = False
+    #: When the write was sent and answered; only STREAM TTL needs it.
+    written: Window | None = None
+
+
+def materialize(table: Table, version: Version) -> dict[str, Value]:
+    """The user columns of ``version`` under the table's current schema.
+
+    A column added after the version was written reads as its default (NULL without one), even
+    when an older, dropped column had the same name.
+    """
+    out: dict[str, Value] = {}
+    for col in table.columns:
+        if col.added_in > version.schema_version:
+            out[col.name] = col.default
+        else:
+            out[col.name] = version.values.get(col.name, col.default)
+    return out
+
+
+@frozen
+class Segment:
+    """One committed ``batch-N.parquet``: exactly what it must hold."""
+
+    batch: int
+    versions: tuple[Version, ...]
+    #: The user columns of the file (the table's columns when it was flushed).
+    columns: tuple[str, ...]
+    rows: tuple[Mapping[str, Value], ...]
+    schema_version: int
+
+    @property
+    def path(self) -> str:
+        return f"batch-{self.batch}.parquet"
+
+
+@frozen
+class Scope:
+    hot: tuple[Version, ...] = ()
+    cold: tuple[Segment, ...] = ()
+
+    def all_versions(self) -> Iterable[Version]:
+        for seg in self.cold:
+            yield from seg.versions
+        yield from self.hot
+
+    def latest(self) -> dict[Value, Version]:
+        """The newest version of every key, hot and cold together."""
+        best: dict[Value, Version] = {}
+        for v in self.all_versions():
+            cur = best.get(v.key)
+            if cur is None or v.ordinal > cur.ordinal:
+                best[v.key] = v
+        return best
+
+    def live(self, table: Table) -> list[Version]:
+        """The rows a default read sees, in commit order (STREAM TTL not applied here)."""
+        if table.type is TableType.STREAM:
+            return list(self.hot)
+        return sorted((v for v in self.latest().values() if not v.deleted), key=lambda v: v.ordinal)
+
+    def with_tombstones(self) -> list[Version]:
+        """What a read whose WHERE names ``_deleted`` sees (KalamDB's ``keep_deleted``)."""
+        return sorted(self.latest().values(), key=lambda v: v.ordinal)
+
+    def cold_keys(self) -> frozenset[Value]:
+        return frozenset(v.key for seg in self.cold for v in seg.versions)
+
+    def append(self, version: Version) -> Scope:
+        return evolve(self, hot=(*self.hot, version))
+
+    def remove(self, ordinals: frozenset[int]) -> Scope:
+        return evolve(self, hot=tuple(v for v in self.hot if v.ordinal not in ordinals))
+
+
+def row_of(table: Table, version: Version) -> dict[str, Value]:
+    """User columns plus ``_deleted`` (where the table has it); ``_seq`` is bound separately."""
+    row = materialize(table, version)
+    if DELETED in table.system_columns:
+        row[DELETED] = version.deleted
+    return row
+
+
+@frozen
+class SeqBook:
+    """The server ``_seq`` learned for each version ordinal.
+
+    ``ordinals`` and ``seqs`` are parallel sorted tuples, so lookups and order checks are
+    binary searches.
+    """
+
+    ordinals: tuple[int, ...] = ()
+    seqs: tuple[int, ...] = ()
+    by_ordinal: Mapping[int, int] = field(factory=dict)
+
+    def get(self, ordinal: int) -> int | None:
+        return self.by_ordinal.get(ordinal)
+
+    def conflict(self, ordinal: int, seq: int) -> str | None:
+        """Why binding ``seq`` to ``ordinal`` breaks the ``_seq`` order, or None."""
+        known = self.by_ordinal.get(ordinal)
+        if known is not None:
+            return None if known == seq else f"version already has _seq {known}, now {seq}"
+        i = bisect.bisect_left(self.ordinals, ordinal)
+        if i > 0 and self.seqs[i - 1] >= seq:
+            return (
+                f"_seq {seq} is not after _seq {self.seqs[i - 1]} of an earlier write"
+                f" (ordinals {self.ordinals[i - 1]} < {ordinal})"
+            )
+        if i < len(self.ordinals) and self.seqs[i] <= seq:
+            return (
+                f"_seq {seq} is not before _seq {self.seqs[i]} of a later write"
+                f" (ordinals {ordinal} < {self.ordinals[i]})"
+            )
+        return None
+
+    def bind(self, ordinal: int, seq: int) -> SeqBook:
+        if ordinal in self.by_ordinal:
+            return self
+        i = bisect.bisect_left(self.ordinals, ordinal)
+        return SeqBook(
+            ordinals=(*self.ordinals[:i], ordinal, *self.ordinals[i:]),
+            seqs=(*self.seqs[:i], seq, *self.seqs[i:]),
+            by_ordinal={**self.by_ordinal, ordinal: seq},
+        )
+
+    def after(self, ordinal: int, seq: int) -> bool | None:
+        """Whether the version ``ordinal`` has ``_seq > seq``; None when the book cannot tell."""
+        known = self.by_ordinal.get(ordinal)
+        if known is not None:
+            return known > seq
+        i = bisect.bisect_left(self.ordinals, ordinal)
+        # An earlier write with _seq >= seq proves this one is later; a later write with
+        # _seq <= seq proves this one is not.
+        if i > 0 and self.seqs[i - 1] >= seq:
+            return True
+        if i < len(self.ordinals) and self.seqs[i] <= seq:
+            return False
+        return None
+
+
+def with_seq(row: Mapping[str, Value], seq: int | None) -> dict[str, Value]:
+    out = dict(row)
+    if seq is not None:
+        out[SEQ] = seq
+    return out

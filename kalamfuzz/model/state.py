@@ -1,0 +1,767 @@
+"""One possible state of the server, and how each operation predicts and changes it.
+
+``execute(state, op, at)`` returns the prediction and the state after a *successful* run of the
+operation; everything else (a failure, an unknown outcome, a job finishing) is composed from
+that in :mod:`kalamfuzz.model.uncertain`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import cmp_to_key
+
+from attrs import evolve, field, frozen
+
+from kalamfuzz.model import permissions as perm
+from kalamfuzz.model.catalog import Catalog, Role, Storage, Table, TableId, TableType, User
+from kalamfuzz.model.jobs import Job, JobStatus
+from kalamfuzz.model.live import (
+    Subscription,
+    change_for_write,
+    full_row,
+    projected_columns,
+    snapshot_row,
+    stream_delete_change,
+)
+from kalamfuzz.model.ops import (
+    AlterAddColumn,
+    AlterDropColumn,
+    CreateNamespace,
+    CreateStorage,
+    CreateTable,
+    CreateUser,
+    Delete,
+    DropTable,
+    Flush,
+    Insert,
+    JobFinished,
+    Operation,
+    Select,
+    SetStorageWritable,
+    Subscribe,
+    Unsubscribe,
+    Update,
+)
+from kalamfuzz.model.outcomes import (
+    ContractItem,
+    FlushSkipped,
+    FlushStarted,
+    JobEnds,
+    Ok,
+    OneOf,
+    Prediction,
+    Rejected,
+    Subscribed,
+    execution_error,
+    permission_denied,
+)
+from kalamfuzz.model.results import ExpectedRow, QueryResult
+from kalamfuzz.model.rows import Scope, ScopeKey, SeqBook, Version, Window, materialize
+from kalamfuzz.model.streams import Seen, visibility
+from kalamfuzz.model.tiers import ExpectedCold, expected_cold, flush_scope, pending
+from kalamfuzz.model.values import DELETED, SEQ, ModelError, Value, order_cmp
+from kalamfuzz.model.where import Pred, columns, matches
+
+#: A SELECT without LIMIT returns at most this many rows; no SELECT returns more than MAX.
+DEFAULT_QUERY_LIMIT = 50
+MAX_QUERY_LIMIT = 1000
+
+Data = Mapping[TableId, Mapping[ScopeKey, Scope]]
+
+
+@frozen
+class ModelState:
+    catalog: Catalog
+    data: Data = field(factory=dict)
+    seqs: SeqBook = field(factory=SeqBook)
+    #: Ordinal of the last version written: the model's commit order.
+    clock: int = 0
+    jobs: Mapping[str, Job] = field(factory=dict)
+    subs: Mapping[str, Subscription] = field(factory=dict)
+
+    @classmethod
+    def initial(
+        cls, storage_base: str, root: str = "root", users: Iterable[User] = ()
+    ) -> ModelState:
+        """A fresh server: root (system role) and the ``local`` storage under ``storage_base``."""
+        catalog = Catalog().with_user(User(root, Role.SYSTEM))
+        catalog = catalog.with_storage(Storage("local", storage_base))
+        for u in users:
+            catalog = catalog.with_user(u)
+        return cls(catalog=catalog)
+
+    # --- reading the state ---------------------------------------------------------------
+
+    def scopes(self, table_id: TableId) -> Mapping[ScopeKey, Scope]:
+        return self.data.get(table_id, {})
+
+    def scope(self, table_id: TableId, key: ScopeKey) -> Scope:
+        return self.scopes(table_id).get(key, Scope())
+
+    def scope_key(self, table: Table, user_id: str) -> ScopeKey:
+        return user_id if table.type.per_user else None
+
+    def visible_rows(self, table_id: TableId, key: ScopeKey) -> list[dict[str, Value]]:
+        """The scope's current rows (tombstones hidden, no TTL) with ``_seq`` where known."""
+        table = self.catalog.table(table_id)
+        out = []
+        for v in self.scope(table_id, key).live(table):
+            row = full_row(table, v)
+            seq = self.seqs.get(v.ordinal)
+            if seq is not None:
+                row[SEQ] = seq
+            out.append(row)
+        return out
+
+    def expected_cold(self, table_id: TableId, key: ScopeKey) -> ExpectedCold:
+        table = self.catalog.table(table_id)
+        storage = self.catalog.storages[table.storage_id]
+        return expected_cold(table, storage, key, self.scope(table_id, key), self.seqs)
+
+    def flushed_scopes(self) -> list[tuple[TableId, ScopeKey]]:
+        return [
+            (tid, key)
+            for tid, scopes in sorted(self.data.items(), key=lambda kv: str(kv[0]))
+            for key, scope in scopes.items()
+            if scope.cold
+        ]
+
+    def learn(self, learned: Mapping[int, int]) -> ModelState:
+        """Bind server ``_seq`` values; conflicting ones are ignored (the invariants report them)."""
+        seqs = self.seqs
+        for ordinal, seq in sorted(learned.items()):
+            if seqs.conflict(ordinal, seq) is None:
+                seqs = seqs.bind(ordinal, seq)
+        return evolve(self, seqs=seqs) if seqs is not self.seqs else self
+
+    def with_scope(self, table_id: TableId, key: ScopeKey, scope: Scope) -> ModelState:
+        scopes = {**self.scopes(table_id), key: scope}
+        return evolve(self, data={**self.data, table_id: scopes})
+
+
+# --- shared checks ----------------------------------------------------------------------------
+
+
+def _missing_table(table_id: TableId) -> Rejected:
+    return execution_error(f"table {table_id} does not exist", ContractItem.TIERS, str(table_id))
+
+
+def _session(
+    state: ModelState, actor: str, as_user: str | None, table: Table
+) -> tuple[Role, str] | Rejected:
+    """The role and user the statement runs as, or why EXECUTE AS USER is refused."""
+    actor_role = state.catalog.role_of(actor)
+    if as_user is None:
+        return actor_role, actor
+    if not perm.can_impersonate(actor_role, actor, state.catalog.role_of(as_user), as_user):
+        return permission_denied(f"{actor} ({actor_role.value}) may not EXECUTE AS USER {as_user}")
+    if table.type is TableType.SHARED:
+        return execution_error(
+            "EXECUTE AS USER is not allowed on SHARED tables",
+            ContractItem.RBAC,
+            "EXECUTE AS USER",
+        )
+    # The wrapped statement runs with role `user` (HTTP_SQL.md §2.6).
+    return Role.USER, as_user
+
+
+def _unknown_columns(
+    state: ModelState, table: Table, names: Iterable[str], actor: str
+) -> Rejected | None:
+    for name in names:
+        if not table.knows(name):
+            admin = state.catalog.role_of(actor).is_admin
+            why = "was dropped" if name in table.dropped else "does not exist"
+            # Redaction keeps column-not-found messages, but only admins get the full text.
+            return execution_error(
+                f"column {name!r} {why}",
+                ContractItem.SCHEMA_EVOLUTION,
+                *((name,) if admin else ()),
+                codes=frozenset({"SQL_EXECUTION_ERROR", "INVALID_SQL"}),
+            )
+    return None
+
+
+def _where_row(table: Table, state: ModelState, version: Version) -> dict[str, Value]:
+    row = full_row(table, version)
+    seq = state.seqs.get(version.ordinal)
+    if seq is not None:
+        row[SEQ] = seq
+    return row
+
+
+def _eval(pred: Pred | None, table: Table, state: ModelState, version: Version) -> bool:
+    if pred is not None and SEQ in columns(pred) and state.seqs.get(version.ordinal) is None:
+        raise ModelError("a WHERE on _seq needs every candidate row's _seq to be known")
+    return matches(pred, _where_row(table, state, version))
+
+
+# --- writes -----------------------------------------------------------------------------------
+
+
+@frozen
+class _Write:
+    scope: ScopeKey
+    old: Version | None
+    new: Version | None  # None: a STREAM hard delete of ``old``
+    #: The write may not have happened (STREAM row at its TTL boundary).
+    maybe: bool = False
+
+
+def _commit(state: ModelState, table: Table, writes: Sequence[_Write]) -> ModelState:
+    scopes = dict(state.scopes(table.id))
+    subs = dict(state.subs)
+    for w in writes:
+        scope = scopes.get(w.scope, Scope())
+        if w.new is None:
+            assert w.old is not None
+            scope = scope.remove(frozenset({w.old.ordinal}))
+        else:
+            scope = scope.append(w.new)
+        scopes[w.scope] = scope
+        for sid, sub in subs.items():
+            if not sub.active or sub.table_id != table.id:
+                continue
+            if table.type.per_user and sub.user_id != w.scope:
+                continue
+            if w.new is None:
+                assert w.old is not None
+                change = stream_delete_change(table, sub, w.scope, w.old, w.maybe)
+            else:
+                change = change_for_write(table, sub, w.scope, w.old, w.new)
+            if change is not None:
+                subs[sid] = subs[sid].with_change(change)
+    clock = max([state.clock, *(w.new.ordinal for w in writes if w.new is not None)])
+    return evolve(state, data={**state.data, table.id: scopes}, subs=subs, clock=clock)
+
+
+def _insert(
+    state: ModelState, op: Insert, at: Window | None
+) -> tuple[Prediction | OneOf, ModelState]:
+    table = state.catalog.tables.get(op.table_id)
+    if table is None:
+        return _missing_table(op.table_id), state
+    session = _session(state, op.actor, op.as_user, table)
+    if isinstance(session, Rejected):
+        return session, state
+    role, user = session
+    if not perm.can_write(role, table):
+        return permission_denied(f"{role.value} may not write {table.id}"), state
+    bad = _unknown_columns(state, table, {c for r in op.rows for c in r}, op.actor)
+    if bad is not None:
+        return bad, state
+    pk = table.pk.name
+    key = state.scope_key(table, user)
+    scope = state.scope(table.id, key)
+    seen: set[Value] = set()
+    versions = []
+    for i, raw in enumerate(op.rows):
+        values: dict[str, Value] = {}
+        for col in table.columns:
+            cell = raw.get(col.name, col.default)
+            if not col.type.accepts(cell):
+                raise ModelError(f"{cell!r} is not a {col.type.value} for {col.name}")
+            if cell is None and (not col.nullable or col.primary_key):
+                return (
+                    execution_error(f"NULL in NOT NULL column {col.name}", ContractItem.TIERS),
+                    state,
+                )
+            values[col.name] = cell
+        if values[pk] in seen:
+            return _pk_violation(values[pk], "twice in one INSERT"), state
+        seen.add(values[pk])
+        versions.append(
+            Version(state.clock + 1 + i, values[pk], values, table.schema_version, False, at)
+        )
+    ok = Ok(row_count=len(versions))
+    after = _commit(state, table, [_Write(key, None, v) for v in versions])
+    if table.type is TableType.STREAM:
+        # Whether a STREAM table enforces key uniqueness is not pinned down (contract.md).
+        stored = {v.key for v in scope.hot}
+        if seen & stored:
+            clash = sorted(seen & stored, key=repr)[0]
+            return OneOf((ok, _pk_violation(clash, "STREAM key reused"))), after
+        return ok, after
+    latest = scope.latest()
+    for v in versions:
+        cur = latest.get(v.key)
+        if cur is not None and not cur.deleted:
+            return _pk_violation(v.key, "key exists"), state
+    return ok, after
+
+
+def _pk_violation(key: Value, why: str) -> Rejected:
+    return execution_error(
+        f"duplicate primary key {key!r} ({why})", ContractItem.IDEMPOTENCY, "Primary key violation"
+    )
+
+
+def _dml_checks(
+    state: ModelState, actor: str, as_user: str | None, table: Table, names: Iterable[str]
+) -> tuple[Role, str] | Rejected:
+    session = _session(state, actor, as_user, table)
+    if isinstance(session, Rejected):
+        return session
+    role, _ = session
+    if not perm.can_write(role, table):
+        return permission_denied(f"{role.value} may not write {table.id}")
+    bad = _unknown_columns(state, table, names, actor)
+    return bad if bad is not None else session
+
+
+def _update(state: ModelState, op: Update) -> tuple[Prediction | OneOf, ModelState]:
+    table = state.catalog.tables.get(op.table_id)
+    if table is None:
+        return _missing_table(op.table_id), state
+    names = {c for c, _ in op.assignments} | columns(op.where)
+    session = _dml_checks(state, op.actor, op.as_user, table, names)
+    if isinstance(session, Rejected):
+        return session, state
+    _, user = session
+    if table.type is TableType.STREAM:
+        return (
+            execution_error("UPDATE on a STREAM table", ContractItem.STREAM_TTL, "UPDATE"),
+            state,
+        )
+    if op.where is None:
+        return execution_error("UPDATE without WHERE", ContractItem.TIERS, "WHERE"), state
+    for col_name, value in op.assignments:
+        col = table.column(col_name)
+        assert col is not None
+        if col.primary_key:
+            return (
+                execution_error("UPDATE of the primary key", ContractItem.TIERS, col_name),
+                state,
+            )
+        if not col.type.accepts(value):
+            raise ModelError(f"{value!r} is not a {col.type.value} for {col_name}")
+        if value is None and not col.nullable:
+            return (
+                execution_error(f"NULL in NOT NULL column {col_name}", ContractItem.TIERS),
+                state,
+            )
+    key = state.scope_key(table, user)
+    writes = []
+    clock = state.clock
+    for old in state.scope(table.id, key).live(table):
+        if not _eval(op.where, table, state, old):
+            continue
+        values = materialize(table, old)
+        new_values = {**values, **dict(op.assignments)}
+        if new_values == values:
+            continue  # a no-op UPDATE writes nothing and is not counted
+        clock += 1
+        writes.append(_Write(key, old, Version(clock, old.key, new_values, table.schema_version)))
+    return Ok(row_count=len(writes)), _commit(state, table, writes)
+
+
+def _delete(
+    state: ModelState, op: Delete, at: Window | None
+) -> tuple[Prediction | OneOf, ModelState]:
+    table = state.catalog.tables.get(op.table_id)
+    if table is None:
+        return _missing_table(op.table_id), state
+    session = _dml_checks(state, op.actor, op.as_user, table, columns(op.where))
+    if isinstance(session, Rejected):
+        return session, state
+    _, user = session
+    if op.where is None:
+        return execution_error("DELETE without WHERE", ContractItem.TIERS, "WHERE"), state
+    key = state.scope_key(table, user)
+    writes: list[_Write] = []
+    if table.type is TableType.STREAM:
+        maybe = 0
+        for ev in state.scope(table.id, key).hot:
+            seen = _stream_seen(state, table, ev, at)
+            if seen is Seen.NO or not _eval(op.where, table, state, ev):
+                continue
+            # A row at its TTL boundary is either deleted or already invisible: later reads
+            # cannot tell the two apart, so the model removes it either way.
+            maybe += seen is Seen.MAYBE
+            writes.append(_Write(key, ev, None, maybe=seen is Seen.MAYBE))
+        certain = len(writes) - maybe
+        pred = Ok(row_count=certain, row_count_max=certain + maybe if maybe else None)
+        return pred, _commit(state, table, writes)
+    clock = state.clock
+    for old in state.scope(table.id, key).live(table):
+        if _eval(op.where, table, state, old):
+            clock += 1
+            tomb = Version(
+                clock, old.key, materialize(table, old), table.schema_version, deleted=True
+            )
+            writes.append(_Write(key, old, tomb))
+    return Ok(row_count=len(writes)), _commit(state, table, writes)
+
+
+def _stream_seen(state: ModelState, table: Table, ev: Version, at: Window | None) -> Seen:
+    if at is None:
+        raise ModelError("a statement on a STREAM table needs its request window (at=...)")
+    assert table.ttl_seconds is not None
+    return visibility(ev, state.seqs.get(ev.ordinal), table.ttl_seconds, at)
+
+
+# --- reads ------------------------------------------------------------------------------------
+
+
+def _candidates(
+    state: ModelState, table: Table, key: ScopeKey, where: Pred | None, at: Window | None
+) -> list[tuple[Version, bool]]:
+    """(version, optional) pairs a read of the scope sees, in commit order."""
+    scope = state.scope(table.id, key)
+    if table.type is TableType.STREAM:
+        out = []
+        for ev in scope.hot:
+            seen = _stream_seen(state, table, ev, at)
+            if seen is not Seen.NO:
+                out.append((ev, seen is Seen.MAYBE))
+        return out
+    versions = scope.with_tombstones() if DELETED in columns(where) else scope.live(table)
+    return [(v, False) for v in versions]
+
+
+def _select(state: ModelState, op: Select, at: Window | None) -> Prediction | OneOf:
+    table = state.catalog.tables.get(op.table_id)
+    if table is None:
+        return _missing_table(op.table_id)
+    session = _session(state, op.actor, op.as_user, table)
+    if isinstance(session, Rejected):
+        return session
+    role, user = session
+    if not perm.can_read(role, table):
+        return permission_denied(f"{role.value} may not read {table.id}")
+    names = set(op.projection or ()) | columns(op.where) | {c for c, _ in op.order_by}
+    bad = _unknown_columns(state, table, names, op.actor)
+    if bad is not None:
+        return bad
+    key = state.scope_key(table, user)
+    cols = table.star_columns if op.projection is None else op.projection
+    picked = [
+        (v, opt)
+        for v, opt in _candidates(state, table, key, op.where, at)
+        if _eval(op.where, table, state, v)
+    ]
+    if op.order_by:
+        picked.sort(key=cmp_to_key(_pair_order(table, op.order_by)))
+    limit = min(op.limit if op.limit is not None else DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT)
+    count = None
+    if len(picked) > limit:
+        if any(opt for _, opt in picked) or not op.order_by:
+            picked = [(v, True) for v, _ in picked]
+        else:
+            edge = picked[limit - 1][0]
+            ties = [_order(table, op.order_by, v, edge) == 0 for v, _ in picked]
+            # Rows tied with the last one kept are interchangeable only if a tie was cut off.
+            open_tie = any(ties[limit:])
+            picked = [
+                (v, open_tie and tie)
+                for (v, _), tie in zip(picked, ties, strict=True)
+                if _order(table, op.order_by, v, edge) <= 0
+            ]
+        count = limit
+    rows = tuple(
+        ExpectedRow(
+            values={c: r[c] for c in cols if c != SEQ},
+            seq_of=v.ordinal if SEQ in cols else None,
+            scope=key,
+            key=v.key,
+            optional=opt,
+        )
+        for v, opt in picked
+        for r in [full_row(table, v)]
+    )
+    pk = table.pk.name
+    return QueryResult(
+        columns=tuple(cols),
+        rows=rows,
+        order_by=op.order_by,
+        count=count,
+        key_column=pk if pk in cols else None,
+    )
+
+
+def _pair_order(
+    table: Table, order_by: Sequence[tuple[str, bool]]
+) -> Callable[[tuple[Version, bool], tuple[Version, bool]], int]:
+    def cmp(a: tuple[Version, bool], b: tuple[Version, bool]) -> int:
+        return _order(table, order_by, a[0], b[0])
+
+    return cmp
+
+
+def _order(table: Table, order_by: Sequence[tuple[str, bool]], a: Version, b: Version) -> int:
+    ra, rb = full_row(table, a), full_row(table, b)
+    for col, desc in order_by:
+        if col == SEQ:
+            c = (a.ordinal > b.ordinal) - (a.ordinal < b.ordinal)
+            c = -c if desc else c
+        else:
+            c = order_cmp(ra[col], rb[col], desc)
+        if c:
+            return c
+    return 0
+
+
+# --- flush and jobs ---------------------------------------------------------------------------
+
+
+def _flush(state: ModelState, op: Flush) -> Prediction | OneOf:
+    table = state.catalog.tables.get(op.table_id)
+    if table is None:
+        return _missing_table(op.table_id)
+    if table.type is TableType.STREAM:
+        return execution_error(
+            "STREAM tables are never flushed", ContractItem.COLD_ARTIFACTS, "STREAM"
+        )
+    if not perm.can_flush(state.catalog.role_of(op.actor)):
+        return permission_denied(f"{op.actor} may not flush")
+    has_rows = any(pending(s) for s in state.scopes(table.id).values())
+    running = any(j.table_id == table.id and not j.status.finished for j in state.jobs.values())
+    if not has_rows:
+        return FlushSkipped()
+    if running:
+        # The earlier job may have finished since the machine last looked.
+        return OneOf((FlushStarted(), FlushSkipped()))
+    return FlushStarted()
+
+
+def _job_end(state: ModelState, op: JobFinished) -> Prediction | OneOf:
+    job = state.jobs.get(op.job_id)
+    if job is None:
+        raise ModelError(f"unknown job {op.job_id}")
+    table = state.catalog.tables.get(job.table_id)
+    if table is None:
+        return OneOf((JobEnds(JobStatus.CANCELLED), JobEnds(JobStatus.FAILED, True)))
+    if table.storage_id in state.catalog.broken_storages:
+        return JobEnds(JobStatus.FAILED, message_required=True)
+    scopes = state.scopes(table.id).values()
+    if any(pending(s, job.requested_at) for s in scopes):
+        return JobEnds(JobStatus.COMPLETED)
+    if any(pending(s) for s in scopes):
+        return OneOf((JobEnds(JobStatus.COMPLETED), JobEnds(JobStatus.SKIPPED)))
+    return JobEnds(JobStatus.SKIPPED)
+
+
+def finish_job(state: ModelState, job_id: str, status: JobStatus) -> tuple[ModelState, ...]:
+    """The states after the job ended with ``status``: one per possible cut for a completed
+    flush (the job took the hot versions present when it *started*, some time after it was
+    requested and before it was seen finished)."""
+    job = state.jobs[job_id]
+    done = evolve(state, jobs={**state.jobs, job_id: evolve(job, status=status)})
+    table = state.catalog.tables.get(job.table_id)
+    if status is not JobStatus.COMPLETED or table is None:
+        return (done,)
+    later = sorted(
+        {
+            v.ordinal
+            for s in done.scopes(table.id).values()
+            for v in s.hot
+            if v.ordinal > job.requested_at
+        }
+    )
+    out = []
+    for cut in [job.requested_at, *later]:
+        scopes = {k: flush_scope(table, s, cut) for k, s in done.scopes(table.id).items()}
+        out.append(evolve(done, data={**done.data, table.id: scopes}))
+    return tuple(out)
+
+
+# --- DDL --------------------------------------------------------------------------------------
+
+
+def _ddl(state: ModelState, op: Operation) -> tuple[Prediction | OneOf, ModelState]:
+    cat = state.catalog
+    if isinstance(op, CreateNamespace | CreateUser | CreateStorage):
+        role = cat.role_of(op.actor)
+        if not perm.can_manage(role):
+            return permission_denied(f"{role.value} may not {type(op).__name__}"), state
+        if isinstance(op, CreateNamespace):
+            if op.namespace in cat.namespaces:
+                return _exists(op.namespace), state
+            return Ok(), evolve(state, catalog=cat.with_namespace(op.namespace))
+        if isinstance(op, CreateUser):
+            if op.user_id in cat.users:
+                return _exists(op.user_id), state
+            return Ok(), evolve(state, catalog=cat.with_user(User(op.user_id, op.role)))
+        if op.storage_id in cat.storages:
+            return _exists(op.storage_id), state
+        storage = Storage(op.storage_id, op.base_directory, op.shared_template, op.user_template)
+        return Ok(), evolve(state, catalog=cat.with_storage(storage))
+    if isinstance(op, CreateTable):
+        return _create_table(state, op)
+    assert isinstance(op, DropTable | AlterAddColumn | AlterDropColumn)
+    table = cat.tables.get(op.table_id)
+    if table is None:
+        return _missing_table(op.table_id), state
+    role = cat.role_of(op.actor)
+    if isinstance(op, DropTable):
+        if not perm.can_drop_table(role):
+            return permission_denied(f"{role.value} may not DROP TABLE"), state
+        subs = {
+            k: evolve(s, active=False) if s.table_id == table.id else s
+            for k, s in state.subs.items()
+        }
+        data = {k: v for k, v in state.data.items() if k != table.id}
+        return Ok(), evolve(state, catalog=cat.without_table(table.id), data=data, subs=subs)
+    if not perm.can_alter_table(role, table):
+        return permission_denied(f"{role.value} may not ALTER {table.id}"), state
+    if isinstance(op, AlterAddColumn):
+        if table.column(op.column.name) is not None or op.column.name in table.system_columns:
+            return _exists(op.column.name, ContractItem.SCHEMA_EVOLUTION), state
+        if op.column.primary_key or (not op.column.nullable and op.column.default is None):
+            raise ModelError("ADD COLUMN must be nullable or have a default")
+        new = table.add_column(op.column)
+    else:
+        col = table.column(op.column)
+        if col is None:
+            bad = _unknown_columns(state, table, [op.column], op.actor)
+            assert bad is not None
+            return bad, state
+        if col.primary_key:
+            return (
+                execution_error("DROP COLUMN of the primary key", ContractItem.SCHEMA_EVOLUTION),
+                state,
+            )
+        new = table.drop_column(op.column)
+    # The contract does not say how a live subscription follows a schema change; the model
+    # stops predicting it and the machines resubscribe (docs/contract.md).
+    subs = {
+        k: evolve(s, active=False) if s.table_id == table.id else s for k, s in state.subs.items()
+    }
+    return Ok(), evolve(state, catalog=cat.with_table(new), subs=subs)
+
+
+def _exists(name: str, item: ContractItem = ContractItem.TIERS) -> Rejected:
+    return execution_error(f"{name} already exists", item, "already exists")
+
+
+def _create_table(state: ModelState, op: CreateTable) -> tuple[Prediction | OneOf, ModelState]:
+    cat = state.catalog
+    t = op.table
+    role = cat.role_of(op.actor)
+    if not perm.can_create_table(role, t.type):
+        return permission_denied(f"{role.value} may not create {t.type.value} tables"), state
+    if t.id.namespace not in cat.namespaces:
+        return execution_error("namespace missing", ContractItem.TIERS, "does not exist"), state
+    if t.id in cat.tables:
+        return _exists(str(t.id)), state
+    if t.storage_id not in cat.storages:
+        return execution_error("unknown storage", ContractItem.STORAGE_ROUTING), state
+    if (t.type is TableType.STREAM) != (t.ttl_seconds is not None):
+        return execution_error(
+            "TTL_SECONDS is for STREAM tables only", ContractItem.STREAM_TTL, "TTL_SECONDS"
+        ), state
+    if t.access_level is not None and t.type is not TableType.SHARED:
+        return execution_error("ACCESS_LEVEL is for SHARED tables only", ContractItem.RBAC), state
+    if sum(c.primary_key for c in t.columns) != 1:
+        raise ModelError("tables need exactly one primary key column")
+    return Ok(), evolve(
+        state, catalog=cat.with_table(evolve(t, schema_version=1, dropped=frozenset()))
+    )
+
+
+# --- subscriptions ----------------------------------------------------------------------------
+
+
+def _ws_error(code: str, item: ContractItem, reason: str) -> Rejected:
+    return Rejected(frozenset({code}), None, item, reason)
+
+
+def _subscribe(
+    state: ModelState, op: Subscribe, at: Window | None
+) -> tuple[Prediction | OneOf, ModelState]:
+    table = state.catalog.tables.get(op.table_id)
+    if table is None:
+        return _ws_error("NOT_FOUND", ContractItem.SUBSCRIPTIONS, "no such table"), state
+    role = state.catalog.role_of(op.actor)
+    if not perm.can_subscribe(role, table):
+        return _ws_error("UNAUTHORIZED", ContractItem.RBAC, f"{role.value} may not read"), state
+    if op.projection is not None and {SEQ, DELETED} & set(op.projection):
+        return _ws_error("INVALID_SQL", ContractItem.SUBSCRIPTIONS, "system column"), state
+    names = set(op.projection or ()) | columns(op.where)
+    if any(not table.knows(n) for n in names):
+        return (
+            _ws_error("SUBSCRIPTION_FAILED", ContractItem.SCHEMA_EVOLUTION, "unknown column"),
+            state,
+        )
+    if op.projection is not None and table.pk.name not in op.projection:
+        raise ModelError("a subscription's projection must include the primary key")
+    key = state.scope_key(table, op.actor)
+    sub = Subscription(
+        op.sub_id, op.actor, table.id, op.projection, op.where, op.batch_size, op.from_seq
+    )
+    rows = []
+    for v, opt in _candidates(state, table, key, None, at):
+        if not _eval(op.where, table, state, v):
+            continue
+        if op.from_seq is not None:
+            after = state.seqs.after(v.ordinal, op.from_seq)
+            if after is None:
+                raise ModelError("resume point is not ordered against every row's _seq yet")
+            if not after:
+                continue
+        rows.append(snapshot_row(table, sub, key, v, opt))
+    sub = evolve(sub, snapshot=tuple(rows))
+    return Subscribed(op.sub_id), evolve(state, subs={**state.subs, op.sub_id: sub})
+
+
+# --- entry point ------------------------------------------------------------------------------
+
+
+def execute(
+    state: ModelState, op: Operation, at: Window | None = None
+) -> tuple[Prediction | OneOf, ModelState]:
+    """The prediction for ``op`` and the state after it succeeds (unchanged if it must fail)."""
+    if isinstance(op, Insert):
+        return _insert(state, op, at)
+    if isinstance(op, Update):
+        return _update(state, op)
+    if isinstance(op, Delete):
+        return _delete(state, op, at)
+    if isinstance(op, Select):
+        return _select(state, op, at), state
+    if isinstance(op, Flush):
+        return _flush(state, op), state
+    if isinstance(op, JobFinished):
+        return _job_end(state, op), state
+    if isinstance(op, Subscribe):
+        return _subscribe(state, op, at)
+    if isinstance(op, Unsubscribe):
+        subs = dict(state.subs)
+        if op.sub_id in subs:
+            subs[op.sub_id] = evolve(subs[op.sub_id], active=False)
+        return Ok(), evolve(state, subs=subs)
+    if isinstance(op, SetStorageWritable):
+        broken = state.catalog.broken_storages
+        broken = broken - {op.storage_id} if op.writable else broken | {op.storage_id}
+        return Ok(), evolve(state, catalog=evolve(state.catalog, broken_storages=broken))
+    return _ddl(state, op)
+
+
+def subscription_view(state: ModelState, sub: Subscription) -> list[ExpectedRow]:
+    """The subscription's query result now, for reconstruction: TTL is not applied (expiry sends
+    no change), tombstones are hidden."""
+    table = state.catalog.table(sub.table_id)
+    key = state.scope_key(table, sub.user_id)
+    scope = state.scope(table.id, key)
+    return [
+        snapshot_row(table, sub, key, v)
+        for v in scope.live(table)
+        if _eval(sub.where, table, state, v)
+    ]
+
+
+def job_for(state: ModelState, job_id: str, table_id: TableId) -> ModelState:
+    job = Job(job_id, table_id, state.clock)
+    return evolve(state, jobs={**state.jobs, job_id: job})
+
+
+__all__ = [
+    "DEFAULT_QUERY_LIMIT",
+    "MAX_QUERY_LIMIT",
+    "ModelState",
+    "execute",
+    "finish_job",
+    "job_for",
+    "projected_columns",
+    "subscription_view",
+]

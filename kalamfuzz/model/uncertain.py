@@ -1,0 +1,166 @@
+"""The model as a set of possible server states (Jepsen's ``info``).
+
+An operation whose outcome is unknown, a flush job whose start point is open, or a STREAM key
+the server may or may not accept each fork the state; a later observation keeps only the states
+it agrees with. :class:`Model` is the one mutable object the machines hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+from attrs import define
+
+from kalamfuzz.model.catalog import User
+from kalamfuzz.model.jobs import JobStatus
+from kalamfuzz.model.ops import Flush, JobFinished, Operation, Select
+from kalamfuzz.model.outcomes import (
+    Failed,
+    FlushSkipped,
+    FlushStarted,
+    JobEnds,
+    Ok,
+    OneOf,
+    Outcome,
+    Prediction,
+    Rejected,
+    Subscribed,
+    Unknown,
+)
+from kalamfuzz.model.results import QueryResult
+from kalamfuzz.model.rows import SeqBook, Window
+from kalamfuzz.model.state import ModelState, execute, finish_job, job_for
+from kalamfuzz.model.values import ModelError
+
+#: Beyond this many possible states the run has lost track; the machine should read to decide.
+MAX_STATES = 64
+
+
+def options(pred: Prediction | OneOf) -> tuple[Prediction, ...]:
+    return pred.options if isinstance(pred, OneOf) else (pred,)
+
+
+def merge(preds: Iterable[Prediction | OneOf]) -> Prediction | OneOf:
+    out: list[Prediction] = []
+    for p in preds:
+        for o in options(p):
+            if o not in out:
+                out.append(o)
+    return out[0] if len(out) == 1 else OneOf(tuple(out))
+
+
+def agrees(pred: Prediction, outcome: Outcome, seqs: SeqBook) -> bool:
+    """Whether a single predicted outcome is consistent with what was seen."""
+    if isinstance(outcome, Unknown):
+        return True
+    if isinstance(outcome, Failed):
+        return isinstance(pred, Rejected) and outcome.code in pred.codes
+    if isinstance(pred, Rejected):
+        return False
+    if isinstance(pred, Ok):
+        return outcome.row_count is None or pred.count_ok(outcome.row_count)
+    if isinstance(pred, QueryResult):
+        if outcome.rows is None:
+            return True
+        if pred.count is not None and len(outcome.rows) != pred.count:
+            return False
+        return pred.compare(outcome.rows, seqs).ok
+    if isinstance(pred, FlushStarted):
+        return outcome.job_id is not None
+    if isinstance(pred, FlushSkipped):
+        return outcome.job_id is None
+    if isinstance(pred, JobEnds):
+        return outcome.job_status is None or outcome.job_status is pred.status
+    return isinstance(pred, Subscribed)
+
+
+def _dedupe(states: Iterable[ModelState]) -> tuple[ModelState, ...]:
+    out: list[ModelState] = []
+    for s in states:
+        if all(s != o for o in out):
+            out.append(s)
+    return tuple(out)
+
+
+@define
+class Model:
+    """The reference model the machines drive.
+
+    ``predict`` before checking, ``apply`` after: the model never reads a clock, so every
+    operation on a STREAM table passes the client-measured request window ``at``.
+    """
+
+    states: tuple[ModelState, ...]
+
+    @classmethod
+    def initial(cls, storage_base: str, root: str = "root", users: Iterable[User] = ()) -> Model:
+        return cls((ModelState.initial(storage_base, root, users),))
+
+    @property
+    def state(self) -> ModelState:
+        """The state, when only one is possible."""
+        if len(self.states) != 1:
+            raise ModelError(f"{len(self.states)} states are possible; read to decide first")
+        return self.states[0]
+
+    @property
+    def certain(self) -> bool:
+        return len(self.states) == 1
+
+    def predict(self, op: Operation, at: Window | None = None) -> Prediction | OneOf:
+        return merge(execute(s, op, at)[0] for s in self.states)
+
+    def apply(self, op: Operation, outcome: Outcome, at: Window | None = None) -> None:
+        """Advance every possible state by what happened, keeping those that agree with it."""
+        agreeing: list[ModelState] = []
+        fallback: list[ModelState] = []
+        for s in self.states:
+            pred, after = execute(s, op, at)
+            ok = any(agrees(p, outcome, s.seqs) for p in options(pred))
+            nexts = self._successors(s, op, pred, after, outcome)
+            (agreeing if ok else fallback).extend(nexts)
+        # When nothing agrees the invariants have reported a violation; keep every state so
+        # the report stays about the first discrepancy rather than a model crash.
+        states = _dedupe(agreeing or fallback)
+        if len(states) > MAX_STATES:
+            raise ModelError(f"{len(states)} possible states: read (SELECT, cold check) to decide")
+        self.states = states
+
+    @staticmethod
+    def _successors(
+        s: ModelState,
+        op: Operation,
+        pred: Prediction | OneOf,
+        after: ModelState,
+        outcome: Outcome,
+    ) -> list[ModelState]:
+        if isinstance(outcome, Unknown):
+            # A flush whose reply was lost may have created a job nobody knows the id of; its
+            # effects show up in cold reads only, which then stay unexplained.
+            return [s] if isinstance(op, Flush) else [s, after]
+        if isinstance(outcome, Failed):
+            return [s]
+        if isinstance(op, Flush):
+            return [job_for(s, outcome.job_id, op.table_id) if outcome.job_id else s]
+        if isinstance(op, JobFinished):
+            status = outcome.job_status or JobStatus.COMPLETED
+            return list(finish_job(s, op.job_id, status))
+        if isinstance(op, Select):
+            if outcome.rows is not None:
+                for p in options(pred):
+                    if isinstance(p, QueryResult):
+                        return [s.learn(p.compare(outcome.rows, s.seqs).learned)]
+            return [s]
+        if all(isinstance(p, Rejected) for p in options(pred)):
+            return [s]  # the server did something the model cannot describe
+        return [after]
+
+    def keep(self, decide: Callable[[ModelState], bool]) -> None:
+        """Keep the states an observation agrees with (all of them if none does)."""
+        kept = tuple(s for s in self.states if decide(s))
+        if kept:
+            self.states = kept
+
+    def learn(self, learned: Mapping[int, int]) -> None:
+        """Bind observed ``_seq`` values (ordinal -> seq) in every state."""
+        self.states = tuple(s.learn(learned) for s in self.states)

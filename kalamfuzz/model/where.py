@@ -1,0 +1,205 @@
+"""The WHERE predicates the machines generate: an AST that renders to SQL and evaluates in the model.
+
+Evaluation follows SQL three-valued logic; a row is selected only when the predicate is TRUE.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from attrs import field, frozen
+
+from kalamfuzz.model.values import (
+    ColType,
+    ModelError,
+    Row,
+    Truth,
+    Value,
+    and3,
+    compare,
+    like,
+    not3,
+    or3,
+    sql_literal,
+)
+
+CmpOp = Literal["=", "<>", "<", "<=", ">", ">="]
+
+
+def _quote_ident(name: str) -> str:
+    # Plain lower-case identifiers need no quoting; anything else is quoted so a generated
+    # column name can never change the statement's meaning.
+    if name.replace("_", "a").isalnum() and name == name.lower() and not name[0].isdigit():
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+@frozen
+class Col:
+    name: str
+
+    def to_sql(self) -> str:
+        return _quote_ident(self.name)
+
+    def value(self, row: Row) -> Value:
+        if self.name not in row:
+            raise ModelError(f"column {self.name!r} not in row")
+        return row[self.name]
+
+
+@frozen
+class Lit:
+    value: Value
+    #: Needed only to render Timestamp literals; other types render from the value itself.
+    type: ColType | None = None
+
+    def to_sql(self) -> str:
+        return sql_literal(self.value, self.type)
+
+
+Operand = Col | Lit
+
+
+def _operand_value(op: Operand, row: Row) -> Value:
+    return op.value(row) if isinstance(op, Col) else op.value
+
+
+@frozen
+class Cmp:
+    op: CmpOp
+    left: Operand
+    right: Operand
+
+    def to_sql(self) -> str:
+        return f"{self.left.to_sql()} {self.op} {self.right.to_sql()}"
+
+    def evaluate(self, row: Row) -> Truth:
+        return compare(self.op, _operand_value(self.left, row), _operand_value(self.right, row))
+
+
+@frozen
+class And:
+    left: Pred
+    right: Pred
+
+    def to_sql(self) -> str:
+        return f"({self.left.to_sql()} AND {self.right.to_sql()})"
+
+    def evaluate(self, row: Row) -> Truth:
+        return and3(self.left.evaluate(row), self.right.evaluate(row))
+
+
+@frozen
+class Or:
+    left: Pred
+    right: Pred
+
+    def to_sql(self) -> str:
+        return f"({self.left.to_sql()} OR {self.right.to_sql()})"
+
+    def evaluate(self, row: Row) -> Truth:
+        return or3(self.left.evaluate(row), self.right.evaluate(row))
+
+
+@frozen
+class Not:
+    inner: Pred
+
+    def to_sql(self) -> str:
+        return f"(NOT {self.inner.to_sql()})"
+
+    def evaluate(self, row: Row) -> Truth:
+        return not3(self.inner.evaluate(row))
+
+
+@frozen
+class InList:
+    operand: Col
+    values: tuple[Lit, ...] = field(validator=lambda _i, _a, v: _non_empty(v))
+    negated: bool = False
+
+    def to_sql(self) -> str:
+        items = ", ".join(v.to_sql() for v in self.values)
+        return f"{self.operand.to_sql()} {'NOT IN' if self.negated else 'IN'} ({items})"
+
+    def evaluate(self, row: Row) -> Truth:
+        x = self.operand.value(row)
+        result: Truth = False
+        for lit in self.values:
+            result = or3(result, compare("=", x, lit.value))
+        return not3(result) if self.negated else result
+
+
+def _non_empty(values: tuple[Lit, ...]) -> None:
+    if not values:
+        raise ValueError("IN needs at least one value")
+
+
+@frozen
+class Between:
+    operand: Col
+    low: Lit
+    high: Lit
+    negated: bool = False
+
+    def to_sql(self) -> str:
+        kw = "NOT BETWEEN" if self.negated else "BETWEEN"
+        return f"{self.operand.to_sql()} {kw} {self.low.to_sql()} AND {self.high.to_sql()}"
+
+    def evaluate(self, row: Row) -> Truth:
+        x = self.operand.value(row)
+        inside = and3(compare(">=", x, self.low.value), compare("<=", x, self.high.value))
+        return not3(inside) if self.negated else inside
+
+
+@frozen
+class IsNull:
+    operand: Col
+    negated: bool = False
+
+    def to_sql(self) -> str:
+        return f"{self.operand.to_sql()} IS {'NOT NULL' if self.negated else 'NULL'}"
+
+    def evaluate(self, row: Row) -> Truth:
+        return (self.operand.value(row) is None) != self.negated
+
+
+@frozen
+class Like:
+    operand: Col
+    pattern: str
+    negated: bool = False
+
+    def to_sql(self) -> str:
+        kw = "NOT LIKE" if self.negated else "LIKE"
+        return f"{self.operand.to_sql()} {kw} {sql_literal(self.pattern)}"
+
+    def evaluate(self, row: Row) -> Truth:
+        result = like(self.operand.value(row), self.pattern)
+        return not3(result) if self.negated else result
+
+
+Pred = Cmp | And | Or | Not | InList | Between | IsNull | Like
+
+
+def matches(pred: Pred | None, row: Row) -> bool:
+    """WHERE semantics: a missing predicate selects everything, UNKNOWN selects nothing."""
+    return pred is None or pred.evaluate(row) is True
+
+
+def columns(pred: Pred | None) -> frozenset[str]:
+    """Every column the predicate names."""
+    if pred is None:
+        return frozenset()
+    if isinstance(pred, Cmp):
+        return frozenset(o.name for o in (pred.left, pred.right) if isinstance(o, Col))
+    if isinstance(pred, And | Or):
+        return columns(pred.left) | columns(pred.right)
+    if isinstance(pred, Not):
+        return columns(pred.inner)
+    return frozenset({pred.operand.name})
+
+
+def to_sql(pred: Pred | None) -> str:
+    """The ``WHERE ...`` clause, or an empty string."""
+    return "" if pred is None else f" WHERE {pred.to_sql()}"

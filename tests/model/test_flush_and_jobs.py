@@ -1,0 +1,154 @@
+"""Flush placement, the tombstone rule, job statuses and the open start point of a job."""
+
+from __future__ import annotations
+
+import pytest
+from strategies import NS, SERVICE, STORAGE, seq_for, table, world
+
+from kalamfuzz.model import (
+    Delete,
+    Failed,
+    Flush,
+    FlushSkipped,
+    FlushStarted,
+    Insert,
+    JobEnds,
+    JobFinished,
+    JobStatus,
+    ModelError,
+    OneOf,
+    Rejected,
+    Select,
+    SetStorageWritable,
+    Succeeded,
+    TableId,
+    TableType,
+    Unknown,
+    Update,
+)
+from kalamfuzz.model.where import Cmp, Col, Lit
+
+T = TableId(NS, "t")
+
+
+def row(i, s=None):
+    return {"id": i, "n": None, "s": s, "f": None, "b": None}
+
+
+def visible(m, user="u1"):
+    return sorted((r.key, r.values["s"]) for r in m.predict(Select(user, T)).rows)
+
+
+def flush(m, job="FL-1"):
+    m.apply(Flush(SERVICE, T), Succeeded(job_id=job))
+    m.apply(JobFinished(job), Succeeded(job_status=JobStatus.COMPLETED))
+
+
+class TestFlush:
+    def test_flush_moves_newest_version_and_keeps_reads(self):
+        m = world()
+        m.apply(Insert("u1", T, (row(1, "a"), row(2, "b"))), Succeeded())
+        m.apply(Update("u1", T, (("s", "c"),), Cmp("=", Col("id"), Lit(1))), Succeeded())
+        before = visible(m)
+        assert m.predict(Flush(SERVICE, T)) == FlushStarted()
+        flush(m)
+        assert visible(m) == before
+        scope = m.state.scope(T, "u1")
+        assert scope.hot == ()
+        assert [(v.key, v.values["s"]) for v in scope.cold[0].versions] == [(2, "b"), (1, "c")]
+        cold = m.state.expected_cold(T, "u1")
+        assert cold.directory == f"{STORAGE}/{NS}/t/u1"
+        assert cold.paths == {"manifest.json", "batch-0.parquet"}
+        assert cold.last_sequence_number == 0
+        assert cold.segments[0].min_seq is None  # not learned yet
+        m.learn({2: seq_for(2), 3: seq_for(3)})
+        seg = m.state.expected_cold(T, "u1").segments[0]
+        assert (seg.min_seq, seg.max_seq, seg.row_count) == (seq_for(2), seq_for(3), 2)
+
+    def test_tombstone_written_only_over_older_cold_data(self):
+        m = world()
+        m.apply(Insert("u1", T, (row(1), row(2))), Succeeded())
+        flush(m, "FL-1")
+        m.apply(Delete("u1", T, Cmp("=", Col("id"), Lit(1))), Succeeded())
+        m.apply(Insert("u1", T, (row(3),)), Succeeded())
+        m.apply(Delete("u1", T, Cmp("=", Col("id"), Lit(3))), Succeeded())
+        flush(m, "FL-2")
+        seg = m.state.scope(T, "u1").cold[1]
+        assert seg.batch == 1 and [(v.key, v.deleted) for v in seg.versions] == [(1, True)]
+        assert seg.rows[0]["_deleted"] is True
+        assert visible(m) == [(2, None)]
+        assert isinstance(m.predict(Insert("u1", T, (row(2),))), Rejected)
+        assert m.predict(Insert("u1", T, (row(1),))).row_count == 1
+
+    def test_scope_with_only_dropped_tombstones_gets_no_file(self):
+        m = world()
+        m.apply(Insert("u1", T, (row(1),)), Succeeded())
+        m.apply(Delete("u1", T, Cmp("=", Col("id"), Lit(1))), Succeeded())
+        flush(m)
+        scope = m.state.scope(T, "u1")
+        assert scope.hot == () and scope.cold == ()
+        assert m.state.expected_cold(T, "u1").paths == frozenset()
+
+    def test_flush_predictions(self):
+        m = world(table(), table(TableType.STREAM, name="st"))
+        assert m.predict(Flush(SERVICE, T)) == FlushSkipped()
+        assert isinstance(m.predict(Flush("u1", T)), Rejected)
+        assert isinstance(m.predict(Flush(SERVICE, TableId(NS, "st"))), Rejected)
+        assert isinstance(m.predict(Flush(SERVICE, TableId(NS, "zz"))), Rejected)
+        m.apply(Insert("u1", T, (row(1),)), Succeeded())
+        m.apply(Flush(SERVICE, T), Succeeded(job_id="FL-1"))
+        assert m.predict(Flush(SERVICE, T)) == OneOf((FlushStarted(), FlushSkipped()))
+        m.apply(Flush(SERVICE, T), Succeeded())  # skipped: nothing changes
+        assert list(m.state.jobs) == ["FL-1"]
+        m.apply(Flush(SERVICE, T), Unknown())
+        assert list(m.state.jobs) == ["FL-1"]
+
+    def test_writes_during_a_job_leave_the_cut_open(self):
+        m = world()
+        m.apply(Insert("u1", T, (row(1),)), Succeeded())
+        m.apply(Flush(SERVICE, T), Succeeded(job_id="FL-1"))
+        m.apply(Insert("u1", T, (row(2),)), Succeeded())
+        assert m.predict(JobFinished("FL-1")) == JobEnds(JobStatus.COMPLETED)
+        m.apply(JobFinished("FL-1"), Succeeded(job_status=JobStatus.COMPLETED))
+        assert len(m.states) == 2
+        cold_keys = sorted(
+            tuple(v.key for v in s.scope(T, "u1").cold[0].versions) for s in m.states
+        )
+        assert cold_keys == [(1,), (1, 2)]
+        m.keep(lambda s: len(s.scope(T, "u1").hot) == 0)
+        assert m.certain and visible(m) == [(1, None), (2, None)]
+
+    def test_job_statuses(self):
+        m = world()
+        m.apply(Insert("u1", T, (row(1),)), Succeeded())
+        m.apply(Flush(SERVICE, T), Succeeded(job_id="FL-1"))
+        m.apply(SetStorageWritable("local", False), Succeeded())
+        assert m.predict(JobFinished("FL-1")) == JobEnds(JobStatus.FAILED, message_required=True)
+        m.apply(JobFinished("FL-1"), Succeeded(job_status=JobStatus.FAILED))
+        assert m.state.scope(T, "u1").hot and m.state.jobs["FL-1"].status is JobStatus.FAILED
+        m.apply(SetStorageWritable("local", True), Succeeded())
+        assert m.predict(Flush(SERVICE, T)) == FlushStarted()
+        with pytest.raises(ModelError):
+            m.predict(JobFinished("FL-404"))
+
+    def test_job_seen_after_everything_was_flushed_elsewhere(self):
+        m = world()
+        m.apply(Insert("u1", T, (row(1),)), Succeeded())
+        m.apply(Flush(SERVICE, T), Succeeded(job_id="FL-1"))
+        flush(m, "FL-2")  # the model allows it: the first job may already be done
+        assert m.predict(JobFinished("FL-1")) == JobEnds(JobStatus.SKIPPED)
+        m.apply(Insert("u1", T, (row(2),)), Succeeded())
+        assert m.predict(JobFinished("FL-1")) == OneOf(
+            (JobEnds(JobStatus.COMPLETED), JobEnds(JobStatus.SKIPPED))
+        )
+        from kalamfuzz.model.ops import DropTable
+
+        m.apply(DropTable("root", T), Succeeded())
+        assert isinstance(m.predict(JobFinished("FL-1")), OneOf)
+        m.apply(JobFinished("FL-1"), Succeeded(job_status=JobStatus.CANCELLED))
+        assert m.state.jobs["FL-1"].status.finished
+
+    def test_failed_statement_leaves_state(self):
+        m = world()
+        m.apply(Insert("u1", T, (row(1),)), Failed("SQL_EXECUTION_ERROR", 400))
+        assert visible(m) == []
