@@ -68,7 +68,7 @@ def check_query(
             found = (
                 isolation.check_select(state, diff)
                 + stream_ttl.check_select(state, diff, at)
-                + idempotency.check_select(diff)
+                + idempotency.check_select(state, diff)
                 + schema_evolution.check_select(diff)
                 + tiers.check_select(state, diff, at)
             )

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
+from kalamfuzz.invariants.isolation import owner_elsewhere
 from kalamfuzz.invariants.reads import SelectDiff
 from kalamfuzz.invariants.violation import Violation
 from kalamfuzz.model.catalog import Table, TableType
 from kalamfuzz.model.outcomes import ContractItem
+from kalamfuzz.model.state import ModelState
 from kalamfuzz.model.values import DELETED, Row, Value, render_row
 
 
@@ -21,10 +23,18 @@ def duplicate_keys(table: Table, rows: Sequence[Row]) -> set[Value]:
     return {k for k, n in counts.items() if n > 1}
 
 
-def check_select(diff: SelectDiff) -> list[Violation]:
-    if diff.result.order_by and any(c == DELETED for c, _ in diff.result.order_by):
-        return []
-    dups = duplicate_keys(diff.table, diff.observed)
+def own_rows(state: ModelState, diff: SelectDiff) -> list[Row]:
+    """Observed rows minus other users' rows (those are isolation findings, not duplicates)."""
+    foreign = [
+        id(u)
+        for u in diff.unexpected
+        if owner_elsewhere(state, diff.table, diff.scope, u) is not None
+    ]
+    return [r for r in diff.observed if id(r) not in foreign]
+
+
+def check_select(state: ModelState, diff: SelectDiff) -> list[Violation]:
+    dups = duplicate_keys(diff.table, own_rows(state, diff))
     if not dups:
         return []
     pk = diff.table.pk.name

@@ -8,7 +8,7 @@ schema-evolution difference) are left to that item so each discrepancy is report
 from __future__ import annotations
 
 from kalamfuzz.invariants import isolation, schema_evolution, stream_ttl
-from kalamfuzz.invariants.idempotency import duplicate_keys
+from kalamfuzz.invariants.idempotency import duplicate_keys, own_rows
 from kalamfuzz.invariants.reads import SelectDiff
 from kalamfuzz.invariants.violation import Violation, row_diff_lines, seq_conflicts
 from kalamfuzz.model.outcomes import ContractItem
@@ -21,7 +21,7 @@ def check_select(state: ModelState, diff: SelectDiff, at: Window | None) -> list
     pairs = schema_evolution.evolution_pairs(diff)
     paired_missing = [id(m) for m, _, _ in pairs]
     paired_unexpected = [id(u) for _, u, _ in pairs]
-    dups = duplicate_keys(diff.table, diff.observed)
+    dups = duplicate_keys(diff.table, own_rows(state, diff))
     pk = diff.table.pk.name
 
     def explained(row: Row) -> bool:

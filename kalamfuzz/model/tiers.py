@@ -29,7 +29,7 @@ def flush_scope(table: Table, scope: Scope, cut: int) -> Scope:
         newest[v.key] = v  # hot is in commit order, so the last one wins
     cold_keys = scope.cold_keys()
     kept = sorted(
-        (v for v in newest.values() if not v.deleted),
+        (v for v in newest.values() if not v.deleted or v.key in cold_keys),
         key=lambda v: v.ordinal,
     )
     remaining = scope.remove(frozenset(v.ordinal for v in taken))

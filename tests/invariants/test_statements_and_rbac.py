@@ -1,0 +1,150 @@
+"""Statement replies: RBAC (item 5), duplicate keys (item 6), error clarity, row counts."""
+
+from __future__ import annotations
+
+from helpers import T, items, put, row
+from strategies import SERVICE, at_ms, table, world
+
+from kalamfuzz.invariants import StatementObservation, check_statement_reply
+from kalamfuzz.invariants import rbac
+from kalamfuzz.invariants.statements import item_for
+from kalamfuzz.model import (
+    AccessLevel,
+    AlterAddColumn,
+    ColType,
+    Column,
+    ContractItem,
+    CreateNamespace,
+    CreateStorage,
+    CreateTable,
+    Delete,
+    Flush,
+    Insert,
+    JobFinished,
+    Role,
+    Select,
+    Subscribe,
+    Succeeded,
+    TableId,
+    TableType,
+    Update,
+)
+from kalamfuzz.model.ops import CreateUser, DropTable
+from kalamfuzz.model.where import Cmp, Col, Lit
+
+DENIED = StatementObservation(403, "PERMISSION_DENIED", "Admin privileges required")
+OK = StatementObservation(200)
+
+
+class TestRbac:
+    def test_forbidden_action_must_be_denied(self):
+        m = world()
+        op = CreateNamespace("u1", "evil")
+        assert check_statement_reply(m, op, DENIED).ok
+        verdict = check_statement_reply(m, op, OK)
+        assert items(verdict) == [ContractItem.RBAC]
+        assert "accepted what must fail" in str(verdict)
+        assert rbac.check(m.state, op, m.predict(op), OK)
+
+    def test_allowed_action_must_succeed(self):
+        m = world(table(TableType.SHARED, access_level=AccessLevel.PUBLIC))
+        op = Insert(SERVICE, T, (row(1),))
+        assert check_statement_reply(m, op, StatementObservation(200, row_count=1)).ok
+        verdict = check_statement_reply(m, op, DENIED)
+        assert items(verdict) == [ContractItem.RBAC]
+        assert "refused what must succeed" in str(verdict)
+
+    def test_wrong_status_or_code_for_a_denial(self):
+        m = world()
+        op = DropTable("u1", T)
+        verdict = check_statement_reply(m, op, StatementObservation(400, "PERMISSION_DENIED"))
+        assert "HTTP status 400, documented 403" in str(verdict)
+        verdict = check_statement_reply(m, op, StatementObservation(400, "SQL_EXECUTION_ERROR"))
+        assert "refused with the wrong error" in str(verdict)
+
+    def test_impersonation_denied(self):
+        m = world()
+        op = Insert("u1", T, (row(1),), as_user="u2")
+        assert check_statement_reply(m, op, DENIED).ok
+        assert items(check_statement_reply(m, op, StatementObservation(200, row_count=1))) == [
+            ContractItem.RBAC
+        ]
+
+    def test_rbac_filter_ignores_other_items(self):
+        m = world()
+        put(m, "u1", row(1))
+        op = Insert("u1", T, (row(1),))
+        assert rbac.check(m.state, op, m.predict(op), StatementObservation(200, row_count=1)) == []
+
+
+class TestDuplicateKeys:
+    def test_duplicate_accepted_is_an_idempotency_violation(self):
+        m = world()
+        put(m, "u1", row(1))
+        op = Insert("u1", T, (row(1),))
+        msg = "Statement 1 failed: Already exists: Primary key violation: value '1'"
+        assert check_statement_reply(m, op, StatementObservation(400, "SQL_EXECUTION_ERROR", msg)).ok
+        verdict = check_statement_reply(m, op, StatementObservation(200, row_count=1))
+        assert items(verdict) == [ContractItem.IDEMPOTENCY]
+        unclear = check_statement_reply(m, op, StatementObservation(400, "SQL_EXECUTION_ERROR", "SQL statement failed"))
+        assert "message lacks 'Primary key violation'" in str(unclear)
+
+    def test_spurious_duplicate_error(self):
+        m = world()
+        verdict = check_statement_reply(
+            m, Insert("u1", T, (row(1),)), StatementObservation(400, "SQL_EXECUTION_ERROR")
+        )
+        assert items(verdict) == [ContractItem.IDEMPOTENCY]
+
+    def test_lost_reply_is_never_a_violation(self):
+        m = world()
+        assert check_statement_reply(m, Insert("u1", T, (row(1),)), StatementObservation(0, lost=True)).ok
+
+
+class TestCountsAndItems:
+    def test_wrong_row_count(self):
+        m = world()
+        put(m, "u1", row(1), row(2))
+        op = Update("u1", T, (("s", "x"),), Cmp(">", Col("id"), Lit(0)))
+        assert check_statement_reply(m, op, StatementObservation(200, row_count=2)).ok
+        verdict = check_statement_reply(m, op, StatementObservation(200, row_count=3))
+        assert items(verdict) == [ContractItem.TIERS] and "wrong result" in str(verdict)
+        assert "success, 2 row(s)" in str(verdict)
+
+    def test_stream_delete_range(self):
+        m = world(table(TableType.STREAM))
+        put(m, "u1", row(1), at=at_ms(0, 5))
+        op = Delete("u1", T, Cmp("=", Col("id"), Lit(1)))
+        at = at_ms(10_000)
+        assert check_statement_reply(m, op, StatementObservation(200, row_count=0), at).ok
+        assert check_statement_reply(m, op, StatementObservation(200, row_count=1), at).ok
+        verdict = check_statement_reply(m, op, StatementObservation(200, row_count=2), at)
+        assert items(verdict) == [ContractItem.STREAM_TTL] and "0..1 row(s)" in str(verdict)
+
+    def test_flush_outcomes(self):
+        m = world()
+        op = Flush(SERVICE, T)
+        assert check_statement_reply(m, op, StatementObservation(200)).ok
+        verdict = check_statement_reply(m, op, StatementObservation(200, job_id="FL-1"))
+        assert items(verdict) == [ContractItem.COLD_ARTIFACTS]
+        assert "the flush is skipped" in str(verdict) and "job FL-1" in str(verdict)
+        put(m, "u1", row(1))
+        assert "a flush job is started" in str(check_statement_reply(m, op, StatementObservation(200)))
+
+    def test_item_for_each_kind_of_operation(self):
+        m = world(table(), table(TableType.STREAM, name="st"))
+        st = TableId(T.namespace, "st")
+        s = m.state
+        assert item_for(s, Insert("u1", T, ()), None) is ContractItem.IDEMPOTENCY
+        assert item_for(s, Insert("u1", T, ()), "PERMISSION_DENIED") is ContractItem.RBAC
+        assert item_for(s, Delete("u1", st, None), None) is ContractItem.STREAM_TTL
+        assert item_for(s, JobFinished("x"), None) is ContractItem.COLD_ARTIFACTS
+        assert item_for(s, CreateStorage("root", "x", "/x"), None) is ContractItem.STORAGE_ROUTING
+        assert item_for(s, Subscribe("u1", "x", T), None) is ContractItem.SUBSCRIPTIONS
+        assert item_for(s, Select("u1", T), None) is ContractItem.TIERS
+        assert item_for(s, CreateTable("root", table(name="z")), None) is ContractItem.TIERS
+        assert item_for(s, CreateUser("root", "z", Role.USER), None) is ContractItem.RBAC
+        add = AlterAddColumn("u1", T, Column("c", ColType.INT))
+        assert item_for(s, add, None) is ContractItem.SCHEMA_EVOLUTION
+        m.apply(add, Succeeded())
+        assert item_for(m.state, Select("u1", T), None) is ContractItem.SCHEMA_EVOLUTION
