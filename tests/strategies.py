@@ -30,6 +30,7 @@ from kalamfuzz.model import (
     CreateTable,
     CreateUser,
     Model,
+    OneOf,
     QueryResult,
     Role,
     Select,
@@ -110,14 +111,18 @@ def _leaf() -> st.SearchStrategy[Pred]:
     ops = st.sampled_from(["=", "<>", "<", "<=", ">", ">="])
     num = st.builds(Cmp, ops, st.just(Col("n")), st.builds(Lit, st.one_of(st.none(), ints)))
     key = st.builds(Cmp, ops, st.just(Col("id")), st.builds(Lit, ints))
-    txt = st.builds(Cmp, ops, st.just(Col("s")), st.builds(Lit, st.text(alphabet="abc", max_size=2)))
+    txt = st.builds(
+        Cmp, ops, st.just(Col("s")), st.builds(Lit, st.text(alphabet="abc", max_size=2))
+    )
     inl = st.builds(
         InList,
         st.just(Col("n")),
         st.lists(st.builds(Lit, st.one_of(st.none(), ints)), min_size=1, max_size=3).map(tuple),
         st.booleans(),
     )
-    btw = st.builds(Between, st.just(Col("f")), st.builds(Lit, doubles), st.builds(Lit, doubles), st.booleans())
+    btw = st.builds(
+        Between, st.just(Col("f")), st.builds(Lit, doubles), st.builds(Lit, doubles), st.booleans()
+    )
     isn = st.builds(IsNull, st.sampled_from([Col("n"), Col("s"), Col("b")]), st.booleans())
     lik = st.builds(Like, st.just(Col("s")), texts, st.booleans())
     boo = st.builds(Cmp, st.just("="), st.just(Col("b")), st.builds(Lit, st.booleans()))
@@ -189,6 +194,8 @@ class Echo:
     @classmethod
     def query(cls, model: Model, op: Select, at: Window | None = None) -> QueryObservation:
         pred = model.predict(op, at)
+        if isinstance(pred, OneOf):
+            pred = pred.options[0]  # the first possible state's answer
         assert isinstance(pred, QueryResult), pred
         state = model.states[0]
         tbl = state.catalog.table(op.table_id)
@@ -196,9 +203,7 @@ class Echo:
         if pred.count is not None:
             rows = [cls.resolve(r) for r in pred.rows][: pred.count]
         encoded = tuple(
-            tuple(
-                wire(r.get(c), tbl.type_of(c) if tbl.knows(c) else None) for c in pred.columns
-            )
+            tuple(wire(r.get(c), tbl.type_of(c) if tbl.knows(c) else None) for c in pred.columns)
             for r in rows
         )
         return QueryObservation(200, pred.columns, encoded)
@@ -241,9 +246,7 @@ class Echo:
         files = []
         segments = []
         for seg in exp.segments:
-            rows = tuple(
-                {**row, SEQ: seq_for(ordinal)} for row, ordinal in exp.files[seg.path]
-            )
+            rows = tuple({**row, SEQ: seq_for(ordinal)} for row, ordinal in exp.files[seg.path])
             seqs = [seq_for(o) for _, o in exp.files[seg.path]]
             files.append(ParquetFile(seg.path, 100 + len(rows), rows))
             segments.append(ManifestSegment(seg.path, len(rows), min(seqs), max(seqs), "committed"))
@@ -261,5 +264,7 @@ def named(obs: QueryObservation) -> list[dict[str, object]]:
     return obs.named_rows()
 
 
-def positional(columns: Sequence[str], rows: Sequence[Mapping[str, object]]) -> tuple[tuple[object, ...], ...]:
+def positional(
+    columns: Sequence[str], rows: Sequence[Mapping[str, object]]
+) -> tuple[tuple[object, ...], ...]:
     return tuple(tuple(r.get(c) for c in columns) for r in rows)

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 
 from attrs import evolve, frozen
 
-from kalamfuzz.model.catalog import Table, TableId, TableType
+from kalamfuzz.model.catalog import Table, TableId
 from kalamfuzz.model.results import ExpectedRow
 from kalamfuzz.model.rows import ScopeKey, Version, materialize
 from kalamfuzz.model.values import DELETED, SEQ, Value
@@ -47,6 +47,8 @@ class Subscription:
     snapshot: tuple[ExpectedRow, ...] = ()
     changes: tuple[ExpectedChange, ...] = ()
     active: bool = True
+    #: The model's commit counter at subscribe time: later writes are changes.
+    opened_at: int = 0
 
     def with_change(self, change: ExpectedChange) -> Subscription:
         return evolve(self, changes=(*self.changes, change))
@@ -208,7 +210,3 @@ def apply_change(
     else:
         for old in old_values:
             state.pop(old.get(pk), None)
-
-
-def is_stream(table: Table) -> bool:
-    return table.type is TableType.STREAM

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from attrs import evolve, field, frozen
 
 from kalamfuzz.model.catalog import Table, TableType
-from kalamfuzz.model.values import DELETED, SEQ, ModelError, Value
+from kalamfuzz.model.values import DELETED, ModelError, Value
 
 #: The scope of a SHARED table; USER and STREAM scopes are user ids.
 ScopeKey = str | None
@@ -178,10 +178,3 @@ class SeqBook:
         if i < len(self.ordinals) and self.seqs[i] <= seq:
             return False
         return None
-
-
-def with_seq(row: Mapping[str, Value], seq: int | None) -> dict[str, Value]:
-    out = dict(row)
-    if seq is not None:
-        out[SEQ] = seq
-    return out

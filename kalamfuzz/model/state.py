@@ -134,10 +134,6 @@ class ModelState:
                 seqs = seqs.bind(ordinal, seq)
         return evolve(self, seqs=seqs) if seqs is not self.seqs else self
 
-    def with_scope(self, table_id: TableId, key: ScopeKey, scope: Scope) -> ModelState:
-        scopes = {**self.scopes(table_id), key: scope}
-        return evolve(self, data={**self.data, table_id: scopes})
-
 
 # --- shared checks ----------------------------------------------------------------------------
 
@@ -687,7 +683,14 @@ def _subscribe(
         raise ModelError("a subscription's projection must include the primary key")
     key = state.scope_key(table, op.actor)
     sub = Subscription(
-        op.sub_id, op.actor, table.id, op.projection, op.where, op.batch_size, op.from_seq
+        op.sub_id,
+        op.actor,
+        table.id,
+        op.projection,
+        op.where,
+        op.batch_size,
+        op.from_seq,
+        opened_at=state.clock,
     )
     rows = []
     for v, opt in _candidates(state, table, key, None, at):
@@ -738,11 +741,22 @@ def execute(
 
 
 def subscription_view(state: ModelState, sub: Subscription) -> list[ExpectedRow]:
-    """The subscription's query result now, for reconstruction: TTL is not applied (expiry sends
-    no change), tombstones are hidden."""
+    """The subscription's query result now, as a client applying its stream must hold it.
+
+    TTL expiry sends no change, so a STREAM client keeps the events it was sent (snapshot and
+    later inserts) until they are hard-deleted; a snapshot row at its TTL boundary is optional.
+    """
     table = state.catalog.table(sub.table_id)
     key = state.scope_key(table, sub.user_id)
     scope = state.scope(table.id, key)
+    if table.type is TableType.STREAM:
+        sent = {r.seq_of: r.optional for r in sub.snapshot}
+        return [
+            snapshot_row(table, sub, key, v, sent.get(v.ordinal, False))
+            for v in scope.hot
+            if (v.ordinal in sent or v.ordinal > sub.opened_at)
+            and _eval(sub.where, table, state, v)
+        ]
     return [
         snapshot_row(table, sub, key, v)
         for v in scope.live(table)

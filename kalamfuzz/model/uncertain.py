@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from attrs import define
 
-from kalamfuzz.model.catalog import User
+from kalamfuzz.model.catalog import Table, TableId, User
 from kalamfuzz.model.jobs import JobStatus
 from kalamfuzz.model.ops import Flush, JobFinished, Operation, Select
 from kalamfuzz.model.outcomes import (
@@ -102,6 +102,14 @@ class Model:
         if len(self.states) != 1:
             raise ModelError(f"{len(self.states)} states are possible; read to decide first")
         return self.states[0]
+
+    def table(self, table_id: TableId) -> Table | None:
+        """The table's definition, for coercing observed rows (None if no state knows it)."""
+        for s in self.states:
+            table = s.catalog.tables.get(table_id)
+            if table is not None:
+                return table
+        return None
 
     @property
     def certain(self) -> bool:

@@ -26,7 +26,7 @@ from kalamfuzz.model import (
 from kalamfuzz.model.ops import AlterAddColumn, AlterDropColumn, CreateUser
 from kalamfuzz.model.rows import SeqBook, Window
 from kalamfuzz.model.state import DEFAULT_QUERY_LIMIT
-from kalamfuzz.model.where import Cmp, Col, IsNull, Lit
+from kalamfuzz.model.where import Cmp, Col, Lit
 
 T = TableId(NS, "t")
 
@@ -152,7 +152,10 @@ class TestUpdateDelete:
         ):
             assert isinstance(m.predict(op), Rejected), op
         m2 = world(table(name="t"))
-        m2.apply(AlterAddColumn("root", T, Column("k", ColType.INT, nullable=False, default=1)), Succeeded())
+        m2.apply(
+            AlterAddColumn("root", T, Column("k", ColType.INT, nullable=False, default=1)),
+            Succeeded(),
+        )
         assert isinstance(m2.predict(Update("u1", T, (("k", None),), where)), Rejected)
         with pytest.raises(ModelError):
             m2.predict(Update("u1", T, (("k", "x"),), where))

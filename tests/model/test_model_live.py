@@ -6,6 +6,7 @@ import pytest
 from strategies import NS, SERVICE, Echo, seq_for, table, world
 
 from kalamfuzz.model import (
+    AccessLevel,
     AlterAddColumn,
     ColType,
     Column,
@@ -20,7 +21,6 @@ from kalamfuzz.model import (
     TableType,
     Unsubscribe,
     Update,
-    AccessLevel,
 )
 from kalamfuzz.model.live import ChangeType, apply_change, page_sizes
 from kalamfuzz.model.ops import DropTable
@@ -86,9 +86,14 @@ class TestSnapshot:
             assert isinstance(pred, Rejected) and pred.codes == {code} and pred.status is None
         with pytest.raises(ModelError):
             m.predict(Subscribe("u1", "a", T, projection=("s",)))
-        assert Subscribe("u1", "a", T, batch_size=2, from_seq=9).options() == {"batch_size": 2, "from": 9}
+        assert Subscribe("u1", "a", T, batch_size=2, from_seq=9).options() == {
+            "batch_size": 2,
+            "from": 9,
+        }
 
-    @pytest.mark.parametrize("total,size,pages", [(0, 2, [0]), (4, 2, [2, 2]), (5, 2, [2, 2, 1]), (1, 5, [1])])
+    @pytest.mark.parametrize(
+        "total,size,pages", [(0, 2, [0]), (4, 2, [2, 2]), (5, 2, [2, 2, 1]), (1, 5, [1])]
+    )
     def test_page_sizes(self, total, size, pages):
         assert page_sizes(total, size) == pages
 
@@ -102,9 +107,37 @@ class TestChanges:
         m.apply(Delete("u1", T, Cmp("=", Col("id"), Lit(1))), Succeeded())
         seq = seq_for
         assert changes(m) == [
-            ("insert", {"id": 1, "n": 1, "s": "a", "f": None, "b": None, "_deleted": False, "_seq": seq(1)}, None),
-            ("update", {"id": 1, "n": 2, "_seq": seq(2)}, {"id": 1, "n": 1, "s": "a", "_seq": seq(1)}),
-            ("delete", None, {"id": 1, "n": 2, "s": None, "f": None, "b": None, "_deleted": True, "_seq": seq(3)}),
+            (
+                "insert",
+                {
+                    "id": 1,
+                    "n": 1,
+                    "s": "a",
+                    "f": None,
+                    "b": None,
+                    "_deleted": False,
+                    "_seq": seq(1),
+                },
+                None,
+            ),
+            (
+                "update",
+                {"id": 1, "n": 2, "_seq": seq(2)},
+                {"id": 1, "n": 1, "s": "a", "_seq": seq(1)},
+            ),
+            (
+                "delete",
+                None,
+                {
+                    "id": 1,
+                    "n": 2,
+                    "s": None,
+                    "f": None,
+                    "b": None,
+                    "_deleted": True,
+                    "_seq": seq(3),
+                },
+            ),
         ]
 
     def test_leaving_and_entering_the_filter(self):
@@ -117,7 +150,11 @@ class TestChanges:
         m.apply(Update("u1", T, (("n", 5),), Cmp("=", Col("id"), Lit(1))), Succeeded())
         m.apply(Delete("u1", T, Cmp("=", Col("id"), Lit(1))), Succeeded())
         assert [c[0] for c in changes(m)] == ["update", "update", "delete"]
-        assert changes(m)[1] == ("update", {"id": 1, "s": "in", "_seq": seq_for(3)}, {"id": 1, "_seq": seq_for(2)})
+        assert changes(m)[1] == (
+            "update",
+            {"id": 1, "s": "in", "_seq": seq_for(3)},
+            {"id": 1, "_seq": seq_for(2)},
+        )
         assert changes(m)[2] == ("delete", None, {"id": 1, "s": "in", "_seq": seq_for(4)})
 
     def test_leaving_star_subscription_marks_deleted(self):

@@ -100,4 +100,6 @@ class TestStreamStatements:
         m = stream_world()
         m.apply(Insert("u1", T, (row(1),)), Succeeded(), at=at_ms(0))
         m.learn({1: seq_for(1)})
-        assert m.predict(Delete("u1", T, Cmp("=", Col("id"), Lit(1))), at=at_ms(TTL_MS + 50)) == Ok(0)
+        assert m.predict(Delete("u1", T, Cmp("=", Col("id"), Lit(1))), at=at_ms(TTL_MS + 50)) == Ok(
+            0
+        )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from attrs import evolve
-from helpers import T, items, put, row
+from inv_helpers import T, items, put, row
 from strategies import NS, SERVICE, Echo, seq_for, table, world
 
 from kalamfuzz.invariants import (
@@ -92,14 +92,19 @@ class TestColdArtifacts:
         seg = obs.manifest.segments[0]
         wrong = evolve(
             obs.manifest,
-            segments=(evolve(seg, row_count=5, min_seq=1, status="in_progress"), *obs.manifest.segments[1:]),
+            segments=(
+                evolve(seg, row_count=5, min_seq=1, status="in_progress"),
+                *obs.manifest.segments[1:],
+            ),
             last_sequence_number=4,
         )
         text = str(check_cold(m, T, "u1", evolve(obs, manifest=wrong)))
         assert "row_count 5, file has 2" in text and "status 'in_progress'" in text
         assert "seq range" in text and "last_sequence_number" in text
         reordered = evolve(obs.manifest, segments=obs.manifest.segments[::-1])
-        assert "manifest segments differ" in str(check_cold(m, T, "u1", evolve(obs, manifest=reordered)))
+        assert "manifest segments differ" in str(
+            check_cold(m, T, "u1", evolve(obs, manifest=reordered))
+        )
         assert "manifest.json missing" in str(check_cold(m, T, "u1", evolve(obs, manifest=None)))
         corrupt = evolve(obs, manifest=None, manifest_error="Expecting value")
         assert "corrupt" in str(check_cold(m, T, "u1", corrupt))
@@ -138,9 +143,16 @@ class TestColdArtifacts:
 class TestStorageRouting:
     def test_accepts_template_paths_on_the_tables_storage(self):
         m = world()
-        m.apply(CreateStorage("root", "arch", "/arch", user_template="{userId}/{namespace}/{tableName}"), Succeeded())
+        m.apply(
+            CreateStorage(
+                "root", "arch", "/arch", user_template="{userId}/{namespace}/{tableName}"
+            ),
+            Succeeded(),
+        )
         m.apply(CreateTable("root", table(name="a", storage_id="arch")), Succeeded())
-        m.apply(CreateTable("root", table(TableType.SHARED, name="sh", storage_id="arch")), Succeeded())
+        m.apply(
+            CreateTable("root", table(TableType.SHARED, name="sh", storage_id="arch")), Succeeded()
+        )
         for tid, actor in ((T, "u1"), (TableId(NS, "a"), "u1"), (TableId(NS, "sh"), SERVICE)):
             put(m, actor, row(1), table=tid)
             m.apply(Flush(SERVICE, tid), Succeeded(job_id=f"J-{tid.name}"))
@@ -150,7 +162,9 @@ class TestStorageRouting:
         assert "/arch/app/sh/manifest.json" in listing.files
         assert "/data/storage/app/t/u1/manifest.json" in listing.files
         other_run = "/data/storage/otherns/t/u1/batch-0.parquet"
-        assert check_storage(m, StorageListing((*listing.files, other_run, "/data/storage/app/readme"))).ok
+        assert check_storage(
+            m, StorageListing((*listing.files, other_run, "/data/storage/app/readme"))
+        ).ok
         moved = [f.replace("/arch/u1/app/a", "/data/storage/app/a/u1") for f in listing.files]
         verdict = check_storage(m, StorageListing(moved))
         assert items(verdict) == [ContractItem.STORAGE_ROUTING]

@@ -6,7 +6,7 @@ thing, which must be reported under the right item and only there.
 
 from __future__ import annotations
 
-from helpers import T, items, put, row, with_rows
+from inv_helpers import T, items, put, row, with_rows
 from strategies import SERVICE, Echo, at_ms, seq_for, table, world
 
 from kalamfuzz.invariants import QueryObservation, check_query
@@ -180,5 +180,7 @@ class TestSchemaEvolution:
         assert check_query(m, named, refused).ok
         served = check_query(m, named, QueryObservation(200, ("id", "s"), ((1, "a"),)))
         assert items(served) == [ContractItem.SCHEMA_EVOLUTION]
-        unclear = check_query(m, named, QueryObservation(400, code="SQL_EXECUTION_ERROR", message="bad"))
+        unclear = check_query(
+            m, named, QueryObservation(400, code="SQL_EXECUTION_ERROR", message="bad")
+        )
         assert "unclear error" in str(unclear)

@@ -18,10 +18,10 @@ from kalamfuzz.model import (
     TableId,
     Unknown,
 )
-from kalamfuzz.model.uncertain import MAX_STATES, agrees, merge
-from kalamfuzz.model.outcomes import FlushSkipped, FlushStarted, JobEnds, Subscribed
 from kalamfuzz.model.jobs import JobStatus
+from kalamfuzz.model.outcomes import FlushSkipped, FlushStarted, JobEnds, Subscribed
 from kalamfuzz.model.rows import SeqBook
+from kalamfuzz.model.uncertain import MAX_STATES, agrees, merge
 
 T = TableId(NS, "t")
 
@@ -82,7 +82,7 @@ class TestAgreement:
         seqs = SeqBook()
         assert agrees(Ok(2), Succeeded(row_count=2), seqs)
         assert not agrees(Ok(2), Succeeded(row_count=3), seqs)
-        assert not agrees(Ok(2, 3), Succeeded(), seqs) is False
+        assert agrees(Ok(2, 3), Succeeded(), seqs)
         assert agrees(Ok(1, 3), Succeeded(row_count=3), seqs)
         assert not Ok(1).count_ok(None)
         rej = Rejected(frozenset({"X"}), 400, None, "r")  # type: ignore[arg-type]
@@ -108,3 +108,4 @@ class TestAgreement:
         m.apply(Select("u1", T), obs.outcome(m.state.catalog.table(T)))
         assert m.state.seqs.get(1) is not None
         m.apply(Select("u1", T), obs.outcome(None))
+        assert m.table(T) is not None and m.table(TableId(NS, "zz")) is None

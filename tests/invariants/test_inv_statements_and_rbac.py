@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from helpers import T, items, put, row
+from inv_helpers import T, items, put, row
 from strategies import SERVICE, at_ms, table, world
 
-from kalamfuzz.invariants import StatementObservation, check_statement_reply
-from kalamfuzz.invariants import rbac
+from kalamfuzz.invariants import StatementObservation, check_statement_reply, rbac
 from kalamfuzz.invariants.statements import item_for
 from kalamfuzz.model import (
     AccessLevel,
@@ -83,10 +82,14 @@ class TestDuplicateKeys:
         put(m, "u1", row(1))
         op = Insert("u1", T, (row(1),))
         msg = "Statement 1 failed: Already exists: Primary key violation: value '1'"
-        assert check_statement_reply(m, op, StatementObservation(400, "SQL_EXECUTION_ERROR", msg)).ok
+        assert check_statement_reply(
+            m, op, StatementObservation(400, "SQL_EXECUTION_ERROR", msg)
+        ).ok
         verdict = check_statement_reply(m, op, StatementObservation(200, row_count=1))
         assert items(verdict) == [ContractItem.IDEMPOTENCY]
-        unclear = check_statement_reply(m, op, StatementObservation(400, "SQL_EXECUTION_ERROR", "SQL statement failed"))
+        unclear = check_statement_reply(
+            m, op, StatementObservation(400, "SQL_EXECUTION_ERROR", "SQL statement failed")
+        )
         assert "message lacks 'Primary key violation'" in str(unclear)
 
     def test_spurious_duplicate_error(self):
@@ -98,7 +101,9 @@ class TestDuplicateKeys:
 
     def test_lost_reply_is_never_a_violation(self):
         m = world()
-        assert check_statement_reply(m, Insert("u1", T, (row(1),)), StatementObservation(0, lost=True)).ok
+        assert check_statement_reply(
+            m, Insert("u1", T, (row(1),)), StatementObservation(0, lost=True)
+        ).ok
 
 
 class TestCountsAndItems:
@@ -129,7 +134,9 @@ class TestCountsAndItems:
         assert items(verdict) == [ContractItem.COLD_ARTIFACTS]
         assert "the flush is skipped" in str(verdict) and "job FL-1" in str(verdict)
         put(m, "u1", row(1))
-        assert "a flush job is started" in str(check_statement_reply(m, op, StatementObservation(200)))
+        assert "a flush job is started" in str(
+            check_statement_reply(m, op, StatementObservation(200))
+        )
 
     def test_item_for_each_kind_of_operation(self):
         m = world(table(), table(TableType.STREAM, name="st"))

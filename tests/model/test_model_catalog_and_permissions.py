@@ -43,7 +43,11 @@ class TestMatrix:
         [
             (AccessLevel.PUBLIC, set(Role), {Role.SERVICE, Role.DBA, Role.SYSTEM}),
             (None, {Role.SERVICE, Role.DBA, Role.SYSTEM}, {Role.SERVICE, Role.DBA, Role.SYSTEM}),
-            (AccessLevel.RESTRICTED, {Role.SERVICE, Role.DBA, Role.SYSTEM}, {Role.SERVICE, Role.DBA, Role.SYSTEM}),
+            (
+                AccessLevel.RESTRICTED,
+                {Role.SERVICE, Role.DBA, Role.SYSTEM},
+                {Role.SERVICE, Role.DBA, Role.SYSTEM},
+            ),
             (AccessLevel.DBA, {Role.DBA, Role.SYSTEM}, {Role.DBA, Role.SYSTEM}),
         ],
     )
@@ -120,7 +124,9 @@ class TestDDL:
 
     def test_storage_creation_and_drop_table(self):
         m = world()
-        m.apply(CreateStorage("root", "arch", "/arch", "{namespace_id}/{table_name}", ""), Succeeded())
+        m.apply(
+            CreateStorage("root", "arch", "/arch", "{namespace_id}/{table_name}", ""), Succeeded()
+        )
         assert m.state.catalog.storages["arch"].base_directory == "/arch"
         m.apply(DropTable("root", TableId(NS, "t")), Succeeded())
         assert TableId(NS, "t") not in m.state.catalog.tables
@@ -169,7 +175,10 @@ class TestSchemaAndPaths:
         sql = table(TableType.SHARED).create_sql()
         assert "ACCESS_LEVEL = 'PUBLIC'" in sql and "id INT PRIMARY KEY" in sql
         assert "TTL_SECONDS = 10" in table(TableType.STREAM).create_sql()
-        assert Column("c", ColType.TEXT, nullable=False, default="x").ddl() == "c TEXT NOT NULL DEFAULT 'x'"
+        assert (
+            Column("c", ColType.TEXT, nullable=False, default="x").ddl()
+            == "c TEXT NOT NULL DEFAULT 'x'"
+        )
 
     def test_missing_primary_key_and_table(self):
         with pytest.raises(ModelError):
@@ -181,7 +190,11 @@ class TestSchemaAndPaths:
         "storage,user,expected",
         [
             (Storage("local", "/d/storage/"), "u1", "/d/storage/app/t/u1"),
-            (Storage("a", "/a", user_template="{user_id}/{namespace_id}/{table_name}"), "u1", "/a/u1/app/t"),
+            (
+                Storage("a", "/a", user_template="{user_id}/{namespace_id}/{table_name}"),
+                "u1",
+                "/a/u1/app/t",
+            ),
             (Storage("a", "/a", user_template=""), "u1", "/a/app/t/u1"),
         ],
     )
@@ -189,8 +202,13 @@ class TestSchemaAndPaths:
         assert storage.scope_directory(table(), user) == expected
 
     def test_shared_scope_directory(self):
-        assert Storage("a", "/a", shared_template="").scope_directory(shared(None), None) == "/a/app/s"
-        assert Storage("a", "/a", shared_template="x/{tableName}").scope_directory(shared(None), None) == "/a/x/s"
+        assert (
+            Storage("a", "/a", shared_template="").scope_directory(shared(None), None) == "/a/app/s"
+        )
+        assert (
+            Storage("a", "/a", shared_template="x/{tableName}").scope_directory(shared(None), None)
+            == "/a/x/s"
+        )
 
     def test_unknown_user_acts_as_user_role(self):
         assert Catalog().role_of("ghost") is Role.USER

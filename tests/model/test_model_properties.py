@@ -67,7 +67,9 @@ class ModelOnly(RuleBasedStateMachine):
             pred = pred.options[0]
         if isinstance(pred, Rejected):
             outcome = Failed(sorted(pred.codes)[0], pred.status)
-            reply = inv.StatementObservation(pred.status or 400, sorted(pred.codes)[0], " ".join(pred.message_contains))
+            reply = inv.StatementObservation(
+                pred.status or 400, sorted(pred.codes)[0], " ".join(pred.message_contains)
+            )
         else:
             assert isinstance(pred, Ok)
             outcome = Succeeded(row_count=pred.row_count)
@@ -75,7 +77,12 @@ class ModelOnly(RuleBasedStateMachine):
         assert inv.check_statement_reply(self.m, op, reply).ok
         self.m.apply(op, outcome)
 
-    @rule(tid=TABLES, actor=ACTORS, keys=st.lists(st.integers(0, 6), min_size=1, max_size=3), values=row_values())
+    @rule(
+        tid=TABLES,
+        actor=ACTORS,
+        keys=st.lists(st.integers(0, 6), min_size=1, max_size=3),
+        values=row_values(),
+    )
     def insert(self, tid, actor, keys, values):
         self.run(Insert(actor, tid, tuple({"id": k, **values} for k in keys)))
 
@@ -117,8 +124,13 @@ class ModelOnly(RuleBasedStateMachine):
 
         return [Model((s,)) for s in self.m.states]
 
-    @rule(actor=ACTORS, tid=TABLES, where=st.one_of(st.none(), predicates()), size=st.integers(1, 3),
-          projected=st.booleans())
+    @rule(
+        actor=ACTORS,
+        tid=TABLES,
+        where=st.one_of(st.none(), predicates()),
+        size=st.integers(1, 3),
+        projected=st.booleans(),
+    )
     def subscribe(self, actor, tid, where, size, projected):
         sid = f"s{len(self.subs)}"
         op = Subscribe(actor, sid, tid, ("id", "s") if projected else None, where, size)
@@ -127,8 +139,13 @@ class ModelOnly(RuleBasedStateMachine):
         if not isinstance(pred, Rejected):
             self.subs.append(sid)
 
-    @rule(actor=ACTORS, tid=TABLES, where=st.one_of(st.none(), predicates()), limit=st.integers(1, 4),
-          order=st.booleans())
+    @rule(
+        actor=ACTORS,
+        tid=TABLES,
+        where=st.one_of(st.none(), predicates()),
+        limit=st.integers(1, 4),
+        order=st.booleans(),
+    )
     def select(self, actor, tid, where, limit, order):
         op = Select(actor, tid, None, where, (("n", True), ("id", False)) if order else (), limit)
         pred = self.m.predict(op)
@@ -138,7 +155,7 @@ class ModelOnly(RuleBasedStateMachine):
             obs = Echo.query(self.m, op)
         verdict = inv.check_query(self.m, op, obs)
         assert verdict.ok, verdict
-        self.m.apply(op, obs.outcome(self.m.states[0].catalog.tables.get(tid)))
+        self.m.apply(op, obs.outcome(self.m.table(tid)))
 
     @invariant()
     def keys_unique_and_commit_order(self):
@@ -164,8 +181,8 @@ class ModelOnly(RuleBasedStateMachine):
 
 TestModelOnly = ModelOnly.TestCase
 TestModelOnly.settings = settings(
-    max_examples=60,
-    stateful_step_count=25,
+    max_examples=100,
+    stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
