@@ -501,6 +501,9 @@ def _order(table: Table, order_by: Sequence[tuple[str, bool]], a: Version, b: Ve
 
 
 def _flush(state: ModelState, op: Flush) -> Prediction | OneOf:
+    # KalamDB authorizes a statement before it looks at the table (flush_table.rs).
+    if not perm.can_flush(state.catalog.role_of(op.actor)):
+        return permission_denied(f"{op.actor} may not flush")
     table = state.catalog.tables.get(op.table_id)
     if table is None:
         return _missing_table(op.table_id)
@@ -508,8 +511,6 @@ def _flush(state: ModelState, op: Flush) -> Prediction | OneOf:
         return execution_error(
             "STREAM tables are never flushed", ContractItem.COLD_ARTIFACTS, "STREAM"
         )
-    if not perm.can_flush(state.catalog.role_of(op.actor)):
-        return permission_denied(f"{op.actor} may not flush")
     has_rows = any(pending(s) for s in state.scopes(table.id).values())
     running = any(j.table_id == table.id and not j.status.finished for j in state.jobs.values())
     if not has_rows:
