@@ -1,0 +1,17 @@
+"""Everything at once: the default machine of ``tox -e fuzz``. Rules of every domain interleave
+over every world table."""
+
+from __future__ import annotations
+
+from kalamfuzz.machines.base import machine
+from kalamfuzz.machines.ddl import DdlMachine
+from kalamfuzz.machines.jobs import JobsMachine
+from kalamfuzz.machines.rbac import RbacMachine
+from kalamfuzz.machines.routing import RoutingMachine
+from kalamfuzz.machines.ttl import TtlMachine
+from kalamfuzz.machines.world import TABLES
+
+
+@machine("combined")
+class CombinedMachine(DdlMachine, RbacMachine, RoutingMachine, JobsMachine, TtlMachine):
+    TABLES = tuple(TABLES)

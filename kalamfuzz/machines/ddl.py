@@ -1,0 +1,37 @@
+"""DDL: ALTER TABLE ADD/DROP COLUMN on tables that hold hot and flushed rows and have live
+subscribers; statements naming a dropped column must fail clearly."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+from hypothesis.stateful import precondition, rule
+
+from kalamfuzz.machines import strategies as kst
+from kalamfuzz.machines.base import machine
+from kalamfuzz.machines.live import LiveMachine
+
+#: Admins alter tables; a user's attempt must be refused.
+ALTERERS = ("root", "dba", "dba", "alice")
+
+
+@machine("ddl")
+class DdlMachine(LiveMachine):
+    TABLES = ("notes", "board")
+
+    @precondition(lambda self: bool(self.live_tables()))
+    @rule(data=st.data())
+    def add_column(self, data: st.DataObject) -> None:
+        name = data.draw(st.sampled_from(self.live_tables()), label="table")
+        existing = [c.name for c in self.table(name).columns]
+        column = data.draw(kst.new_columns(existing), label="column")
+        self.d.add_column(data.draw(st.sampled_from(ALTERERS), label="actor"), name, column)
+
+    @precondition(lambda self: bool(self.live_tables()))
+    @rule(data=st.data())
+    def drop_column(self, data: st.DataObject) -> None:
+        name = data.draw(st.sampled_from(self.live_tables()), label="table")
+        droppable = [c.name for c in self.table(name).columns if not c.primary_key]
+        if not droppable:
+            return
+        column = data.draw(st.sampled_from(droppable), label="column")
+        self.d.drop_column(data.draw(st.sampled_from(ALTERERS), label="actor"), name, column)

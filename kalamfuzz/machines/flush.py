@@ -1,0 +1,43 @@
+"""Flush: STORAGE FLUSH TABLE while writes and reads go on, waiting for jobs, checking the cold
+files each finished job left (manifest, Parquet rows, placement)."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+from hypothesis.stateful import precondition, rule
+
+from kalamfuzz.machines.base import machine
+from kalamfuzz.machines.data import DataMachine
+
+#: Mostly admins (who may flush), sometimes a user (who may not).
+FLUSHERS = ("root", "dba", "dba", "alice")
+
+
+@machine("flush")
+class FlushMachine(DataMachine):
+    TABLES = ("notes", "board")
+
+    @precondition(lambda self: bool(self.live_tables()))
+    @rule(data=st.data())
+    def flush(self, data: st.DataObject) -> None:
+        """Flush and wait for the job: deterministic, so failures shrink and replay exactly."""
+        table = data.draw(st.sampled_from(self.live_tables()), label="table")
+        self.d.flush(data.draw(st.sampled_from(FLUSHERS), label="actor"), table, wait=True)
+
+    @precondition(lambda self: bool(self.live_tables()))
+    @rule(data=st.data())
+    def flush_in_background(self, data: st.DataObject) -> None:
+        """Start a flush and go on writing and reading while it runs (timing decides what it
+        takes, which the model allows for; failures found this way may replay as flaky)."""
+        table = data.draw(st.sampled_from(self.live_tables()), label="table")
+        self.d.flush(data.draw(st.sampled_from(FLUSHERS), label="actor"), table)
+        self.background = True
+
+    #: A background flush was started: waiting makes sense. (Whether its job is still running
+    #: is timing, and a precondition must not depend on timing, or replays diverge.)
+    background = False
+
+    @precondition(lambda self: self.background)
+    @rule()
+    def wait_jobs(self) -> None:
+        self.d.wait_jobs()

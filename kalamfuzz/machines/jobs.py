@@ -1,0 +1,37 @@
+"""Jobs and faults: a flush to a storage whose directory cannot be written must fail with a
+message and keep every row; the retry after repair must succeed without duplicates or empty
+files. A crash (SIGKILL and restart) must keep every acknowledged write."""
+
+from __future__ import annotations
+
+from hypothesis.stateful import precondition, rule
+
+from kalamfuzz.machines.base import machine
+from kalamfuzz.machines.flush import FlushMachine
+
+
+@machine("jobs")
+class JobsMachine(FlushMachine):
+    TABLES = ("fragile", "board")
+
+    # Breaking the directory also hides cold files already in it, which reads need; so it is
+    # broken only before the first flush of its table (the failure then meets hot rows only).
+    @precondition(
+        lambda self: (
+            "spare" not in self.d.broken_storages() and not self.d.flush_requested("fragile")
+        )
+    )
+    @rule()
+    def break_storage(self) -> None:
+        self.d.break_storage("spare")
+
+    @precondition(lambda self: "spare" in self.d.broken_storages())
+    @rule()
+    def repair_storage(self) -> None:
+        self.d.repair_storage("spare")
+
+    # A restart reloads cold files from disk: not while a storage directory is gone.
+    @precondition(lambda self: self.d.can_crash() and not self.d.broken_storages())
+    @rule()
+    def crash(self) -> None:
+        self.d.crash()

@@ -1,0 +1,152 @@
+"""Strategies for what the machines draw: rows, predicates, assignments, projections.
+
+Everything is drawn from a table's current schema before any I/O, and only in forms the model
+predicts (see docs/contract.md): small key ranges so rules collide, NULLs, the three-valued
+operators the model evaluates, projections that keep the primary key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hypothesis import strategies as st
+
+from kalamfuzz.machines.world import KEYS
+from kalamfuzz.model.catalog import Column, Table
+from kalamfuzz.model.values import ColType, Value
+from kalamfuzz.model.where import And, Between, Cmp, Col, InList, IsNull, Like, Lit, Not, Or, Pred
+
+_SMALL_INTS = st.integers(-3, 3)
+
+
+def values_of(ctype: ColType, *, nullable: bool = True) -> st.SearchStrategy[Value]:
+    base: st.SearchStrategy[Value]
+    if ctype is ColType.TEXT:
+        base = st.text(alphabet="ab_%", max_size=2)
+    elif ctype is ColType.BOOLEAN:
+        base = st.booleans()
+    elif ctype is ColType.DOUBLE:
+        base = st.sampled_from([-1.5, 0.0, 2.25])
+    else:
+        base = _SMALL_INTS
+    return st.one_of(st.none(), base) if nullable else base
+
+
+keys = st.sampled_from(list(KEYS))
+
+
+def _value_columns(table: Table) -> list[Column]:
+    return [c for c in table.columns if not c.primary_key]
+
+
+def rows(
+    table: Table, *, max_rows: int = 3, fresh_from: int | None = None
+) -> st.SearchStrategy[list[dict[str, Value]]]:
+    """Rows with distinct keys; every column is given (the first row fixes the column list).
+
+    ``fresh_from`` numbers the keys from there instead of drawing them: STREAM tables get keys
+    never used before, because servers differ on a reused STREAM key (docs/contract.md).
+    """
+    cols = _value_columns(table)
+    pk = table.pk.name
+
+    def one(key: int) -> st.SearchStrategy[dict[str, Value]]:
+        return st.fixed_dictionaries(
+            {pk: st.just(key), **{c.name: values_of(c.type) for c in cols}}
+        )
+
+    if fresh_from is not None:
+        return st.integers(1, max_rows).flatmap(
+            lambda n: st.tuples(*(one(fresh_from + i) for i in range(n))).map(list)
+        )
+    return st.lists(keys, min_size=1, max_size=max_rows, unique=True).flatmap(
+        lambda ks: st.tuples(*(one(k) for k in ks)).map(list)
+    )
+
+
+def assignments(table: Table) -> st.SearchStrategy[dict[str, Value]]:
+    cols = _value_columns(table)
+    return st.lists(
+        st.sampled_from(cols), min_size=1, max_size=2, unique_by=lambda c: c.name
+    ).flatmap(lambda cs: st.fixed_dictionaries({c.name: values_of(c.type) for c in cs}))
+
+
+def _leaf(table: Table) -> st.SearchStrategy[Pred]:
+    pk = Col(table.pk.name)
+    ops = st.sampled_from(["=", "<>", "<", "<=", ">", ">="])
+    out: list[st.SearchStrategy[Pred]] = [
+        st.builds(Cmp, ops, st.just(pk), st.builds(Lit, keys)),
+        st.builds(
+            InList,
+            st.just(pk),
+            st.lists(st.builds(Lit, keys), min_size=1, max_size=3).map(tuple),
+            st.booleans(),
+        ),
+        st.builds(Between, st.just(pk), st.builds(Lit, keys), st.builds(Lit, keys), st.booleans()),
+    ]
+    for c in _value_columns(table):
+        col = Col(c.name)
+        out.append(st.builds(IsNull, st.just(col), st.booleans()))
+        if c.type is ColType.TEXT:
+            out.append(
+                st.builds(Like, st.just(col), st.text(alphabet="ab%_", max_size=2), st.booleans())
+            )
+        elif c.type is ColType.BOOLEAN:
+            out.append(st.builds(Cmp, st.just("="), st.just(col), st.builds(Lit, st.booleans())))
+        else:
+            out.append(st.builds(Cmp, ops, st.just(col), st.builds(Lit, values_of(c.type))))
+    return st.one_of(out)
+
+
+def predicates(table: Table) -> st.SearchStrategy[Pred | None]:
+    """A WHERE clause (None: no WHERE), nested up to a few leaves."""
+    tree = st.recursive(
+        _leaf(table),
+        lambda inner: st.one_of(
+            st.builds(And, inner, inner), st.builds(Or, inner, inner), st.builds(Not, inner)
+        ),
+        max_leaves=3,
+    )
+    return st.one_of(st.none(), tree)
+
+
+def projections(table: Table) -> st.SearchStrategy[list[str] | None]:
+    """``None`` for ``*``, else the primary key and some other columns, in table order."""
+    others = [c.name for c in _value_columns(table)]
+    pk = table.pk.name
+    return st.one_of(
+        st.none(),
+        st.lists(st.sampled_from(others), unique=True, max_size=len(others)).map(
+            lambda cs: [pk, *sorted(cs, key=others.index)]
+        )
+        if others
+        else st.just([pk]),
+    )
+
+
+def order_by(table: Table) -> st.SearchStrategy[list[tuple[str, bool]]]:
+    """ORDER BY that ends with the primary key, so LIMIT picks a determined set of rows."""
+    pk = table.pk.name
+    others = [c.name for c in _value_columns(table)]
+    lead = (
+        st.lists(st.tuples(st.sampled_from(others), st.booleans()), max_size=1)
+        if others
+        else st.just([])
+    )
+    return st.tuples(lead, st.booleans()).map(lambda t: [*t[0], (pk, t[1])])
+
+
+def new_columns(existing: Sequence[str]) -> st.SearchStrategy[Column]:
+    """A nullable column for ADD COLUMN, maybe with a default, maybe re-using a dropped name."""
+    names = st.sampled_from(["x", "y", "n", "s"]).filter(lambda n: n not in existing)
+    return names.flatmap(
+        lambda name: st.sampled_from([ColType.INT, ColType.TEXT, ColType.BOOLEAN]).flatmap(
+            lambda t: st.builds(
+                Column,
+                st.just(name),
+                st.just(t),
+                st.just(True),
+                st.one_of(st.none(), values_of(t, nullable=False)),
+            )
+        )
+    )

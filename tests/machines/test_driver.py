@@ -1,0 +1,90 @@
+"""The driver runs steps, checks them against the model and records a replayable program."""
+
+from __future__ import annotations
+
+import pytest
+
+from kalamfuzz.machines import Driver, InvariantViolation
+from kalamfuzz.model.catalog import Column
+from kalamfuzz.model.values import ColType
+from kalamfuzz.model.where import Cmp, Col, Lit
+
+ROW = {"id": 1, "n": 5, "s": "a", "b": None}
+
+
+def test_steps_on_a_conforming_target_pass_and_are_recorded(driver: Driver) -> None:
+    driver.begin(("notes", "board"))
+    driver.insert("alice", "notes", [ROW])
+    driver.insert("svc", "notes", [{**ROW, "id": 2}], as_user="bob")
+    driver.update("alice", "notes", {"s": "b"}, Cmp("=", Col("id"), Lit(1)))
+    driver.select("bob", "notes")
+    driver.insert("alice", "board", [ROW])  # forbidden: the model predicts PERMISSION_DENIED
+    driver.flush("root", "notes", wait=True)
+    driver.delete("alice", "notes", Cmp("=", Col("id"), Lit(1)))
+    driver.sweep()
+    assert (
+        driver.program[0] == "d.insert('alice', 'notes', [{'id': 1, 'n': 5, 's': 'a', 'b': None}])"
+    )
+    assert driver.program[1].endswith("as_user='bob')")
+    assert driver.steps == len(driver.program) == 7
+    assert "kalamfuzz.model.where:Cmp" in driver.imports
+    assert not driver.failed
+
+
+def test_forbidden_statement_is_in_the_transcript_with_its_code(driver: Driver) -> None:
+    driver.begin(("board",))
+    driver.insert("bob", "board", [ROW])
+    codes = [e.reply.get("code") for e in driver.transcript if e.request.startswith("INSERT")]
+    assert codes == ["PERMISSION_DENIED"]
+
+
+def test_a_broken_tier_is_a_violation_naming_the_contract_item(buggy: Driver) -> None:
+    buggy.begin(("notes",))
+    buggy.insert("alice", "notes", [ROW])
+    buggy.flush("root", "notes", wait=True)
+    with pytest.raises(InvariantViolation) as err:
+        buggy.update("alice", "notes", {"s": "new"}, Cmp("=", Col("id"), Lit(1)))
+    assert "2 correct before/during/after flush" in str(err.value)
+    assert buggy.failed and buggy.last_failure is not None
+    assert buggy.last_failure[0][-1].startswith("d.update(")
+
+
+def test_lost_live_changes_are_a_subscription_violation(buggy: Driver) -> None:
+    buggy.begin(("notes",))
+    buggy.subscribe("alice", "s1", "notes", batch_size=2)
+    with pytest.raises(InvariantViolation) as err:
+        buggy.insert("alice", "notes", [ROW, {**ROW, "id": 2}])
+    assert "4 subscriptions" in str(err.value)
+
+
+def test_schema_changes_paging_and_resume_pass_on_the_plain_sim(driver: Driver) -> None:
+    driver.begin(("notes",))
+    driver.insert("alice", "notes", [ROW, {**ROW, "id": 2}, {**ROW, "id": 3}])
+    driver.subscribe("alice", "s1", "notes", batch_size=1, paged=True)
+    driver.insert("alice", "notes", [{**ROW, "id": 4}])
+    driver.next_pages("s1")
+    driver.add_column("dba", "notes", Column("x", ColType.INT, default=7))
+    driver.drop_column("root", "notes", "s")
+    driver.resume("alice")
+    driver.insert("alice", "notes", [{"id": 5, "n": 1, "b": True, "x": 1}])
+    driver.sweep()
+
+
+def test_failed_flush_on_a_broken_storage_then_retry(driver: Driver) -> None:
+    driver.begin(("fragile",))
+    driver.insert("root", "fragile", [ROW])
+    driver.break_storage("spare")
+    driver.flush("root", "fragile", wait=True)
+    driver.repair_storage("spare")
+    driver.flush("root", "fragile", wait=True)
+    driver.crash()
+    driver.sweep()
+
+
+def test_secrets_never_reach_the_transcript(driver: Driver) -> None:
+    driver.begin(("notes",))
+    driver.insert("alice", "notes", [ROW])
+    text = repr(driver.transcript) + repr(driver.program)
+    assert driver.target.password not in text
+    for client in driver._clients.values():
+        assert client._password not in text
