@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
+from typing import Any, cast
 
 import attrs
 
@@ -25,14 +26,14 @@ def render(value: object, imports: set[str] | None = None) -> str:
         return f"{type(value).__name__}.{value.name}"
     if attrs.has(type(value)):
         found.add(_qualified(value))
-        fields = attrs.fields(type(value))
+        fields = attrs.fields(cast(Any, type(value)))
         args: list[str] = []
         positional = True
         for f in fields:
             v = getattr(value, f.name)
             default = f.default
             if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-                default = default.factory()  # type: ignore[call-arg]
+                default = default.factory()
             if default is not attrs.NOTHING and v == default:
                 positional = False
                 continue

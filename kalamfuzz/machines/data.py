@@ -3,6 +3,8 @@ service writing through EXECUTE AS USER, and duplicate keys (keys come from a sm
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
@@ -10,16 +12,17 @@ from kalamfuzz.machines import strategies as kst
 from kalamfuzz.machines.base import KalamMachine, machine
 from kalamfuzz.machines.world import ACTORS, TENANTS
 from kalamfuzz.model.catalog import Table, TableType
+from kalamfuzz.model.values import Value
 
 
 @machine("data")
 class DataMachine(KalamMachine):
-    TABLES = ("notes", "board", "events")
+    TABLES: ClassVar[tuple[str, ...]] = ("notes", "board", "events")
 
     #: Next key for a STREAM insert (STREAM keys are never reused; see strategies.rows).
     stream_key = 100
 
-    def rows(self, data: st.DataObject, table: Table, max_rows: int = 3) -> list[dict[str, object]]:
+    def rows(self, data: st.DataObject, table: Table, max_rows: int = 3) -> list[dict[str, Value]]:
         fresh = self.stream_key if table.type is TableType.STREAM else None
         drawn = data.draw(kst.rows(table, max_rows=max_rows, fresh_from=fresh), label="rows")
         if fresh is not None:
@@ -41,6 +44,9 @@ class DataMachine(KalamMachine):
     def insert(self, data: st.DataObject) -> None:
         name, table, actor, as_user = self._target(data)
         self.d.insert(actor, name, self.rows(data, table), as_user=as_user)
+
+    # Every other rule needs rows to act on: inserts get a second entry in the rule list.
+    insert_more = insert
 
     @precondition(lambda self: bool(self.live_tables()))
     @rule(data=st.data())

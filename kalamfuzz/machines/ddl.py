@@ -3,6 +3,8 @@ subscribers; statements naming a dropped column must fail clearly."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
@@ -16,7 +18,7 @@ ALTERERS = ("root", "dba", "dba", "alice")
 
 @machine("ddl")
 class DdlMachine(LiveMachine):
-    TABLES = ("notes", "board")
+    TABLES: ClassVar[tuple[str, ...]] = ("notes", "board")
 
     @precondition(lambda self: bool(self.live_tables()))
     @rule(data=st.data())

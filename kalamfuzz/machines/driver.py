@@ -25,8 +25,9 @@ from kalamfuzz import invariants as inv
 from kalamfuzz.adapters import observe
 from kalamfuzz.adapters.faults import BlockedDirectory
 from kalamfuzz.adapters.live import LiveClient, Subscription
-from kalamfuzz.adapters.sql import SqlClient, redact_sql
+from kalamfuzz.adapters.sql import SqlClient
 from kalamfuzz.adapters.target import Target
+from kalamfuzz.adapters.values import redact_sql
 from kalamfuzz.errors import ConfigError, LiveError
 from kalamfuzz.invariants.observations import (
     QueryObservation,
@@ -372,7 +373,7 @@ class Driver:
     def _statement(self, actor: str, op: Statement) -> StatementObservation:
         sql = op.to_sql()
         sent = _now_ms()
-        obs = self._call(observe.statement, self._client(actor), sql)
+        obs: StatementObservation = self._call(observe.statement, self._client(actor), sql)
         at = Window(sent, max(sent, _now_ms()))
         self._exchange(actor, "sql", sql, _reply(obs), at)
         self._judge(inv.check_statement_reply(self.model, op, obs, at), sql)
@@ -382,7 +383,7 @@ class Driver:
     def _query(self, actor: str, op: Select) -> QueryObservation:
         sql = op.to_sql()
         sent = _now_ms()
-        obs = self._call(observe.query, self._client(actor), sql)
+        obs: QueryObservation = self._call(observe.query, self._client(actor), sql)
         at = Window(sent, max(sent, _now_ms()))
         reply = _reply(obs) | {"columns": list(obs.columns), "rows": [list(r) for r in obs.rows]}
         self._exchange(actor, "sql", sql, reply, at)

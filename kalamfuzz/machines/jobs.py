@@ -4,6 +4,8 @@ files. A crash (SIGKILL and restart) must keep every acknowledged write."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from hypothesis.stateful import precondition, rule
 
 from kalamfuzz.machines.base import machine
@@ -12,7 +14,7 @@ from kalamfuzz.machines.flush import FlushMachine
 
 @machine("jobs")
 class JobsMachine(FlushMachine):
-    TABLES = ("fragile", "board")
+    TABLES: ClassVar[tuple[str, ...]] = ("fragile", "board")
 
     # Breaking the directory also hides cold files already in it, which reads need; so it is
     # broken only before the first flush of its table (the failure then meets hot rows only).

@@ -4,6 +4,8 @@ change nothing, allowed ones must succeed."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
@@ -18,7 +20,7 @@ EXTRA_TABLES = ("extra1", "extra2")
 
 @machine("rbac")
 class RbacMachine(DataMachine):
-    TABLES = ("notes", "board", "vault")
+    TABLES: ClassVar[tuple[str, ...]] = ("notes", "board", "vault")
 
     @precondition(lambda self: bool(self.live_tables()))
     @rule(data=st.data())
@@ -47,6 +49,13 @@ class RbacMachine(DataMachine):
             kind,
             access=access,
         )
+
+    @precondition(lambda self: bool(self.live_tables()))
+    @rule(data=st.data())
+    def flush_attempt(self, data: st.DataObject) -> None:
+        """STORAGE FLUSH by anyone: users must be refused, the others' jobs must end well."""
+        name = data.draw(st.sampled_from(self.live_tables()), label="table")
+        self.d.flush(data.draw(st.sampled_from(EVERYONE), label="actor"), name, wait=True)
 
     @precondition(lambda self: bool(self.live_tables()))
     @rule(data=st.data())

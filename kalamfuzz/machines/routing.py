@@ -3,10 +3,12 @@ every cold file must land under its own table's storage and template, and nowher
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from kalamfuzz.machines.base import machine
 from kalamfuzz.machines.flush import FlushMachine
 
 
 @machine("routing")
 class RoutingMachine(FlushMachine):
-    TABLES = ("routed", "notes", "board")
+    TABLES: ClassVar[tuple[str, ...]] = ("routed", "notes", "board")

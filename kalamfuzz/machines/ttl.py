@@ -4,6 +4,8 @@ step: kept out of the other machines, it would slow every shrink down."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from hypothesis.stateful import precondition, rule
 
 from kalamfuzz.machines.base import machine
@@ -13,7 +15,7 @@ from kalamfuzz.machines.world import STREAM_TTL_SECONDS
 
 @machine("ttl")
 class TtlMachine(DataMachine):
-    TABLES = ("events",)
+    TABLES: ClassVar[tuple[str, ...]] = ("events",)
 
     #: Steps between pauses, so that most of an example is writing and reading.
     PAUSE_EVERY = 4
