@@ -1,0 +1,92 @@
+"""What a campaign reports, as typed events. Every output (console, JUnit, JSONL, regression
+files) is a handler of these; the engine knows none of them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from attrs import frozen
+
+from kalamfuzz.machines.driver import Exchange
+
+
+@frozen
+class CampaignStarted:
+    machine: str
+    target: str
+    seed: int
+    budget: str
+    bugs: tuple[str, ...]
+
+
+@frozen
+class Progress:
+    elapsed_s: float
+    examples: int
+    steps: int
+    failures: int
+
+
+@frozen
+class Failure:
+    """One distinct failure, shrunk. ``kind`` is ``violation`` (the contract broke) or ``error``
+    (the target or kalamfuzz raised something else: a crash, a protocol error, a model gap)."""
+
+    machine: str
+    kind: str
+    #: Stable across runs: the same contract item and summary give the same signature.
+    signature: str
+    message: str
+    items: tuple[str, ...]
+    program: tuple[str, ...]
+    imports: tuple[str, ...]
+    tables: tuple[str, ...]
+    transcript: tuple[Exchange, ...]
+    seed: int
+    seconds_to_failure: float
+    bugs: tuple[str, ...]
+
+    @property
+    def steps(self) -> int:
+        """Rule steps in the shrunk program (the fixed setup not counted)."""
+        return len(self.program)
+
+
+@frozen
+class RegressionSaved:
+    failure: Failure
+    path: str
+    #: ``deterministic`` (failed on both reruns) or ``flaky (k/2)``.
+    label: str
+
+
+@frozen
+class RuleStats:
+    count: int
+    seconds: float
+    io_seconds: float
+
+
+@frozen
+class CampaignFinished:
+    elapsed_s: float
+    examples: int
+    steps: int
+    failures: tuple[Failure, ...]
+    duplicates: int
+    rules: Mapping[str, RuleStats]
+    exit_code: int
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.steps / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def outside_share(self) -> float:
+        """Share of step time spent outside adapter calls: the fuzzer's own overhead."""
+        total = sum(r.seconds for r in self.rules.values())
+        io = sum(r.io_seconds for r in self.rules.values())
+        return (total - io) / total if total > 0 else 0.0
+
+
+Event = CampaignStarted | Progress | Failure | RegressionSaved | CampaignFinished | Exchange

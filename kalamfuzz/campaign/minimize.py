@@ -1,0 +1,76 @@
+"""A last shrinking pass over the recorded step program itself.
+
+Hypothesis shrinks through its choice sequence; with server round trips each attempt is slow,
+and a bounded shrink can stop with steps left that do not matter. The recorded program is plain
+driver calls, so dropping steps directly (chunks first, then single steps, greedily) is cheap
+and keeps only programs that still fail the same way.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from attrs import frozen
+
+from kalamfuzz.machines.driver import Driver, Exchange
+
+
+@frozen
+class Run:
+    program: tuple[str, ...]
+    transcript: tuple[Exchange, ...]
+    error: BaseException | None
+
+
+def namespace(imports: Sequence[str], driver: Driver) -> dict[str, Any]:
+    names: dict[str, Any] = {"d": driver}
+    for q in imports:
+        module, _, name = q.partition(":")
+        names[name] = getattr(importlib.import_module(module), name)
+    return names
+
+
+def run(
+    driver: Driver, tables: Sequence[str], program: Sequence[str], imports: Sequence[str]
+) -> Run:
+    """Run a recorded program as a regression file would (begin, steps, sweep)."""
+    names = namespace(imports, driver)
+    error: BaseException | None = None
+    try:
+        driver.begin(tables)
+        for line in program:
+            exec(line, names)
+        driver.sweep()
+    except Exception as exc:
+        error = exc
+    return Run(tuple(driver.program), tuple(driver.transcript), error)
+
+
+def minimize(
+    driver: Driver,
+    tables: Sequence[str],
+    program: Sequence[str],
+    imports: Sequence[str],
+    same: Callable[[BaseException], bool],
+    deadline: float,
+) -> Run | None:
+    """The smallest sub-program found before ``deadline`` that fails as ``same`` says, or None
+    if no smaller one was found."""
+    best: Run | None = None
+    current = list(program)
+    chunk = max(1, len(current) // 2)
+    while chunk >= 1 and time.monotonic() < deadline:
+        progressed = False
+        i = len(current) - chunk
+        while i >= 0 and time.monotonic() < deadline:
+            candidate = current[:i] + current[i + chunk :]
+            result = run(driver, tables, candidate, imports)
+            if result.error is not None and same(result.error):
+                best, current, progressed = result, candidate, True
+            i -= chunk
+        if not progressed:
+            chunk //= 2
+    return best

@@ -1,0 +1,219 @@
+"""Regression files: a shrunk failure as a standalone, readable pytest file, and replaying them.
+
+A file holds ``program(d)``, the step program written against :class:`Driver` (the public
+adapters underneath), and ``test_<name>()`` which runs it on the configured target. The planted
+bugs that produced it are recorded, not switched on: replay on the plain sim must pass, and
+``kalamfuzz replay --with-bugs`` (or ``KALAMFUZZ_REPLAY_BUGS=1``) reproduces the failure.
+The raw SQL/WebSocket transcript is saved beside it as ``<name>.transcript.jsonl``.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import importlib.util
+import json
+import os
+import textwrap
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import attrs
+from attrs import frozen
+
+from kalamfuzz.campaign.events import Failure
+from kalamfuzz.errors import ConfigError
+from kalamfuzz.machines.driver import Driver, Exchange, InvariantViolation
+
+ENV_REPLAY_BUGS = "KALAMFUZZ_REPLAY_BUGS"
+DEFAULT_DIR = Path("regressions")
+
+
+def replay_bugs(recorded: Sequence[str]) -> tuple[str, ...]:
+    """The planted bugs to switch on when a regression runs: none unless asked for."""
+    return tuple(recorded) if os.environ.get(ENV_REPLAY_BUGS) == "1" else ()
+
+
+def short_id(failure: Failure) -> str:
+    digest = hashlib.sha256(
+        "\n".join([failure.machine, failure.signature, *failure.program]).encode()
+    )
+    return digest.hexdigest()[:8]
+
+
+def file_name(failure: Failure) -> str:
+    return f"test_{failure.machine}_{short_id(failure)}"
+
+
+def _imports(qualified: Iterable[str]) -> list[str]:
+    by_module: dict[str, set[str]] = defaultdict(set)
+    for q in qualified:
+        module, _, name = q.partition(":")
+        by_module[module].add(name)
+    return [
+        f"from {module} import {', '.join(sorted(names))}"
+        for module, names in sorted(by_module.items())
+    ]
+
+
+def _sql_comments(transcript: Sequence[Exchange], step: int) -> list[str]:
+    requests = [
+        e
+        for e in transcript
+        if (e.step == step and e.kind != "ws")
+        or (e.step == step and e.request.startswith("subscribe"))
+    ]
+    lines = []
+    for e in requests[:3]:
+        code = e.reply.get("code")
+        verdict = f"  -> {code}" if code else ""
+        lines.append(f"# {e.actor}: {e.request}{verdict}".replace("\n", " ")[:160])
+    if len(requests) > 3:
+        lines.append(f"# ... {len(requests) - 3} more request(s)")
+    return lines
+
+
+def render(failure: Failure, label: str, command: str) -> str:
+    """The regression file's source."""
+    name = file_name(failure)
+    body: list[str] = ["d.begin(TABLES)"]
+    for i, line in enumerate(failure.program, start=1):
+        body += _sql_comments(failure.transcript, i)
+        body.append(line)
+    body.append("d.sweep()")
+    violation = textwrap.indent(failure.message.strip(), "#   ")
+    imports = "\n".join(
+        [
+            "from kalamfuzz.campaign.regressions import replay_bugs",
+            *_imports(["kalamfuzz.machines.driver:Driver", *failure.imports]),
+        ]
+    )
+    return f'''"""kalamfuzz regression {name[5:]}: {failure.kind} in machine {failure.machine!r}.
+
+Found by: {command}
+Reproduced on rerun: {label}. Transcript: {name}.transcript.jsonl
+Run it: pytest {name}.py   (KALAMFUZZ_TARGET picks the server; default the plain sim)
+"""
+
+{imports}
+
+MACHINE = {failure.machine!r}
+TABLES = {tuple(failure.tables)!r}
+#: Planted sim bugs on when it was found (switched on only with KALAMFUZZ_REPLAY_BUGS=1).
+PLANTED_BUGS = {tuple(failure.bugs)!r}
+
+# Violated:
+{violation}
+
+
+def program(d: Driver) -> None:
+{textwrap.indent(chr(10).join(body), "    ")}
+
+
+def {name}() -> None:
+    with Driver.open(bugs=replay_bugs(PLANTED_BUGS)) as d:
+        program(d)
+'''
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if attrs.has(type(value)):
+        return {k: _jsonable(v) for k, v in attrs.asdict(value, recurse=False).items()}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def exchange_json(ex: Exchange) -> str:
+    return json.dumps(_jsonable(ex), default=str, sort_keys=True)
+
+
+def write(failure: Failure, directory: Path, label: str, command: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    name = file_name(failure)
+    path = directory / f"{name}.py"
+    path.write_text(render(failure, label, command))
+    (directory / f"{name}.transcript.jsonl").write_text(
+        "".join(exchange_json(e) + "\n" for e in failure.transcript)
+    )
+    return path
+
+
+# --- loading and replaying -------------------------------------------------------------------
+
+
+class Status(enum.Enum):
+    FIXED = "FIXED"
+    FAILED = "FAILED"
+    ERROR = "ERROR"
+
+
+@frozen
+class ReplayResult:
+    path: Path
+    status: Status
+    detail: str
+
+
+def load(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"kalamfuzz_regression_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"{path} is not a Python file", hint="pass a regressions/test_*.py file")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not callable(getattr(module, "program", None)):
+        raise ConfigError(
+            f"{path} has no program(d) function", hint="is it a kalamfuzz regression file?"
+        )
+    return module
+
+
+def resolve(selectors: Sequence[str], directory: Path) -> list[Path]:
+    """Paths for the given ids, names or paths (all saved regressions if none)."""
+    if not selectors:
+        return sorted(directory.glob("test_*.py"))
+    out: list[Path] = []
+    for sel in selectors:
+        p = Path(sel)
+        if p.is_file():
+            out.append(p)
+            continue
+        matches = sorted(directory.glob(f"test_*{sel}*.py"))
+        if not matches:
+            raise ConfigError(
+                f"no regression matches {sel!r} in {directory}",
+                hint="give a short id, a file name or a path (kalamfuzz replay lists them all)",
+            )
+        out.extend(matches)
+    return out
+
+
+def replay_one(path: Path, open_driver: Callable[[Sequence[str]], Any]) -> ReplayResult:
+    """Run one regression: FIXED if it passes, FAILED on a violation, ERROR otherwise."""
+    try:
+        module = load(path)
+        with open_driver(tuple(getattr(module, "PLANTED_BUGS", ()))) as driver:
+            module.program(driver)
+    except InvariantViolation as exc:
+        return ReplayResult(path, Status.FAILED, str(exc))
+    except Exception as exc:
+        return ReplayResult(path, Status.ERROR, f"{type(exc).__name__}: {exc}")
+    return ReplayResult(path, Status.FIXED, "")
+
+
+def run_program(module: ModuleType, driver: Driver, kind: str) -> bool:
+    """Rerun a loaded regression on an open driver; True if it failed the same way again."""
+    try:
+        module.program(driver)
+    except InvariantViolation:
+        return kind == "violation"
+    except Exception:
+        return kind == "error"
+    return False

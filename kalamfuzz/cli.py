@@ -1,0 +1,208 @@
+"""``kalamfuzz run | replay | sim | bench``.
+
+Exit status: ``run`` 0 no violation, 1 violations found, 2 could not start; ``replay`` 0 all
+FIXED, 1 some FAILED, 2 some ERROR; ``bench`` 0 (or 2 on a bad target).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from kalamfuzz.campaign import regressions
+from kalamfuzz.campaign.engine import Budget, Campaign, CampaignConfig, Handler
+from kalamfuzz.campaign.events import CampaignFinished
+from kalamfuzz.campaign.handlers import Console, Jsonl, Junit
+from kalamfuzz.errors import ConfigError, KalamError
+from kalamfuzz.machines import MACHINES, Driver
+from kalamfuzz.sim.bugs import BUGS
+
+ENV_BUGS = "KALAMFUZZ_SIM_BUGS"
+
+
+def _bugs(text: str | None) -> tuple[str, ...]:
+    names = tuple(b.strip() for b in (text or "").split(",") if b.strip())
+    known = {b.name for b in BUGS}
+    unknown = [b for b in names if b not in known]
+    if unknown:
+        raise ConfigError(
+            f"unknown planted bug(s): {', '.join(unknown)}",
+            hint="kalamfuzz sim --list-bugs shows them all",
+        )
+    return names
+
+
+def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("run", help="run a fuzzing campaign")
+    p.add_argument(
+        "--target",
+        default=os.environ.get("KALAMFUZZ_TARGET") or "sim",
+        help="sim | binary:PATH | url:URL (default: $KALAMFUZZ_TARGET or sim)",
+    )
+    p.add_argument("--budget", default="10m", help="time (90s, 10m, 1h) or examples (200)")
+    p.add_argument(
+        "--seed", type=int, default=None, help="seed of the first round (default random)"
+    )
+    p.add_argument(
+        "--machine",
+        default="combined",
+        choices=sorted(MACHINES),
+        metavar="NAME",
+        help="one of: " + ", ".join(MACHINES) + " (default combined)",
+    )
+    p.add_argument(
+        "--sim-bugs",
+        default=os.environ.get(ENV_BUGS),
+        metavar="A,B",
+        help="planted sim bugs to switch on (kalamfuzz sim --list-bugs)",
+    )
+    p.add_argument("--steps", type=int, default=25, help="steps per example (default 25)")
+    p.add_argument(
+        "--shrink-seconds",
+        type=float,
+        default=60.0,
+        help="time bound on shrinking one failure (default 60)",
+    )
+    p.add_argument(
+        "--regressions",
+        type=Path,
+        default=regressions.DEFAULT_DIR,
+        help="where failures are saved (default regressions/)",
+    )
+    p.add_argument("--junit", type=Path, help="write a JUnit XML report here")
+    p.add_argument("--history", type=Path, help="write every request and response (JSONL) here")
+
+
+def _run(args: argparse.Namespace) -> int:
+    seed = args.seed if args.seed is not None else random.randrange(2**31)
+    bugs = _bugs(args.sim_bugs)
+    command = (
+        f"kalamfuzz run --target {args.target} --machine {args.machine} --seed {seed} "
+        f"--budget {args.budget}" + (f" --sim-bugs {','.join(bugs)}" if bugs else "")
+    )
+    config = CampaignConfig(
+        target=args.target,
+        machine=args.machine,
+        budget=Budget.parse(args.budget),
+        seed=seed,
+        bugs=bugs,
+        steps=args.steps,
+        shrink_seconds=args.shrink_seconds,
+        regressions_dir=args.regressions,
+        command=command,
+    )
+    handlers: list[Handler] = [Console()]
+    if args.junit:
+        handlers.append(Junit(args.junit))
+    if args.history:
+        handlers.append(Jsonl(args.history))
+    return Campaign(config, handlers).run().exit_code
+
+
+def _replay_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("replay", help="rerun saved regressions: FIXED / FAILED / ERROR")
+    p.add_argument("which", nargs="*", help="short ids, names or paths (default: all)")
+    p.add_argument(
+        "--dir",
+        type=Path,
+        default=regressions.DEFAULT_DIR,
+        help="the regressions directory (default regressions/)",
+    )
+    p.add_argument("--target", default=None, help="default: $KALAMFUZZ_TARGET or the plain sim")
+    p.add_argument(
+        "--with-bugs",
+        action="store_true",
+        help="switch on the planted bugs each regression records (sim only)",
+    )
+
+
+def _replay(args: argparse.Namespace) -> int:
+    paths = regressions.resolve(args.which, args.dir)
+    if not paths:
+        print(f"no regressions saved in {args.dir}: nothing to replay")
+        return 0
+
+    def open_driver(recorded: Sequence[str]):  # type: ignore[no-untyped-def]
+        return Driver.open(args.target, bugs=tuple(recorded) if args.with_bugs else ())
+
+    counts = dict.fromkeys(regressions.Status, 0)
+    for path in paths:
+        result = regressions.replay_one(path, open_driver)
+        counts[result.status] += 1
+        print(f"{result.status.value:<6} {path}")
+        for line in result.detail.splitlines()[:8]:
+            print(f"         {line}")
+    print(", ".join(f"{n} {s.value}" for s, n in counts.items()))
+    if counts[regressions.Status.ERROR]:
+        return 2
+    return 1 if counts[regressions.Status.FAILED] else 0
+
+
+def _bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("bench", help="steps/s and overhead of each machine on the plain sim")
+    p.add_argument("--machines", default=",".join(MACHINES), help="comma-separated machines")
+    p.add_argument("--examples", type=int, default=40, help="examples per run (default 40)")
+    p.add_argument("--runs", type=int, default=3, help="runs per machine; medians are reported")
+    p.add_argument("--target", default="sim")
+
+
+def _bench(args: argparse.Namespace) -> int:
+    print(
+        f"{'machine':<10}{'steps/s':>9}{'outside':>9}{'ms/step':>9}   (medians of {args.runs} runs)"
+    )
+    for name in args.machines.split(","):
+        results: list[CampaignFinished] = []
+        for run in range(args.runs):
+            config = CampaignConfig(
+                target=args.target,
+                machine=name,
+                budget=Budget(examples=args.examples),
+                seed=run,
+                regressions_dir=None,
+            )
+            results.append(Campaign(config).run())
+        rate = statistics.median(r.steps_per_second for r in results)
+        share = statistics.median(r.outside_share for r in results)
+        per = 1000 / rate if rate else 0.0
+        failures = sum(len(r.failures) for r in results)
+        note = f"   {failures} failure(s)!" if failures else ""
+        print(f"{name:<10}{rate:>9.0f}{share:>9.0%}{per:>9.2f}{note}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["sim"]:
+        from kalamfuzz.sim.cli import main as sim_main
+
+        return sim_main(argv[1:])
+    parser = argparse.ArgumentParser(
+        prog="kalamfuzz", description="Model-based stateful fuzzing of KalamDB."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="run|replay|sim|bench")
+    _run_parser(sub)
+    _replay_parser(sub)
+    sub.add_parser("sim", help="run the embedded target (kalamfuzz sim --help)")
+    _bench_parser(sub)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "replay":
+            return _replay(args)
+        return _bench(args)
+    except KalamError as exc:
+        print(f"kalamfuzz {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"kalamfuzz {args.command}: interrupted", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""A campaign against the sim: finds a planted bug, shrinks it, saves a regression that fails
+with the bug and passes without it, and reports through every handler."""
+
+from __future__ import annotations
+
+import io
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from kalamfuzz.campaign import regressions
+from kalamfuzz.campaign.engine import Budget, Campaign, CampaignConfig
+from kalamfuzz.campaign.events import CampaignFinished, RegressionSaved
+from kalamfuzz.campaign.handlers import Console, Jsonl, Junit
+from kalamfuzz.machines import Driver
+
+BUG = "cold_shadows_hot"
+
+
+@pytest.fixture(scope="module")
+def found(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[CampaignFinished, Path, list[object], str]:
+    out = tmp_path_factory.mktemp("campaign")
+    events: list[object] = []
+    console = io.StringIO()
+    config = CampaignConfig(
+        machine="flush",
+        budget=Budget(examples=60),
+        seed=1,
+        bugs=(BUG,),
+        steps=15,
+        shrink_seconds=20,
+        regressions_dir=out / "regressions",
+        stop_on_failure=True,
+        command="kalamfuzz run --machine flush --seed 1",
+    )
+    handlers = [
+        events.append,
+        Console(console),
+        Junit(out / "junit.xml"),
+        Jsonl(out / "history.jsonl"),
+    ]
+    finished = Campaign(config, handlers).run()
+    return finished, out, events, console.getvalue()
+
+
+def test_the_bug_is_found_shrunk_and_exit_is_1(
+    found: tuple[CampaignFinished, Path, list[object], str],
+) -> None:
+    finished, _, _, console = found
+    assert finished.exit_code == 1
+    (failure,) = finished.failures
+    assert failure.kind == "violation"
+    assert 1 <= failure.steps <= 10
+    assert "2 correct before/during/after flush" in failure.items
+    assert "FAILURE (violation)" in console and "distinct failure(s): exit 1" in console
+
+
+def test_regression_fails_with_the_bug_and_passes_without(
+    found: tuple[CampaignFinished, Path, list[object], str],
+) -> None:
+    _, out, events, _ = found
+    (saved,) = [e for e in events if isinstance(e, RegressionSaved)]
+    assert saved.label == "deterministic"
+    path = Path(saved.path)
+    source = path.read_text()
+    assert f"PLANTED_BUGS = ('{BUG}',)" in source
+    assert (out / "regressions" / f"{path.stem}.transcript.jsonl").exists()
+
+    def opener(bugs: tuple[str, ...]):  # type: ignore[no-untyped-def]
+        return Driver.open("sim", bugs=bugs)
+
+    assert (
+        regressions.replay_one(path, lambda recorded: opener(())).status is regressions.Status.FIXED
+    )
+    again = regressions.replay_one(path, lambda recorded: opener(tuple(recorded)))
+    assert again.status is regressions.Status.FAILED
+    assert "2 correct before/during/after flush" in again.detail
+
+
+def test_reports_are_machine_readable_and_hold_no_secret(
+    found: tuple[CampaignFinished, Path, list[object], str],
+) -> None:
+    _, out, _, _ = found
+    suite = ET.parse(out / "junit.xml").getroot()
+    assert suite.get("failures") == "1"
+    assert suite.find("testcase/failure") is not None
+    lines = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    kinds = {row["event"] for row in lines}
+    assert {"exchange", "failure", "finished"} <= kinds
+    text = (out / "history.jsonl").read_text() + "".join(
+        p.read_text() for p in (out / "regressions").iterdir()
+    )
+    assert "PASSWORD '" not in text.replace("PASSWORD '***'", "")
+
+
+def test_a_clean_target_gives_exit_0(tmp_path: Path) -> None:
+    config = CampaignConfig(
+        machine="data", budget=Budget(examples=5), seed=3, regressions_dir=tmp_path
+    )
+    finished = Campaign(config).run()
+    assert finished.exit_code == 0 and not finished.failures
+    assert finished.steps > 0 and finished.rules
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,61 @@
+"""The command line: bad input gets one line naming the fix and exit 2; replay statuses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kalamfuzz.cli import main
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["run", "--budget", "soon"], "bad budget"),
+        (["run", "--sim-bugs", "no_such_bug"], "kalamfuzz sim --list-bugs"),
+        (["run", "--target", "binary:/nonexistent/kalamdb-server"], "not found"),
+        (["run", "--target", "url:http://127.0.0.1:9"], "KALAMFUZZ_PASSWORD"),
+        (["replay", "zzzz"], "no regression matches"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    argv: list[str],
+    needle: str,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("KALAMFUZZ_PASSWORD", raising=False)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and needle in err
+
+
+def test_unreachable_target_is_exit_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KALAMFUZZ_PASSWORD", "x")
+    assert main(["run", "--target", "url:http://127.0.0.1:9", "--budget", "1"]) == 2
+    assert "cannot reach" in capsys.readouterr().err
+
+
+def test_replay_with_nothing_saved_is_exit_0(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["replay", "--dir", str(tmp_path)]) == 0
+    assert "nothing to replay" in capsys.readouterr().out
+
+
+def test_replay_of_a_broken_file_is_error_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "test_data_deadbeef.py").write_text("x = 1\n")
+    assert main(["replay", "--dir", str(tmp_path)]) == 2
+    assert "ERROR" in capsys.readouterr().out
+
+
+def test_sim_subcommand_lists_bugs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sim", "--list-bugs"]) == 0
+    assert "cold_shadows_hot" in capsys.readouterr().out
