@@ -204,7 +204,18 @@ class Engine:
             scope = self.data[table.uid].scope(key)
             for segment, versions in load_segments(directory, table):
                 scope.segments.append(segment)
+                # Columns added with a DEFAULT after this segment was written read the default
+                # (evaluated again: the fuzzer's defaults are literals; NOW() and the like would
+                # drift across a restart).
+                known = {c.id for c in table.columns_at(segment.schema_version)}
+                backfill = {
+                    c.id: coerce(self._default(c, Session("root", "system")), c.kind, c.name)
+                    for c in table.columns
+                    if c.default and c.id not in known
+                }
                 for v in versions:
+                    for col_id, value in backfill.items():
+                        v.values.setdefault(col_id, value)
                     self.seq.observe(v.seq)
                     self._set_cold(scope, table, v)
 
@@ -1069,7 +1080,9 @@ class Engine:
                 )
                 table.columns.append(Column(col_id, c.name, c.kind, c.nullable, False, c.default))
                 if default_value is not None:
-                    # old rows read the column's default, in both tiers (docs/contract.md)
+                    # old rows read the column's default, in both tiers (docs/contract.md);
+                    # logged so that a restart replaying the WAL backfills the same rows
+                    self.wal.backfill(table.uid, col_id, default_value)
                     for td in [self.data[table.uid]]:
                         for scope in td.scopes.values():
                             for versions in scope.hot.values():

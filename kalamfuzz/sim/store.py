@@ -105,6 +105,10 @@ class WriteAheadLog:
             {"w": uid, "s": scope, "k": wal_encode(pk), "q": v.seq, "d": v.deleted, "v": values}
         )
 
+    def backfill(self, uid: int, column_id: int, value: Any) -> None:
+        """ADD COLUMN with a default: hot rows written so far read ``value`` after a replay."""
+        self._emit({"a": uid, "c": column_id, "v": wal_encode(value)})
+
     def hard_delete(self, uid: int, scope: str, pk: Any, seq: int) -> None:
         self._emit({"x": uid, "s": scope, "k": wal_encode(pk), "q": seq})
 
@@ -137,6 +141,15 @@ def replay(path: Path, data: dict[int, TableData]) -> int:
                 table.scope(rec["s"]).hot.setdefault(pk, []).append(
                     Version(rec["q"], rec["d"], values)
                 )
+            elif "a" in rec:
+                table = data.get(rec["a"])
+                if table is not None:
+                    value = wal_decode(rec["v"])
+                    # Hot rows only: cold rows get the default when their segment is loaded.
+                    for scope in table.scopes.values():
+                        for versions in scope.hot.values():
+                            for v in versions:
+                                v.values.setdefault(rec["c"], value)
             elif "x" in rec:
                 table = data.get(rec["x"])
                 if table is not None:

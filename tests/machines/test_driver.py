@@ -88,3 +88,15 @@ def test_secrets_never_reach_the_transcript(driver: Driver) -> None:
     assert driver.target.password not in text
     for client in driver._clients.values():
         assert client._password not in text
+
+
+def test_restart_keeps_the_default_of_a_column_added_after_the_rows(driver: Driver) -> None:
+    """Found by the combined machine on the plain sim (regressions/test_combined_ed38aa5e.py):
+    the WAL did not record ADD COLUMN's backfill, so a restart read NULL for old rows."""
+    driver.begin(("events", "notes"))
+    driver.insert("alice", "events", [{**ROW, "id": 100}])
+    driver.insert("alice", "notes", [ROW])
+    driver.add_column("dba", "notes", Column("y", ColType.BOOLEAN, default=False))
+    driver.add_column("alice", "events", Column("y", ColType.BOOLEAN, default=False))
+    driver.crash()
+    driver.sweep()
