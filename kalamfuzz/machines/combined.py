@@ -20,3 +20,5 @@ class CombinedMachine(DdlMachine, RbacMachine, RoutingMachine, JobsMachine, TtlM
     TABLES: ClassVar[tuple[str, ...]] = tuple(TABLES)
     # The live machine leaves SELECT out to spend its steps on streams; here it is back.
     select = DataMachine.select
+    # Waiting past a TTL costs a second: about once an example among all the other rules.
+    PAUSE_EVERY = 12

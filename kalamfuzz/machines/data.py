@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from hypothesis import strategies as st
-from hypothesis.stateful import precondition, rule
+from hypothesis.stateful import initialize, precondition, rule
 
 from kalamfuzz.machines import strategies as kst
 from kalamfuzz.machines.base import KalamMachine, machine
@@ -28,6 +28,23 @@ class DataMachine(KalamMachine):
         if fresh is not None:
             self.stream_key += len(drawn)
         return drawn
+
+    #: Who writes the starting rows of each table: two tenants (isolation needs a neighbour).
+    SEEDERS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "notes": ("alice", "bob"),
+        "board": ("dba",),
+        "vault": ("dba",),
+        "events": ("alice",),
+        "routed": ("alice", "bob"),
+        "fragile": ("dba",),
+    }
+
+    @initialize(data=st.data())
+    def seed_rows(self, data: st.DataObject) -> None:
+        """Start with rows: snapshots page, predicates match, neighbours exist."""
+        for name in self.live_tables():
+            for actor in self.SEEDERS.get(name, ()):
+                self.d.insert(actor, name, self.rows(data, self.table(name)))
 
     def _target(self, data: st.DataObject) -> tuple[str, Table, str, str | None]:
         """A table, an actor, and for the service on a per-user table the user it acts as."""

@@ -32,8 +32,17 @@ class JobsMachine(FlushMachine):
     def repair_storage(self) -> None:
         self.d.repair_storage("spare")
 
+    #: A restart costs about a second: at most this many per example.
+    CRASHES_PER_EXAMPLE = 1
+    crashes = 0
+
     # A restart reloads cold files from disk: not while a storage directory is gone.
-    @precondition(lambda self: self.d.can_crash() and not self.d.broken_storages())
+    @precondition(
+        lambda self: self.d.can_crash()
+        and not self.d.broken_storages()
+        and self.crashes < self.CRASHES_PER_EXAMPLE
+    )
     @rule()
     def crash(self) -> None:
+        self.crashes += 1
         self.d.crash()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from hypothesis import strategies as st
-from hypothesis.stateful import initialize, precondition, rule
+from hypothesis.stateful import precondition, rule
 
 from kalamfuzz.machines import strategies as kst
 from kalamfuzz.machines.base import machine
@@ -23,13 +23,6 @@ class LiveMachine(SyncFlushMachine):
 
     # Reads are checked by every write's read-back already; here the steps go to streams.
     select = None  # type: ignore[assignment]
-
-    @initialize(data=st.data())
-    def seed_rows(self, data: st.DataObject) -> None:
-        """Rows to snapshot: most live bugs need a non-empty, multi-page snapshot."""
-        for name, actor in (("board", "dba"), ("notes", "alice")):
-            if name in self.live_tables():
-                self.d.insert(actor, name, self.rows(data, self.table(name)))
 
     def _open(self) -> list[str]:
         return sorted(self.d.open_subscriptions())
