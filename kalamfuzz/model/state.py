@@ -528,9 +528,18 @@ def _job_end(state: ModelState, op: JobFinished) -> Prediction | OneOf:
     table = state.catalog.tables.get(job.table_id)
     if table is None:
         return OneOf((JobEnds(JobStatus.CANCELLED), JobEnds(JobStatus.FAILED, True)))
-    if table.storage_id in state.catalog.broken_storages:
-        return JobEnds(JobStatus.FAILED, message_required=True)
     scopes = state.scopes(table.id).values()
+    if table.storage_id in state.catalog.broken_storages:
+
+        def writes(cut: int) -> bool:
+            return any(len(flush_scope(table, s, cut).cold) > len(s.cold) for s in scopes)
+
+        # A flush with nothing to write (only tombstones of keys never flushed) does not touch
+        # the storage, so a broken one cannot fail it.
+        if writes(job.requested_at):
+            return JobEnds(JobStatus.FAILED, message_required=True)
+        if writes(state.clock):
+            return OneOf((JobEnds(JobStatus.FAILED, True), JobEnds(JobStatus.COMPLETED)))
     if any(pending(s, job.requested_at) for s in scopes):
         return JobEnds(JobStatus.COMPLETED)
     if any(pending(s) for s in scopes):
