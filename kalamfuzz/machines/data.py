@@ -10,7 +10,7 @@ from hypothesis.stateful import initialize, precondition, rule
 
 from kalamfuzz.machines import strategies as kst
 from kalamfuzz.machines.base import KalamMachine, machine
-from kalamfuzz.machines.world import ACTORS, TENANTS
+from kalamfuzz.machines.world import ACTORS, SEED_KEYS, TENANTS
 from kalamfuzz.model.catalog import Table, TableType
 from kalamfuzz.model.values import Value
 
@@ -43,8 +43,13 @@ class DataMachine(KalamMachine):
     def seed_rows(self, data: st.DataObject) -> None:
         """Start with rows: snapshots page, predicates match, neighbours exist."""
         for name in self.live_tables():
+            table = self.table(name)
             for actor in self.SEEDERS.get(name, ()):
-                self.d.insert(actor, name, self.rows(data, self.table(name)))
+                if table.type is TableType.STREAM:
+                    rows = self.rows(data, table, max_rows=2)
+                else:
+                    rows = data.draw(kst.rows(table, max_rows=2, fresh_from=SEED_KEYS[0]))
+                self.d.insert(actor, name, rows)
 
     def _target(self, data: st.DataObject) -> tuple[str, Table, str, str | None]:
         """A table, an actor, and for the service on a per-user table the user it acts as."""

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from hypothesis import strategies as st
 
-from kalamfuzz.machines.world import KEYS
+from kalamfuzz.machines.world import KEYS, SEED_KEYS
 from kalamfuzz.model.catalog import Column, Table
 from kalamfuzz.model.values import ColType, Value
 from kalamfuzz.model.where import And, Between, Cmp, Col, InList, IsNull, Like, Lit, Not, Or, Pred
@@ -33,6 +33,8 @@ def values_of(ctype: ColType, *, nullable: bool = True) -> st.SearchStrategy[Val
 
 
 keys = st.sampled_from(list(KEYS))
+#: Keys as predicates name them: the seeded rows' too.
+key_literals = st.sampled_from([*KEYS, *SEED_KEYS])
 
 
 def _value_columns(table: Table) -> list[Column]:
@@ -75,14 +77,14 @@ def _leaf(table: Table) -> st.SearchStrategy[Pred]:
     pk = Col(table.pk.name)
     ops = st.sampled_from(["=", "<>", "<", "<=", ">", ">="])
     out: list[st.SearchStrategy[Pred]] = [
-        st.builds(Cmp, ops, st.just(pk), st.builds(Lit, keys)),
+        st.builds(Cmp, ops, st.just(pk), st.builds(Lit, key_literals)),
         st.builds(
             InList,
             st.just(pk),
-            st.lists(st.builds(Lit, keys), min_size=1, max_size=3).map(tuple),
+            st.lists(st.builds(Lit, key_literals), min_size=1, max_size=3).map(tuple),
             st.booleans(),
         ),
-        st.builds(Between, st.just(pk), st.builds(Lit, keys), st.builds(Lit, keys), st.booleans()),
+        st.builds(Between, st.just(pk), st.builds(Lit, key_literals), st.builds(Lit, key_literals), st.booleans()),
     ]
     for c in _value_columns(table):
         col = Col(c.name)

@@ -35,6 +35,9 @@ COLUMNS = (
 )
 #: Primary keys are drawn from a small range so that rules collide on the same rows.
 KEYS = range(0, 8)
+#: Keys of the rows seeded before the rules run: outside KEYS, so seeded rows never make a
+#: rule's insert a duplicate, but inside the range predicates draw from.
+SEED_KEYS = range(8, 10)
 
 #: STREAM rows expire after this many seconds; the ``pause`` rule waits past it.
 STREAM_TTL_SECONDS = 1
