@@ -50,10 +50,8 @@ NOT_YET = {
         "needs a write to the flushed scope inside the job's Parquet write; background flushes "
         "rarely overlap such a write within the smoke budget"
     ),
-    "held_changes_reversed": "needs writes between pages of a paged snapshot, then next_pages",
-    "live_multi_insert_first_only": "the live machine reaches multi-row inserts under a "
-    "subscription too rarely since rows are seeded (found at 60 examples before)",
-    "live_update_old_values": "same generation gap as live_multi_insert_first_only",
+    "held_changes_reversed": "needs writes between the pages of a paged snapshot, then "
+    "next_pages: three rules in order on one table, rarely drawn within the smoke budget",
 }
 
 
