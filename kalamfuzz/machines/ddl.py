@@ -20,7 +20,9 @@ ALTERERS = ("root", "dba", "dba", "alice")
 class DdlMachine(LiveMachine):
     TABLES: ClassVar[tuple[str, ...]] = ("notes", "board")
 
-    @precondition(lambda self: bool(self.live_tables()))
+    # A schema change in the middle of a paged snapshot is not modelled (which schema the
+    # later pages use is unspecified): DDL waits until every snapshot is complete.
+    @precondition(lambda self: bool(self.live_tables()) and not self.d.paging_subscriptions())
     @rule(data=st.data())
     def add_column(self, data: st.DataObject) -> None:
         name = data.draw(st.sampled_from(self.live_tables()), label="table")
@@ -28,7 +30,7 @@ class DdlMachine(LiveMachine):
         column = data.draw(kst.new_columns(existing), label="column")
         self.d.add_column(data.draw(st.sampled_from(ALTERERS), label="actor"), name, column)
 
-    @precondition(lambda self: bool(self.live_tables()))
+    @precondition(lambda self: bool(self.live_tables()) and not self.d.paging_subscriptions())
     @rule(data=st.data())
     def drop_column(self, data: st.DataObject) -> None:
         name = data.draw(st.sampled_from(self.live_tables()), label="table")

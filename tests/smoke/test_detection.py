@@ -52,6 +52,13 @@ NOT_YET = {
     ),
     "held_changes_reversed": "needs writes between the pages of a paged snapshot, then "
     "next_pages: three rules in order on one table, rarely drawn within the smoke budget",
+    "live_delete_cold_missing": "found at about 180 examples with seed 0, after the budget",
+    "snapshot_includes_deleted": "not found in 200 examples with seed 0 since rows are seeded "
+    "on their own keys (found at 80 before); the live machine's weights need work",
+    "manifest_row_count": "not found in 200 examples with seed 0 (found at 70 before seeding "
+    "moved to keys 8-9)",
+    "live_cross_user": "found in 2 s, but shrinks to 11-14 steps: its failure depends on which "
+    "live changes arrive in time, so step deletion rarely reproduces it",
 }
 
 
