@@ -80,6 +80,8 @@ class Table:
     schema_version: int = 1
     #: Columns removed by DROP COLUMN, kept so the model can say why a statement fails.
     dropped: frozenset[str] = frozenset()
+    #: Types of dropped columns, to read rows a client received before the drop.
+    former_types: tuple[tuple[str, ColType], ...] = ()
 
     @property
     def pk(self) -> Column:
@@ -119,6 +121,10 @@ class Table:
             raise ModelError(f"no column {name!r} in {self.id}")
         return col.type
 
+    def former_type(self, name: str) -> ColType | None:
+        """The type a dropped column had (None if it never existed)."""
+        return dict(self.former_types).get(name)
+
     def knows(self, name: str) -> bool:
         return self.column(name) is not None or name in self.system_columns
 
@@ -137,6 +143,10 @@ class Table:
             columns=tuple(c for c in self.columns if c.name != name),
             schema_version=self.schema_version + 1,
             dropped=self.dropped | {name},
+            former_types=(
+                *((n, t) for n, t in self.former_types if n != name),
+                *((c.name, c.type) for c in self.columns if c.name == name),
+            ),
         )
 
     def create_sql(self) -> str:
