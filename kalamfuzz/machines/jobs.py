@@ -38,9 +38,11 @@ class JobsMachine(FlushMachine):
 
     # A restart reloads cold files from disk: not while a storage directory is gone.
     @precondition(
-        lambda self: self.d.can_crash()
-        and not self.d.broken_storages()
-        and self.crashes < self.CRASHES_PER_EXAMPLE
+        lambda self: (
+            self.d.can_crash()
+            and not self.d.broken_storages()
+            and self.crashes < self.CRASHES_PER_EXAMPLE
+        )
     )
     @rule()
     def crash(self) -> None:

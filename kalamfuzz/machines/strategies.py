@@ -84,7 +84,13 @@ def _leaf(table: Table) -> st.SearchStrategy[Pred]:
             st.lists(st.builds(Lit, key_literals), min_size=1, max_size=3).map(tuple),
             st.booleans(),
         ),
-        st.builds(Between, st.just(pk), st.builds(Lit, key_literals), st.builds(Lit, key_literals), st.booleans()),
+        st.builds(
+            Between,
+            st.just(pk),
+            st.builds(Lit, key_literals),
+            st.builds(Lit, key_literals),
+            st.booleans(),
+        ),
     ]
     for c in _value_columns(table):
         col = Col(c.name)
