@@ -19,6 +19,6 @@ from kalamfuzz.machines.world import TABLES
 class CombinedMachine(DdlMachine, RbacMachine, RoutingMachine, JobsMachine, TtlMachine):
     TABLES: ClassVar[tuple[str, ...]] = tuple(TABLES)
     # The live machine leaves SELECT out to spend its steps on streams; here it is back.
-    select = DataMachine.select
+    select = DataMachine.select  # type: ignore[assignment]
     # Waiting past a TTL costs a second: about once an example among all the other rules.
     PAUSE_EVERY = 12

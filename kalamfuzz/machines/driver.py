@@ -610,14 +610,7 @@ class Driver:
             self._call(self.target.start)
             now = _now_ms()
             self._exchange("root", "fault", "SIGKILL; restart", {}, Window(now, now))
-            for name in self.model.states[0].catalog.tables:
-                if name.namespace == self.namespace:
-                    owners = ["root"]
-                    table = self.model.table(name)
-                    if table is not None and table.type.per_user:
-                        owners = list(USERS)
-                    for owner in owners:
-                        self._query(owner, Select(self.user_id(owner), name))
+            self._read_every_scope()
 
     def pause(self, seconds: float) -> None:
         """Let time pass (STREAM rows expire)."""
@@ -680,9 +673,8 @@ class Driver:
     def _after_ddl(self, table: str) -> None:
         t = self.model.table(self.table_id(table))
         if t is not None:
-            owners = list(USERS) if t.type.per_user else ["root"]
-            for owner in owners[:1]:
-                self._query(owner, Select(self.user_id(owner), t.id))
+            owner = self._readers(t)[0]
+            self._query(owner, Select(self.user_id(owner), t.id))
         self._check_live(self.table_id(table))
         self._poll_jobs()
 
@@ -760,21 +752,23 @@ class Driver:
         """Fetch the rest of a paged snapshot, one ``next_batch`` at a time."""
         with self._step("next_pages", sub):
             s = self._subs.get(sub)
-            if s is None or not s.paged:
-                return
-            while not s.sub.ready:
-                count = len(s.sub.batches)
-                self._call(s.sub.request_next_batch)
-                with contextlib.suppress(LiveError):
-                    self._call(
-                        s.sub.wait_for,
-                        lambda x, c=count: len(x.batches) > c or x.ready,
-                        timeout=5.0,
-                    )
-                if len(s.sub.batches) == count and not s.sub.ready:
-                    break
-            s.paged = False
-            self._check_sub(sub, quiescent=False)
+            if s is not None and s.paged:
+                self._page_rest(sub, s)
+
+    def _page_rest(self, name: str, s: _Sub) -> None:
+        while not s.sub.ready:
+            count = len(s.sub.batches)
+            self._call(s.sub.request_next_batch)
+            with contextlib.suppress(LiveError):
+                self._call(
+                    s.sub.wait_for,
+                    lambda x, c=count: len(x.batches) > c or x.ready,
+                    timeout=5.0,
+                )
+            if len(s.sub.batches) == count and not s.sub.ready:
+                break
+        s.paged = False
+        self._check_sub(name, quiescent=False)
 
     def unsubscribe(self, sub: str) -> None:
         with self._step("unsubscribe", sub):
@@ -841,6 +835,18 @@ class Driver:
                 quiescent = True  # waited long enough: what has not come is lost
             self._check_sub(name, quiescent=quiescent)
 
+    def _readers(self, table: Table) -> list[str]:
+        """One reader per scope: every user of a per-user table, root for a SHARED one."""
+        return list(USERS) if table.type.per_user else ["root"]
+
+    def _read_every_scope(self) -> None:
+        for tid in list(self.model.states[0].catalog.tables):
+            table = self.model.table(tid)
+            if tid.namespace != self.namespace or table is None:
+                continue
+            for owner in self._readers(table):
+                self._query(owner, Select(self.user_id(owner), tid))
+
     def _check_sub(self, name: str, *, quiescent: bool) -> None:
         self._check_sub_handle(self._subs[name], quiescent=quiescent)
 
@@ -861,21 +867,10 @@ class Driver:
         """Check everything at the end of an example: jobs, every scope, cold files, streams."""
         with self._step("sweep"):
             self._poll_jobs(wait=True)
-            for name in list(self._subs):
-                if self._subs[name].paged:
-                    self.next_pages(name)
-            tables = [
-                t
-                for t, table in self.model.states[0].catalog.tables.items()
-                if t.namespace == self.namespace
-            ]
-            for tid in tables:
-                table = self.model.table(tid)
-                if table is None:
-                    continue
-                owners = list(USERS) if table.type.per_user else ["root"]
-                for owner in owners:
-                    self._query(owner, Select(self.user_id(owner), tid))
+            for name, s in list(self._subs.items()):
+                if s.paged:
+                    self._page_rest(name, s)
+            self._read_every_scope()
             self._check_cold()
             for s in self._subs.values():
                 with contextlib.suppress(LiveError):
