@@ -89,12 +89,19 @@ class CampaignConfig:
     command: str = ""
 
 
+def _masked(text: str) -> str:
+    # Ids, counts and _seq values change whenever a step is added or removed; a shrunk
+    # program must still count as the same failure.
+    return re.sub(r"[0-9a-f]{6,}|\d+", "#", text)
+
+
 def signature(exc: BaseException) -> str:
-    """What makes two failures the same: the contract items and summaries, or the error type."""
+    """What makes two failures the same: the contract items and summaries (numbers and ids
+    masked), or the error type and first line."""
     if isinstance(exc, InvariantViolation):
-        return " | ".join(sorted({f"{v.item.value}: {v.summary}" for v in exc.violations}))
+        return " | ".join(sorted({f"{v.item.value}: {_masked(v.summary)}" for v in exc.violations}))
     first = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: " + re.sub(r"[0-9a-f]{6,}|\d+", "#", first)[:120]
+    return f"{type(exc).__name__}: " + _masked(first)[:120]
 
 
 @define
