@@ -13,7 +13,13 @@ from kalamfuzz.invariants import isolation, stream_ttl
 from kalamfuzz.invariants.observations import Change, SubscriptionObservation, model_row
 from kalamfuzz.invariants.violation import Finding, Violation, row_diff_lines
 from kalamfuzz.model.catalog import Table, TableType
-from kalamfuzz.model.live import ChangeType, ExpectedChange, Subscription, apply_change
+from kalamfuzz.model.live import (
+    ChangeType,
+    ExpectedChange,
+    Subscription,
+    apply_change,
+    projected_columns,
+)
 from kalamfuzz.model.outcomes import ContractItem
 from kalamfuzz.model.results import ExpectedRow, match_rows
 from kalamfuzz.model.rows import SeqBook, Window
@@ -133,17 +139,21 @@ def check_changes(
     expected: dict[Value, list[ExpectedChange]] = {}
     for e in sub.changes:
         expected.setdefault(_bucket(table, e), []).append(e)
-    observed: dict[Value, list[tuple[Change, list[dict[str, Value]], list[dict[str, Value]]]]] = {}
-    for c in changes:
-        observed.setdefault(_observed_bucket(pk, c[1], c[2]), []).append(c)
+    observed: dict[
+        Value, list[tuple[int, Change, list[dict[str, Value]], list[dict[str, Value]]]]
+    ] = {}
+    for i, c in enumerate(changes):
+        observed.setdefault(_observed_bucket(pk, c[1], c[2]), []).append((i, *c))
     learned: dict[int, int] = {}
     out: list[Violation] = []
     scope = state.scope_key(table, sub.user_id)
+    #: (arrival index, expected change) of every matched change, for the order across keys.
+    arrivals: list[tuple[int, ExpectedChange]] = []
     for key in [*expected, *(k for k in observed if k not in expected)]:
         exps, obs = expected.get(key, []), observed.get(key, [])
         j = 0
         matched: list[ExpectedChange] = []
-        for change, rows, old in obs:
+        for i, change, rows, old in obs:
             ok = False
             while j < len(exps):
                 ok = _matches(exps[j], change, rows, old, state.seqs, learned)
@@ -152,6 +162,7 @@ def check_changes(
                 j += 1
             if ok:
                 matched.append(exps[j])
+                arrivals.append((i, exps[j]))
                 j += 1
                 continue
             seen = _render(change.change_type, rows, old)
@@ -191,7 +202,30 @@ def check_changes(
                         *(f"- {_render_expected(e, state.seqs)}" for e in rest[:5]),
                     )
                 )
-    return out, learned
+    return out + _out_of_order(table, arrivals, state.seqs, subj), learned
+
+
+def _out_of_order(
+    table: Table, arrivals: list[tuple[int, ExpectedChange]], seqs: SeqBook, subj: str
+) -> list[Violation]:
+    """A subscription watches one scope, and KalamDB keeps commit order per scope (WEBSOCKET.md
+    §3.3), held changes included: a change of a later statement must not overtake an earlier
+    one. STREAM expiries are left out: the server evicts on its own clock."""
+    last: ExpectedChange | None = None
+    for _, e in sorted(arrivals, key=lambda a: a[0]):
+        if _bucket(table, e) is None:
+            continue
+        if last is not None and e.statement < last.statement:
+            return [
+                _v(
+                    subj,
+                    "changes arrived out of commit order",
+                    f"+ first  {_render_expected(last, seqs)}",
+                    f"+ then   {_render_expected(e, seqs)} (committed earlier)",
+                )
+            ]
+        last = e
+    return []
 
 
 def reconstruct(
@@ -216,9 +250,10 @@ def reconstruct(
                     view.pop(int(tail) if tail.isdigit() else None, None)
         return list(view.values())
     pk = table.pk.name
+    columns = projected_columns(table, sub.projection)
     state: dict[Value, dict[str, Value]] = {r.get(pk): dict(r) for r in snapshot}
     for c, rows, old in changes:
-        apply_change(state, pk, c.change_type, rows, old)
+        apply_change(state, pk, c.change_type, rows, old, columns=columns)
     return list(state.values())
 
 

@@ -32,6 +32,9 @@ class ExpectedChange:
     old_values: ExpectedRow | None = None
     #: A STREAM delete of a row at its TTL boundary may or may not be reported.
     optional: bool = False
+    #: The commit counter before the statement that caused it: changes of one statement share
+    #: it (their order among themselves is the server's), later statements' are larger.
+    statement: int = 0
 
 
 @frozen
@@ -190,11 +193,15 @@ def apply_change(
     change_type: str,
     rows: Sequence[Mapping[str, Value]],
     old_values: Sequence[Mapping[str, Value]],
+    *,
+    columns: Sequence[str] = (),
 ) -> None:
     """What a client does with one change (WEBSOCKET.md §13.6), keyed by primary key.
 
-    An update's delta omits columns that became NULL; the old side names every changed column,
-    so a changed column absent from the delta is now NULL.
+    An update's delta omits columns that are NULL and the old side names every changed column,
+    so a changed column absent from the delta is now NULL. A row the client first hears of
+    through an update (the update brought it into the filter) gets NULL for the ``columns`` the
+    delta omits, and ``_deleted`` false: the delta never carries it, and an updated row is live.
     """
     if change_type == ChangeType.INSERT.value:
         for r in rows:
@@ -206,6 +213,8 @@ def apply_change(
                 if col not in (pk, SEQ) and col not in r:
                     merged[col] = None
             merged.update(r)
+            for col in columns:
+                merged.setdefault(col, False if col == DELETED else None)
             state[r.get(pk)] = merged
     else:
         for old in old_values:

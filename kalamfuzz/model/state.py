@@ -226,7 +226,7 @@ def _commit(state: ModelState, table: Table, writes: Sequence[_Write]) -> ModelS
             else:
                 change = change_for_write(table, sub, w.scope, w.old, w.new)
             if change is not None:
-                subs[sid] = subs[sid].with_change(change)
+                subs[sid] = subs[sid].with_change(evolve(change, statement=state.clock))
     clock = max([state.clock, *(w.new.ordinal for w in writes if w.new is not None)])
     return evolve(state, data={**state.data, table.id: scopes}, subs=subs, clock=clock)
 

@@ -150,6 +150,22 @@ class TestChanges:
         verdict = check(m, evolve(obs, changes=(ins, u2, dele, u1)))
         assert "out-of-order change for key 1" in str(verdict)
 
+    def test_changes_of_different_keys_keep_commit_order(self):
+        # One scope, one order (WEBSOCKET.md §3.3): held changes sent newest first break it.
+        m, _ = live_world()
+        obs = obs_of(m)
+        ins, upd, dele = obs.changes
+        verdict = check(m, evolve(obs, changes=(upd, ins, dele)))
+        assert "out of commit order" in str(verdict)
+        assert items(verdict) == [ContractItem.SUBSCRIPTIONS]
+
+    def test_rows_of_one_statement_may_come_in_any_order(self):
+        m, _ = live_world()
+        put(m, "u1", row(6, s="in"), row(7, s="in"))
+        obs = obs_of(m)
+        *rest, six, seven = obs.changes
+        assert check(m, evolve(obs, changes=(*rest, seven, six))).ok
+
     def test_change_before_ready(self):
         m, _ = live_world()
         obs = obs_of(m)

@@ -212,6 +212,15 @@ class TestReconstruction:
         assert state == {2: {"id": 2, "a": 1}}
         assert ChangeType("delete") is ChangeType.DELETE
 
+    def test_a_row_updated_into_the_filter_is_complete_and_live(self):
+        # The delta omits NULL columns and _deleted; a client still knows the whole row.
+        state: dict = {}
+        apply_change(state, "id", "update", [{"id": 8, "s": "a"}], [{"id": 8, "s": ""}])
+        assert state == {8: {"id": 8, "s": "a"}}
+        columns = ("id", "n", "s", "_deleted")
+        apply_change(state, "id", "update", [{"id": 9, "s": "a"}], [{"id": 9}], columns=columns)
+        assert state[9] == {"id": 9, "n": None, "s": "a", "_deleted": False}
+
     def test_view_matches_snapshot_plus_changes(self):
         m = world()
         m.apply(Insert("u1", T, (row(1, 1), row(2, 2))), Succeeded())
