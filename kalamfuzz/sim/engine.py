@@ -1412,18 +1412,25 @@ class Engine:
         job.status, job.started_at = "running", now_ms()
         job.updated_at = job.started_at
         self.save_catalog()
-        if self.config.flush_delay_ms:
-            await asyncio.sleep(self.config.flush_delay_ms / 1000)
         data = self.data.get(table.uid)
-        if data is None or job.status != "running":
+        if data is None:
+            return
+        # What the job flushes is fixed when it starts; writes from then on stay hot.
+        taken_by_scope = [
+            (key, scope, [(pk, v) for pk, versions in scope.hot.items() for v in versions])
+            for key, scope in list(data.scopes.items())
+        ]
+        if self.config.flush_delay_ms:
+            # A slow Parquet write: writes to the table land between the take and the commit.
+            await asyncio.sleep(self.config.flush_delay_ms / 1000)
+        if self.data.get(table.uid) is not data or job.status != "running":
             return
         storage_id = (
             "local" if "flush_ignores_storage_id" in self.bugs else (table.storage_id or "local")
         )
         storage = self.catalog.storages.get(storage_id) or self.catalog.storages["local"]
         total = 0
-        for key, scope in list(data.scopes.items()):
-            taken = [(pk, v) for pk, versions in scope.hot.items() for v in versions]
+        for key, scope, taken in taken_by_scope:
             if not taken:
                 continue
             newest: dict[Any, Version] = {}
