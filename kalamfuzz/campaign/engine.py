@@ -318,9 +318,11 @@ def _counted(
 
     def teardown() -> None:
         campaign.steps += driver.steps
-        if driver.failed and state.first_failure is None:
-            state.first_failure = time.monotonic()
-        original()
+        try:
+            original()  # the sweep: it may be what fails
+        finally:
+            if driver.failed and state.first_failure is None:
+                state.first_failure = time.monotonic()
 
     machine.teardown = teardown  # type: ignore[method-assign]
     return machine
