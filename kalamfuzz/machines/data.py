@@ -10,9 +10,14 @@ from hypothesis.stateful import initialize, precondition, rule
 
 from kalamfuzz.machines import strategies as kst
 from kalamfuzz.machines.base import KalamMachine, machine
+from kalamfuzz.machines.driver import Driver
 from kalamfuzz.machines.world import ACTORS, SEED_KEYS, TENANTS
 from kalamfuzz.model.catalog import Table, TableType
 from kalamfuzz.model.values import Value
+from kalamfuzz.model.where import Pred
+
+#: The kinds of write; shrinking turns the others into the first.
+WRITES = ("insert", "update", "delete")
 
 
 @machine("data")
@@ -22,12 +27,35 @@ class DataMachine(KalamMachine):
     #: Next key for a STREAM insert (STREAM keys are never reused; see strategies.rows).
     stream_key = 100
 
+    def __init__(self, driver: Driver) -> None:
+        super().__init__(driver)
+        #: Keys this example drew for inserts, per (table, scope owner). Drawn facts, not
+        #: observed ones, so later draws that use them replay the same whatever the timing.
+        self.written: dict[tuple[str, str], list[int]] = {}
+
     def rows(self, data: st.DataObject, table: Table, max_rows: int = 3) -> list[dict[str, Value]]:
         fresh = self.stream_key if table.type is TableType.STREAM else None
         drawn = data.draw(kst.rows(table, max_rows=max_rows, fresh_from=fresh), label="rows")
         if fresh is not None:
             self.stream_key += len(drawn)
         return drawn
+
+    def insert_rows(
+        self, actor: str, name: str, rows: list[dict[str, Value]], as_user: str | None = None
+    ) -> None:
+        key = (name, self._owner(name, actor, as_user))
+        self.written.setdefault(key, []).extend(k for r in rows if isinstance(k := r["id"], int))
+        self.d.insert(actor, name, rows, as_user=as_user)
+
+    def _owner(self, name: str, actor: str, as_user: str | None) -> str:
+        return (as_user or actor) if self.table(name).type.per_user else ""
+
+    def where(
+        self, data: st.DataObject, name: str, actor: str, as_user: str | None = None
+    ) -> Pred | None:
+        """A predicate for ``actor``'s view of ``name``, often naming keys written there."""
+        known = self.written.get((name, self._owner(name, actor, as_user)), [])
+        return data.draw(kst.predicates(self.table(name), known), label="where")
 
     #: Who writes the starting rows of each table: two tenants (isolation needs a neighbour).
     SEEDERS: ClassVar[dict[str, tuple[str, ...]]] = {
@@ -48,24 +76,50 @@ class DataMachine(KalamMachine):
                 if table.type is TableType.STREAM:
                     rows = self.rows(data, table, max_rows=2)
                 else:
-                    rows = data.draw(kst.rows(table, max_rows=2, fresh_from=SEED_KEYS[0]))
-                self.d.insert(actor, name, rows)
+                    # At least two rows: a snapshot of batch_size 1 then has pages to hold on.
+                    seed = kst.rows(
+                        table, min_rows=2, max_rows=len(SEED_KEYS), fresh_from=SEED_KEYS[0]
+                    )
+                    rows = data.draw(seed)
+                self.insert_rows(actor, name, rows)
 
-    def _target(self, data: st.DataObject) -> tuple[str, Table, str, str | None]:
-        """A table, an actor, and for the service on a per-user table the user it acts as."""
-        name = data.draw(st.sampled_from(self.live_tables()), label="table")
-        table = self.table(name)
+    def actor(self, data: st.DataObject, table: Table) -> tuple[str, str | None]:
+        """An actor, and for the service on a per-user table the user it acts as."""
         actor = data.draw(st.sampled_from(ACTORS), label="actor")
         as_user = None
         if actor == "svc" and table.type.per_user:
             as_user = data.draw(st.sampled_from(TENANTS), label="as_user")
-        return name, table, actor, as_user
+        return actor, as_user
+
+    def _target(self, data: st.DataObject) -> tuple[str, Table, str, str | None]:
+        name = data.draw(st.sampled_from(self.live_tables()), label="table")
+        table = self.table(name)
+        return (name, table, *self.actor(data, table))
+
+    def write(
+        self, data: st.DataObject, kind: str, name: str, actor: str, as_user: str | None = None
+    ) -> None:
+        """One INSERT, UPDATE or DELETE (``kind``) on ``name`` by ``actor``."""
+        table = self.table(name)
+        if kind == "insert":
+            self.insert_rows(actor, name, self.rows(data, table), as_user=as_user)
+        elif kind == "update":
+            sets = data.draw(kst.assignments(table), label="set")
+            where = self.where(data, name, actor, as_user)
+            self.d.update(actor, name, sets, where, as_user=as_user)
+        else:
+            self.d.delete(actor, name, self.where(data, name, actor, as_user), as_user=as_user)
+
+    def writes(self, data: st.DataObject, name: str, actor: str, as_user: str | None) -> None:
+        """One to three writes of any kind on one table by one actor (a burst)."""
+        for kind in data.draw(st.lists(st.sampled_from(WRITES), min_size=1, max_size=3)):
+            self.write(data, kind, name, actor, as_user)
 
     @precondition(lambda self: bool(self.live_tables()))
     @rule(data=st.data())
     def insert(self, data: st.DataObject) -> None:
-        name, table, actor, as_user = self._target(data)
-        self.d.insert(actor, name, self.rows(data, table), as_user=as_user)
+        name, _, actor, as_user = self._target(data)
+        self.write(data, "insert", name, actor, as_user)
 
     # Every other rule needs rows to act on: inserts get a second entry in the rule list.
     insert_more = insert
@@ -73,23 +127,21 @@ class DataMachine(KalamMachine):
     @precondition(lambda self: bool(self.live_tables()))
     @rule(data=st.data())
     def update(self, data: st.DataObject) -> None:
-        name, table, actor, as_user = self._target(data)
-        sets = data.draw(kst.assignments(table), label="set")
-        where = data.draw(kst.predicates(table), label="where")
-        self.d.update(actor, name, sets, where, as_user=as_user)
+        name, _, actor, as_user = self._target(data)
+        self.write(data, "update", name, actor, as_user)
 
     @precondition(lambda self: bool(self.live_tables()))
     @rule(data=st.data())
     def delete(self, data: st.DataObject) -> None:
-        name, table, actor, as_user = self._target(data)
-        self.d.delete(actor, name, data.draw(kst.predicates(table), label="where"), as_user=as_user)
+        name, _, actor, as_user = self._target(data)
+        self.write(data, "delete", name, actor, as_user)
 
     @precondition(lambda self: bool(self.live_tables()))
     @rule(data=st.data())
     def select(self, data: st.DataObject) -> None:
         name, table, actor, as_user = self._target(data)
         projection = data.draw(kst.projections(table), label="projection")
-        where = data.draw(kst.predicates(table), label="where")
+        where = self.where(data, name, actor, as_user)
         order = data.draw(kst.order_by(table), label="order_by")
         limit = data.draw(st.one_of(st.none(), st.integers(1, 4)), label="limit")
         self.d.select(actor, name, projection, where, order, limit, as_user=as_user)

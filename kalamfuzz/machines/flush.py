@@ -19,6 +19,21 @@ FLUSHERS = ("dba", "root", "svc")
 class SyncFlushMachine(DataMachine):
     """Data rules plus a flush that waits for its job (for machines where flushing is a means)."""
 
+    #: Whether the seeded rows are flushed before the rules run; None: drawn per example.
+    SEED_COLD: ClassVar[bool | None] = None
+
+    @initialize(data=st.data())
+    def seed_rows(self, data: st.DataObject) -> None:
+        """Start with rows, in the cold tier when drawn so: later writes then meet flushed rows."""
+        super().seed_rows(data)
+        cold = self.SEED_COLD
+        if cold is None:
+            cold = data.draw(st.booleans(), label="seed cold")
+        for name in self.live_tables() if cold else ():
+            # The spare storage stays unflushed: the jobs rules break it before its first flush.
+            if TABLES[name].storage != "spare":
+                self.d.flush("root", name, wait=True)
+
     @precondition(lambda self: bool(self.live_tables()))
     @rule(data=st.data())
     def flush(self, data: st.DataObject) -> None:
@@ -30,15 +45,7 @@ class SyncFlushMachine(DataMachine):
 @machine("flush")
 class FlushMachine(SyncFlushMachine):
     TABLES: ClassVar[tuple[str, ...]] = ("notes", "board")
-
-    @initialize(data=st.data())
-    def seed_rows(self, data: st.DataObject) -> None:
-        """Start with rows in the cold tier, so every later write meets flushed data."""
-        super().seed_rows(data)
-        for name in self.live_tables():
-            # The spare storage stays unflushed: the jobs rules break it before its first flush.
-            if TABLES[name].storage != "spare":
-                self.d.flush("root", name, wait=True)
+    SEED_COLD = True
 
     @precondition(lambda self: bool(self.live_tables()))
     @rule(data=st.data())
@@ -48,6 +55,19 @@ class FlushMachine(SyncFlushMachine):
         table = data.draw(st.sampled_from(self.live_tables()), label="table")
         self.d.flush(data.draw(st.sampled_from(FLUSHERS), label="actor"), table)
         self.background = True
+
+    @precondition(lambda self: bool(self.live_tables()))
+    @rule(data=st.data())
+    def write_during_flush(self, data: st.DataObject) -> None:
+        """Write, start a flush, and write the same scope at once: the second burst lands while
+        the job runs (the sim's ``flush_delay_ms``, a real server's Parquet write) and must
+        outlive the job's commit, which removes only the versions it took."""
+        name = data.draw(st.sampled_from(self.live_tables()), label="table")
+        actor, as_user = self.actor(data, self.table(name))
+        self.write(data, "insert", name, actor, as_user)
+        self.d.flush(data.draw(st.sampled_from(FLUSHERS), label="flusher"), name)
+        self.background = True
+        self.writes(data, name, actor, as_user)
 
     #: A background flush was started: waiting makes sense. (Whether its job is still running
     #: is timing, and a precondition must not depend on timing, or replays diverge.)

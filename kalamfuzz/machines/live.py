@@ -10,11 +10,13 @@ from hypothesis.stateful import precondition, rule
 
 from kalamfuzz.machines import strategies as kst
 from kalamfuzz.machines.base import machine
+from kalamfuzz.machines.driver import Driver
 from kalamfuzz.machines.flush import SyncFlushMachine
 from kalamfuzz.machines.world import ACTORS
 
 SUBS = ("s1", "s2", "s3")
 BATCH_SIZES = (1, 2, 3, 1000)
+PAGE_SIZES = (1, 2)
 
 
 @machine("live")
@@ -27,21 +29,40 @@ class LiveMachine(SyncFlushMachine):
     def _open(self) -> list[str]:
         return sorted(self.d.open_subscriptions())
 
+    def __init__(self, driver: Driver) -> None:
+        super().__init__(driver)
+        #: Subscription name -> (subscriber, table), as drawn.
+        self.watching: dict[str, tuple[str, str]] = {}
+
     @precondition(lambda self: len(self._open()) < len(SUBS) and bool(self.live_tables()))
     @rule(data=st.data())
     def subscribe(self, data: st.DataObject) -> None:
         sub = data.draw(st.sampled_from([s for s in SUBS if s not in self._open()]), label="sub")
         name = data.draw(st.sampled_from(self.live_tables()), label="table")
-        table = self.table(name)
-        self.d.subscribe(
-            data.draw(st.sampled_from(ACTORS), label="actor"),
-            sub,
-            name,
-            projection=data.draw(kst.projections(table), label="projection"),
-            where=data.draw(kst.predicates(table), label="where"),
-            batch_size=data.draw(st.sampled_from(BATCH_SIZES), label="batch_size"),
-            paged=data.draw(st.booleans(), label="paged"),
-        )
+        actor = data.draw(st.sampled_from(ACTORS), label="actor")
+        self.watching[sub] = (actor, name)
+        projection = data.draw(kst.projections(self.table(name)), label="projection")
+        # The whole table is what a subscriber usually watches, and what pages longest.
+        filtered = data.draw(st.booleans(), label="filtered")
+        where = self.where(data, name, actor) if filtered else None
+        # A snapshot fetched page by page holds back the changes made meanwhile: small pages.
+        paged = data.draw(st.booleans(), label="paged")
+        sizes = PAGE_SIZES if paged else BATCH_SIZES
+        batch_size = data.draw(st.sampled_from(sizes), label="batch_size")
+        self.d.subscribe(actor, sub, name, projection, where, batch_size=batch_size, paged=paged)
+
+    @precondition(lambda self: bool(self._open()))
+    @rule(data=st.data())
+    def write_watched(self, data: st.DataObject) -> None:
+        """A burst of writes into the scope a subscription watches, maybe while its snapshot is
+        still paging (the changes must then come after the last page, in order)."""
+        sub = data.draw(st.sampled_from(self._open()), label="sub")
+        subscriber, name = self.watching[sub]
+        if name not in self.live_tables():
+            return
+        # On a SHARED table a user may not write: an admin writes what the user watches.
+        writer = subscriber if self.table(name).type.per_user else "dba"
+        self.writes(data, name, writer, None)
 
     @precondition(lambda self: bool(self.d.paging_subscriptions()))
     @rule(data=st.data())

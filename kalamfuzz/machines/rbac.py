@@ -31,7 +31,7 @@ class RbacMachine(DataMachine):
         actor = data.draw(st.sampled_from(EVERYONE), label="actor")
         as_user = data.draw(st.sampled_from(TENANTS), label="as_user")
         if data.draw(st.booleans(), label="write"):
-            self.d.insert(actor, name, self.rows(data, table, max_rows=1), as_user=as_user)
+            self.insert_rows(actor, name, self.rows(data, table, max_rows=1), as_user=as_user)
         else:
             self.d.select(actor, name, as_user=as_user)
 

@@ -42,7 +42,7 @@ def _value_columns(table: Table) -> list[Column]:
 
 
 def rows(
-    table: Table, *, max_rows: int = 3, fresh_from: int | None = None
+    table: Table, *, min_rows: int = 1, max_rows: int = 3, fresh_from: int | None = None
 ) -> st.SearchStrategy[list[dict[str, Value]]]:
     """Rows with distinct keys; every column is given (the first row fixes the column list).
 
@@ -58,10 +58,10 @@ def rows(
         )
 
     if fresh_from is not None:
-        return st.integers(1, max_rows).flatmap(
+        return st.integers(min_rows, max_rows).flatmap(
             lambda n: st.tuples(*(one(fresh_from + i) for i in range(n))).map(list)
         )
-    return st.lists(keys, min_size=1, max_size=max_rows, unique=True).flatmap(
+    return st.lists(keys, min_size=min_rows, max_size=max_rows, unique=True).flatmap(
         lambda ks: st.tuples(*(one(k) for k in ks)).map(list)
     )
 
@@ -73,25 +73,23 @@ def assignments(table: Table) -> st.SearchStrategy[dict[str, Value]]:
     ).flatmap(lambda cs: st.fixed_dictionaries({c.name: values_of(c.type) for c in cs}))
 
 
-def _leaf(table: Table) -> st.SearchStrategy[Pred]:
+def _key_leaf(table: Table, known: Sequence[int]) -> st.SearchStrategy[Pred]:
     pk = Col(table.pk.name)
     ops = st.sampled_from(["=", "<>", "<", "<=", ">", ">="])
-    out: list[st.SearchStrategy[Pred]] = [
-        st.builds(Cmp, ops, st.just(pk), st.builds(Lit, key_literals)),
+    # Keys the rules wrote come first: a predicate that names a row makes the step count.
+    key = st.builds(Lit, st.one_of(st.sampled_from(known), key_literals) if known else key_literals)
+    return st.one_of(
+        st.builds(Cmp, ops, st.just(pk), key),
         st.builds(
-            InList,
-            st.just(pk),
-            st.lists(st.builds(Lit, key_literals), min_size=1, max_size=3).map(tuple),
-            st.booleans(),
+            InList, st.just(pk), st.lists(key, min_size=1, max_size=3).map(tuple), st.booleans()
         ),
-        st.builds(
-            Between,
-            st.just(pk),
-            st.builds(Lit, key_literals),
-            st.builds(Lit, key_literals),
-            st.booleans(),
-        ),
-    ]
+        st.builds(Between, st.just(pk), key, key, st.booleans()),
+    )
+
+
+def _value_leaf(table: Table) -> st.SearchStrategy[Pred]:
+    ops = st.sampled_from(["=", "<>", "<", "<=", ">", ">="])
+    out: list[st.SearchStrategy[Pred]] = []
     for c in _value_columns(table):
         col = Col(c.name)
         out.append(st.builds(IsNull, st.just(col), st.booleans()))
@@ -102,24 +100,37 @@ def _leaf(table: Table) -> st.SearchStrategy[Pred]:
         elif c.type is ColType.BOOLEAN:
             out.append(st.builds(Cmp, st.just("="), st.just(col), st.builds(Lit, st.booleans())))
         else:
-            out.append(st.builds(Cmp, ops, st.just(col), st.builds(Lit, values_of(c.type))))
-    return st.one_of(out)
+            # A NULL literal makes a comparison unknown for every row: mostly wasted steps.
+            value = st.one_of(values_of(c.type, nullable=False), st.none())
+            out.append(st.builds(Cmp, ops, st.just(col), st.builds(Lit, value)))
+    return st.one_of(out) if out else _key_leaf(table, ())
 
 
-def predicates(table: Table) -> st.SearchStrategy[Pred | None]:
-    """A WHERE clause, nested up to a few leaves, and now and then none at all.
+def _weighted(
+    *choices: tuple[st.SearchStrategy[Pred | None], int],
+) -> st.SearchStrategy[Pred | None]:
+    # one_of picks a branch uniformly, so a branch listed k times is drawn k times as often.
+    return st.one_of([s for s, weight in choices for _ in range(weight)])
 
-    The predicate comes first because Hypothesis favours the first branch: a DELETE or UPDATE
-    without WHERE is refused by KalamDB, so mostly-None would waste most such steps.
+
+def predicates(table: Table, known: Sequence[int] = ()) -> st.SearchStrategy[Pred | None]:
+    """A WHERE clause: mostly on the primary key, often naming one of the ``known`` keys (those
+    written to the scope); sometimes on other columns or nested; now and then none at all.
+
+    Steps are only worth their round trip when a predicate matches a row, and an UPDATE or
+    DELETE without WHERE is refused by KalamDB: key predicates come first (Hypothesis shrinks
+    towards the first branch) and missing ones are rare.
     """
+    key = _key_leaf(table, sorted(set(known)))
+    value = _value_leaf(table)
     tree = st.recursive(
-        _leaf(table),
+        st.one_of(key, value),
         lambda inner: st.one_of(
             st.builds(And, inner, inner), st.builds(Or, inner, inner), st.builds(Not, inner)
         ),
         max_leaves=3,
     )
-    return st.one_of(tree, st.none())
+    return _weighted((key, 4), (value, 2), (tree, 2), (st.none(), 1))
 
 
 def projections(table: Table) -> st.SearchStrategy[list[str] | None]:

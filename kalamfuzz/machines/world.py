@@ -37,7 +37,7 @@ COLUMNS = (
 KEYS = range(0, 8)
 #: Keys of the rows seeded before the rules run: outside KEYS, so seeded rows never make a
 #: rule's insert a duplicate, but inside the range predicates draw from.
-SEED_KEYS = range(8, 10)
+SEED_KEYS = range(8, 11)
 
 #: STREAM rows expire after this many seconds; the ``pause`` rule waits past it.
 STREAM_TTL_SECONDS = 1

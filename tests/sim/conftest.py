@@ -34,7 +34,13 @@ def free_port() -> int:
 class Sim:
     """One sim process on a free port with its own data directory."""
 
-    def __init__(self, workdir: Path, bugs: tuple[str, ...] = (), extra: str = "", env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        bugs: tuple[str, ...] = (),
+        extra: str = "",
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.data = workdir / "data"
@@ -59,7 +65,10 @@ class Sim:
     def start(self) -> Sim:
         log = open(self.workdir / "sim.out", "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kalamfuzz.sim", str(self.config)], env=self.env, stdout=log, stderr=log
+            [sys.executable, "-m", "kalamfuzz.sim", str(self.config)],
+            env=self.env,
+            stdout=log,
+            stderr=log,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -95,21 +104,29 @@ class Sim:
             self._tokens[user] = r.json()["access_token"]
         return self._tokens[user]
 
-    def sql_response(self, sql: str, user: str = "root", password: str = ROOT_PASSWORD, **body: Any) -> httpx.Response:
+    def sql_response(
+        self, sql: str, user: str = "root", password: str = ROOT_PASSWORD, **body: Any
+    ) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token(user, password)}"}
         return self.http.post("/v1/api/sql", json={"sql": sql, **body}, headers=headers)
 
-    def sql(self, sql: str, user: str = "root", password: str = ROOT_PASSWORD, **body: Any) -> list[dict[str, Any]]:
+    def sql(
+        self, sql: str, user: str = "root", password: str = ROOT_PASSWORD, **body: Any
+    ) -> list[dict[str, Any]]:
         r = self.sql_response(sql, user, password, **body)
         assert r.status_code == 200, f"{sql!r} -> {r.status_code} {r.text}"
         results: list[dict[str, Any]] = r.json()["results"]
         return results
 
-    def rows(self, sql: str, user: str = "root", password: str = ROOT_PASSWORD, **body: Any) -> list[list[Any]]:
+    def rows(
+        self, sql: str, user: str = "root", password: str = ROOT_PASSWORD, **body: Any
+    ) -> list[list[Any]]:
         rows: list[list[Any]] = self.sql(sql, user, password, **body)[0]["rows"]
         return rows
 
-    def error(self, sql: str, user: str = "root", password: str = ROOT_PASSWORD, **body: Any) -> tuple[int, dict[str, Any]]:
+    def error(
+        self, sql: str, user: str = "root", password: str = ROOT_PASSWORD, **body: Any
+    ) -> tuple[int, dict[str, Any]]:
         r = self.sql_response(sql, user, password, **body)
         assert r.json()["status"] == "error", r.text
         return r.status_code, r.json()["error"]
@@ -167,7 +184,9 @@ class Live:
 
     async def subscribe(self, sub_id: str, sql: str, **options: Any) -> list[dict[str, Any]]:
         """Subscribe and page through the whole snapshot; returns ack + every batch."""
-        await self.send({"type": "subscribe", "subscription": {"id": sub_id, "sql": sql, "options": options}})
+        await self.send(
+            {"type": "subscribe", "subscription": {"id": sub_id, "sql": sql, "options": options}}
+        )
         messages = [await self.recv()]
         if messages[0]["type"] != "subscription_ack":
             return messages
@@ -177,12 +196,19 @@ class Live:
             assert batch["type"] == "initial_data_batch", batch
             if not batch["batch_control"]["has_more"]:
                 return messages
-            await self.send({"type": "next_batch", "subscription_id": sub_id,
-                             "last_seq_id": batch["batch_control"]["last_seq_id"]})
+            await self.send(
+                {
+                    "type": "next_batch",
+                    "subscription_id": sub_id,
+                    "last_seq_id": batch["batch_control"]["last_seq_id"],
+                }
+            )
 
 
 @contextlib.asynccontextmanager
-async def live(sim: Sim, user: str = "root", password: str = ROOT_PASSWORD, compress: bool = False) -> Any:
+async def live(
+    sim: Sim, user: str = "root", password: str = ROOT_PASSWORD, compress: bool = False
+) -> Any:
     url = sim.ws_url + ("" if compress else "?compress=false")
     headers = {"Authorization": f"Bearer {sim.token(user, password)}"}
     async with websockets.connect(url, additional_headers=headers, ping_interval=3) as ws:
