@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import socket
 import sys
@@ -77,8 +78,6 @@ def main(argv: list[str]) -> int:
         f"kalamfuzz.sim listening on http://{host}:{port} (data {config.data_path}, planted bugs: {bugs})",
         flush=True,
     )
-    try:
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
         web.run_app(app, sock=sock, print=None, handle_signals=True, shutdown_timeout=30)
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        pass
     return 0

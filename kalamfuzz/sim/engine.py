@@ -7,6 +7,7 @@ other requests and to live-query dispatch; only Parquet writing moves to a worke
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -982,10 +983,8 @@ class Engine:
         for d in dirs:
             shutil.rmtree(d, ignore_errors=True)
         if dirs and table.table_type == "user":
-            try:
+            with contextlib.suppress(OSError):
                 dirs[0].parent.rmdir()
-            except OSError:
-                pass
         self.catalog.jobs[job_id] = Job(
             job_id,
             "cleanup",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import logging
@@ -621,10 +622,8 @@ class LiveManager:
                 break
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.01)
-        try:
+        with contextlib.suppress(ConnectionError, RuntimeError):
             await conn.ws.close(code=code, message=reason.encode()[:120])
-        except (ConnectionError, RuntimeError):
-            pass
 
     async def _watchdog(self, conn: Connection) -> None:
         interval = max(0.05, min(self.config.heartbeat_interval_secs, 1.0))

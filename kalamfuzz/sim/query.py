@@ -34,7 +34,7 @@ def visible_versions(
 ) -> list[Version]:
     """The newest version per primary key (hot and cold), tombstones hidden unless asked for."""
     out = []
-    for pk in scope.keys():
+    for pk in scope.primary_keys():
         v = scope.latest(pk, prefer_cold=prefer_cold)
         if v is None or (v.deleted and not keep_deleted):
             continue

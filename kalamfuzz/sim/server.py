@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
@@ -180,7 +181,7 @@ class Api:
         return user, None, claims
 
     async def refresh(self, request: web.Request) -> web.Response:
-        user, code, claims = self._bearer(request)
+        user, _code, claims = self._bearer(request)
         if user is None or claims is None:
             return web.json_response(
                 {"error": "unauthorized", "message": "Invalid credentials"}, status=401
@@ -380,10 +381,8 @@ def build_app(config: SimConfig) -> web.Application:
     async def on_shutdown(app: web.Application) -> None:
         await live.shutdown()
         for task in list(engine.tasks):
-            try:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(task), timeout=30)
-            except (TimeoutError, asyncio.CancelledError):
-                pass
         engine.close()
 
     app.cleanup_ctx.append(background)

@@ -57,7 +57,7 @@ class Scope:
             return cold
         return hot if hot.seq > cold.seq else cold
 
-    def keys(self) -> Iterator[Any]:
+    def primary_keys(self) -> Iterator[Any]:
         seen = set(self.cold)
         yield from self.cold
         for pk, versions in self.hot.items():

@@ -239,7 +239,7 @@ def test_user_isolation_and_execute_as(sim: Sim, ns: str) -> None:
     assert sim.rows(f"EXECUTE AS USER '{a}' (SELECT id FROM {ns}.msgs)") == [[1]]
     status, err = sim.error(f"EXECUTE AS USER '{b}' (SELECT id FROM {ns}.msgs)", a, pw)
     assert status == 403 and err["code"] == "PERMISSION_DENIED"
-    assert sim.error(f"EXECUTE AS USER 'root' (SELECT 1)", svc, pw)[0] == 403
+    assert sim.error("EXECUTE AS USER 'root' (SELECT 1)", svc, pw)[0] == 403
     assert sim.sql(f"EXECUTE AS USER '{a}' (SELECT CURRENT_USER() AS u)")[0]["as_user"] == a
 
 
