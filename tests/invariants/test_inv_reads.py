@@ -22,7 +22,9 @@ from kalamfuzz.model import (
     Select,
     Succeeded,
     TableType,
+    Update,
 )
+from kalamfuzz.model.where import Cmp, Col, Lit
 
 
 def flushed_world():
@@ -115,6 +117,17 @@ class TestIsolation:
         verdict = check_query(m, op, with_rows(good, [*good.rows, (1, "99", "secret")]))
         assert items(verdict) == [ContractItem.ISOLATION]
         assert "u2's row" in str(verdict)
+
+    def test_a_stale_own_row_that_looks_like_a_neighbours_is_a_tier_fault(self):
+        # u1's old version of row 1 equals u2's row: serving it is a wrong read, not a leak.
+        m = flushed_world()
+        put(m, "u2", row(5, 50, "x"))
+        put(m, "u1", row(5, 50, "x"))
+        m.apply(Update("u1", T, (("n", 51),), Cmp("=", Col("id"), Lit(5))), Succeeded())
+        op = Select("u1", T, ("id", "n", "s"))
+        good = Echo.query(m, op)
+        stale = [r if r[0] != 5 else (5, "50", "x") for r in good.rows]
+        assert items(check_query(m, op, with_rows(good, stale))) == [ContractItem.TIERS]
 
     def test_execute_as_reads_the_target_scope(self):
         m = flushed_world()
