@@ -29,7 +29,6 @@ import httpx
 from attrs import field, frozen
 
 from kalamfuzz.adapters.system import (
-    JOB_FINAL_STATUSES,
     Job,
     LiveQueryRow,
     StorageRow,
@@ -856,24 +855,35 @@ class SqlClient:
 
     def job(self, job_id: str) -> Job | None:
         """The ``system.jobs`` row of ``job_id``, or ``None``."""
-        res = self.sql(
-            f"SELECT * FROM system.jobs WHERE job_id = {quote_literal(job_id)} LIMIT 1"
-        ).result
-        rows = res.dicts()
-        return Job.from_row(rows[0]) if rows else None
+        return self.jobs_by_id([job_id]).get(job_id)
+
+    def jobs_by_id(self, job_ids: Sequence[str]) -> dict[str, Job]:
+        """The ``system.jobs`` rows of ``job_ids`` that exist, in one query."""
+        if not job_ids:
+            return {}
+        ids = ", ".join(quote_literal(j) for j in job_ids)
+        res = self.sql(f"SELECT * FROM system.jobs WHERE job_id IN ({ids})").result
+        return {job.job_id: job for job in map(Job.from_row, res.dicts())}
 
     def wait_job(self, job_id: str, *, timeout: float = 60.0, poll: float = 0.05) -> Job:
         """Poll ``system.jobs`` until ``job_id`` is completed/failed/skipped/cancelled."""
+        return self.wait_jobs([job_id], timeout=timeout, poll=poll)[job_id]
+
+    def wait_jobs(
+        self, job_ids: Sequence[str], *, timeout: float = 60.0, poll: float = 0.05
+    ) -> dict[str, Job]:
+        """Poll ``system.jobs`` (one query a round) until every job of ``job_ids`` has ended."""
         deadline = time.monotonic() + timeout
         delay = poll
-        last: Job | None = None
         while True:
-            last = self.job(job_id)
-            if last is not None and last.status in JOB_FINAL_STATUSES:
-                return last
+            rows = self.jobs_by_id(job_ids)
+            running = [j for j in job_ids if j not in rows or not rows[j].is_final]
+            if not running:
+                return rows
             if time.monotonic() >= deadline:
+                last = rows.get(running[0])
                 raise JobTimeout(
-                    f"job {job_id} not finished after {timeout:.1f}s "
+                    f"job {running[0]} not finished after {timeout:.1f}s "
                     f"(last status {last.status if last else 'not visible'})",
                     code=last.status if last else None,
                 )

@@ -507,15 +507,19 @@ class Driver:
         return list(dict.fromkeys(ids))
 
     def _poll_jobs(self, wait: bool = False) -> None:
-        for job_id in self._pending_jobs():
-            admin = self._admin()
-            if wait:
-                row = self._call(admin.wait_job, job_id, timeout=JOB_TIMEOUT_S, poll=0.005)
-            else:
-                row = self._call(admin.job, job_id)
-            if row is None or not JobStatus(row.status or "new").finished:
-                continue
-            obs = observe.job(row)
+        """Look up every job the model has running (one query), and settle the ended ones: the
+        job's verdict, then its table's cold files."""
+        pending = self._pending_jobs()
+        if not pending:
+            return
+        admin = self._admin()
+        if wait:
+            rows = self._call(admin.wait_jobs, pending, timeout=JOB_TIMEOUT_S, poll=0.005)
+        else:
+            rows = self._call(admin.jobs_by_id, pending)
+        ended = [j for j in pending if j in rows and JobStatus(rows[j].status or "new").finished]
+        for job_id in ended:
+            obs = observe.job(rows[job_id])
             now = _now_ms()
             self._exchange(
                 "root",
@@ -525,9 +529,10 @@ class Driver:
                 Window(now, now),
             )
             op = JobFinished(job_id)
+            table_id = self.model.states[0].jobs[job_id].table_id
             self._judge(inv.check_job(self.model, op, obs), f"job {job_id}")
             self.model.apply(op, obs.outcome())
-            self._check_cold()
+            self._check_cold(table_id)
 
     def wait_jobs(self) -> None:
         """Wait until every flush job started so far has ended, and check what it left."""

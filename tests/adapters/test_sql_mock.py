@@ -394,7 +394,7 @@ def test_flush_parses_job_id_and_waits_for_final_status(fake: Fake) -> None:
                     ]
                 ),
             )
-        assert "job_id = 'FL-0123456789ab'" in sql
+        assert "job_id IN ('FL-0123456789ab')" in sql
         polls["n"] += 1
         status = "running" if polls["n"] < 3 else "completed"
         return httpx.Response(

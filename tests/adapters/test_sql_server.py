@@ -161,6 +161,21 @@ def test_start_flush_and_wait_job(admin: SqlClient, ns: str) -> None:
     assert admin.wait_job(job_id, timeout=30).status == "completed"
 
 
+def test_jobs_are_looked_up_together(admin: SqlClient, ns: str) -> None:
+    ids = []
+    for name in ("j1", "j2"):
+        admin.create_table(f"{ns}.{name}", "id INT PRIMARY KEY", table_type="SHARED")
+        admin.sql(f"INSERT INTO {ns}.{name} (id) VALUES (1)")
+        job_id = admin.start_flush(f"{ns}.{name}")
+        assert job_id is not None
+        ids.append(job_id)
+    ended = admin.wait_jobs(ids, timeout=30)
+    assert sorted(ended) == sorted(ids)
+    assert all(job.status == "completed" for job in ended.values())
+    assert admin.jobs_by_id([*ids, "FL-nosuchjob"]).keys() == set(ids)
+    assert admin.jobs_by_id([]) == {}
+
+
 def test_system_table_readers(
     target: Target, admin: SqlClient, alice: tuple[str, SqlClient]
 ) -> None:
