@@ -11,6 +11,8 @@ from hypothesis.stateful import initialize, precondition, rule
 from kalamfuzz.machines.base import machine
 from kalamfuzz.machines.data import DataMachine
 from kalamfuzz.machines.world import TABLES
+from kalamfuzz.model.catalog import TableType
+from kalamfuzz.model.where import Col, InList, Lit
 
 #: Roles that may flush; a user's attempt is the RBAC machine's business.
 FLUSHERS = ("dba", "root", "svc")
@@ -70,6 +72,27 @@ class FlushMachine(SyncFlushMachine):
         self.d.flush(data.draw(st.sampled_from(FLUSHERS), label="flusher"), name)
         self.background = True
         self.writes(data, name, actor, as_user)
+
+    @precondition(lambda self: bool(self._durable_tables()))
+    @rule(data=st.data())
+    def short_lived_rows(self, data: st.DataObject) -> None:
+        """Rows inserted and deleted between two flushes: the flush must drop them without a
+        trace (no tombstone for a key it never wrote, no empty file, a manifest that counts
+        only what the file holds)."""
+        name = data.draw(st.sampled_from(self._durable_tables()), label="table")
+        table = self.table(name)
+        actor, as_user = self.actor(data, table)
+        rows = self.rows(data, table)
+        self.insert_rows(actor, name, rows, as_user=as_user)
+        keys = [r[table.pk.name] for r in rows]
+        doomed = data.draw(st.lists(st.sampled_from(keys), min_size=1, unique=True), label="doomed")
+        where = InList(Col(table.pk.name), tuple(Lit(k) for k in doomed), False)
+        self.d.delete(actor, name, where, as_user=as_user)
+        self.d.flush(data.draw(st.sampled_from(FLUSHERS), label="flusher"), name, wait=True)
+
+    def _durable_tables(self) -> list[str]:
+        # STREAM rows are hard-deleted and never flushed: nothing to drop there.
+        return [n for n in self.live_tables() if self.table(n).type is not TableType.STREAM]
 
     #: A background flush was started: waiting makes sense. (Whether its job is still running
     #: is timing, and a precondition must not depend on timing, or replays diverge.)
