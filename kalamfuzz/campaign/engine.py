@@ -108,6 +108,8 @@ def signature(exc: BaseException) -> str:
 class _Round:
     started: float
     first_failure: float | None = None
+    #: The campaign's example count when the round first failed.
+    failing_example: int = 0
 
 
 class Campaign:
@@ -289,6 +291,7 @@ class Campaign:
             seed=seed,
             seconds_to_failure=found_at - started,
             bugs=cfg.bugs,
+            examples_to_failure=state.failing_example or self.examples,
         )
         self.failures.append(failure)
         self.emit(failure)
@@ -323,6 +326,7 @@ def _counted(
         finally:
             if driver.failed and state.first_failure is None:
                 state.first_failure = time.monotonic()
+                state.failing_example = campaign.examples
 
     machine.teardown = teardown  # type: ignore[method-assign]
     return machine

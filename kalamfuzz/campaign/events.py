@@ -45,6 +45,8 @@ class Failure:
     seed: int
     seconds_to_failure: float
     bugs: tuple[str, ...]
+    #: Examples run up to the first failing one, that one included (shrinking not counted).
+    examples_to_failure: int = 0
 
     @property
     def steps(self) -> int:

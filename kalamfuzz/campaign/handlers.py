@@ -51,8 +51,8 @@ class Console:
                 self.out.flush()
         elif isinstance(event, Failure):
             self._line(
-                f"FAILURE ({event.kind}) after {event.seconds_to_failure:.1f}s, shrunk to "
-                f"{event.steps} step(s):"
+                f"FAILURE ({event.kind}) in example {event.examples_to_failure} after "
+                f"{event.seconds_to_failure:.1f}s, shrunk to {event.steps} step(s):"
             )
             for line in event.message.splitlines()[:20]:
                 self._line("  " + line)

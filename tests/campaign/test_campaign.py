@@ -55,6 +55,9 @@ def test_the_bug_is_found_shrunk_and_exit_is_1(
     (failure,) = finished.failures
     assert failure.kind == "violation"
     assert 1 <= failure.steps <= 10
+    # when it was found, not when shrinking ended
+    assert 1 <= failure.examples_to_failure <= finished.examples
+    assert 0 < failure.seconds_to_failure < finished.elapsed_s
     # which contract item a planted bug surfaces as depends on the read that saw it first
     assert failure.items and failure.message.count("[") >= 1
     assert "FAILURE (violation)" in console and "distinct failure(s): exit 1" in console
