@@ -130,7 +130,7 @@ def write_segment(
             tmp.unlink()
     stats = {}
     for c in columns:
-        present = [v.values.get(c.id) for v in rows if v.values.get(c.id) is not None]
+        present: list[Any] = [v.values.get(c.id) for v in rows if v.values.get(c.id) is not None]
         comparable = present if c.kind not in ("Bytes", "Json") else []
         stats[str(c.id)] = {
             "min": _stat(min(comparable), c.kind) if comparable else None,

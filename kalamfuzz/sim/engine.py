@@ -386,7 +386,7 @@ class Engine:
         return v
 
     # ------------------------------------------------------------------ SELECT
-    def _parse(self, sql: str, kind: type[exp.Expression]) -> Any:
+    def _parse(self, sql: str, kind: type[exp.Expr]) -> Any:
         try:
             tree = sqlglot.parse_one(sql, read="postgres")
         except (sqlglot.errors.ParseError, sqlglot.errors.TokenError) as exc:
@@ -430,16 +430,16 @@ class Engine:
                     this=exp.to_identifier(reg), alias=exp.TableAlias(this=exp.to_identifier(alias))
                 )
             )
-        for node in list(tree.find_all(exp.CurrentUser)):
-            node.replace(exp.Literal.string(session.user_id))
-        for node in list(tree.find_all(exp.CurrentRole)):
-            node.replace(exp.Literal.string(session.role))
-        for node in list(tree.find_all(exp.Anonymous)):
-            fname = node.name.upper()
+        for user_fn in list(tree.find_all(exp.CurrentUser)):
+            user_fn.replace(exp.Literal.string(session.user_id))
+        for role_fn in list(tree.find_all(exp.CurrentRole)):
+            role_fn.replace(exp.Literal.string(session.role))
+        for call in list(tree.find_all(exp.Anonymous)):
+            fname = call.name.upper()
             if fname in ("CURRENT_USER_ID", "KDB_CURRENT_USER"):
-                node.replace(exp.Literal.string(session.user_id))
+                call.replace(exp.Literal.string(session.user_id))
             elif fname == "KDB_CURRENT_ROLE":
-                node.replace(exp.Literal.string(session.role))
+                call.replace(exp.Literal.string(session.role))
         return registered, tables
 
     def _run(self, tree: exp.Expression, registered: dict[str, pa.Table]) -> pa.Table:
@@ -505,7 +505,7 @@ class Engine:
         return out
 
     # ------------------------------------------------------------------ INSERT
-    def _literal(self, node: exp.Expression, session: Session) -> Any:
+    def _literal(self, node: exp.Expr, session: Session) -> Any:
         if isinstance(node, exp.Paren):
             return self._literal(node.this, session)
         if isinstance(node, exp.Null):
@@ -647,7 +647,7 @@ class Engine:
         table_node: exp.Table,
         where: exp.Expression,
         ns: str,
-        outputs: list[exp.Expression],
+        outputs: list[exp.Expr],
     ) -> tuple[TableDef, pa.Table]:
         namespace, name = _qualified_name(table_node, ns)
         table = self._table(namespace, name)
@@ -1081,6 +1081,7 @@ class Engine:
                 if default_value is not None:
                     # old rows read the column's default, in both tiers (docs/contract.md);
                     # logged so that a restart replaying the WAL backfills the same rows
+                    assert self.wal is not None
                     self.wal.backfill(table.uid, col_id, default_value)
                     for td in [self.data[table.uid]]:
                         for scope in td.scopes.values():
@@ -1158,19 +1159,20 @@ class Engine:
             return create
         if verb == "DROP":
             self._require_admin(session, "user management")
-            m = re.match(
+            # not `m`: mypy keeps a closure's narrowing only for a name not reassigned later
+            dropped = re.match(
                 r"^DROP\s+USER\s+(IF\s+EXISTS\s+)?('[^']+'|\"[^\"]+\"|[A-Za-z0-9_]+)\s*$",
                 sql,
                 re.IGNORECASE,
             )
-            if not m:
+            if not dropped:
                 raise invalid_sql("Invalid DROP USER statement")
 
             def drop() -> Result:
-                name = P._unquote(m.group(2))
+                name = P._unquote(dropped.group(2))
                 user = self.catalog.users.get(name)
                 if user is None or user.deleted_at is not None:
-                    if m.group(1):
+                    if dropped.group(1):
                         return Result(0, session.user_id, f"User '{name}' does not exist")
                     raise exec_error(f"Not found: User '{name}' not found", safe=True)
                 if name == "root":
@@ -1217,13 +1219,16 @@ class Engine:
 
     def _plan_storage(self, session: Session, sql: str) -> Plan:
         self._require_admin(session, "storage management")
-        m = re.match(r"^DROP\s+STORAGE\s+(IF\s+EXISTS\s+)?([A-Za-z0-9_-]+)\s*$", sql, re.IGNORECASE)
-        if m:
+        # not `m`: mypy keeps a closure's narrowing only for a name not reassigned later
+        dropped = re.match(
+            r"^DROP\s+STORAGE\s+(IF\s+EXISTS\s+)?([A-Za-z0-9_-]+)\s*$", sql, re.IGNORECASE
+        )
+        if dropped:
 
             def drop() -> Result:
-                sid = m.group(2)
+                sid = dropped.group(2)
                 if sid not in self.catalog.storages:
-                    if m.group(1):
+                    if dropped.group(1):
                         return Result(0, session.user_id, f"Storage '{sid}' does not exist")
                     raise exec_error(f"Not found: Storage '{sid}' not found", safe=True)
                 if sid == "local":

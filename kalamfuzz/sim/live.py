@@ -231,8 +231,8 @@ class LiveManager:
                 return None
             if c.new is None:  # STREAM hard delete
                 assert c.old is not None
-                value = {} if not sub.star else {"row_id": f"{c.scope}:{c.old.seq}"}
-                return {**base, "change_type": "delete", "old_values": [value]}
+                old_row = {} if not sub.star else {"row_id": f"{c.scope}:{c.old.seq}"}
+                return {**base, "change_type": "delete", "old_values": [old_row]}
             return {**base, "change_type": "delete", "old_values": [sub.row(c.new)]}
         assert c.new is not None and c.old is not None
         if not matched:

@@ -200,7 +200,9 @@ def _matching_paren(text: str, start: int) -> int:
 
 
 def _split_top(text: str, sep: str = ",") -> list[str]:
-    parts, depth, quote, buf = [], 0, None, []
+    parts: list[str] = []
+    buf: list[str] = []
+    depth, quote = 0, None
     for ch in text:
         if quote:
             if ch == quote:

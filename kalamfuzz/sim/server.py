@@ -237,7 +237,13 @@ class Api:
                 status=409,
             )
         name, pw, root_pw = body.get("user"), body.get("password"), body.get("root_password")
-        if not all(isinstance(x, str) for x in (name, pw, root_pw)) or name == "root":
+        # spelled out rather than all(...) so that each value is narrowed to str below
+        if (
+            not isinstance(name, str)
+            or not isinstance(pw, str)
+            or not isinstance(root_pw, str)
+            or name == "root"
+        ):
             return web.json_response(
                 {
                     "error": "invalid_user",
