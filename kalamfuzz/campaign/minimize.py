@@ -58,9 +58,22 @@ def minimize(
     deadline: float,
 ) -> Run | None:
     """The smallest sub-program found before ``deadline`` that fails as ``same`` says, or None
-    if no smaller one was found."""
+    if no smaller one was found.
+
+    Background flushes are first made to wait for their jobs where the failure stays: the
+    program then no longer depends on timing, and the steps that only gave a job time to
+    finish can go.
+    """
     best: Run | None = None
     current = list(program)
+    for i, line in enumerate(current):
+        waited = _waited(line)
+        if waited is None or time.monotonic() >= deadline:
+            continue
+        candidate = [*current[:i], waited, *current[i + 1 :]]
+        result = run(driver, tables, candidate, imports)
+        if result.error is not None and same(result.error):
+            best, current = result, candidate
     chunk = max(1, len(current) // 2)
     while chunk >= 1 and time.monotonic() < deadline:
         progressed = False
@@ -74,3 +87,10 @@ def minimize(
         if not progressed:
             chunk //= 2
     return best
+
+
+def _waited(line: str) -> str | None:
+    """``line`` as a flush that waits for its job, or None if it is not a background flush."""
+    if line.startswith("d.flush(") and line.endswith(")") and "wait=" not in line:
+        return line[:-1] + ", wait=True)"
+    return None
