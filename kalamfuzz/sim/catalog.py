@@ -1,4 +1,9 @@
-"""What the sim knows about namespaces, users, storages, tables and jobs; saved as one JSON file."""
+"""What the sim knows about namespaces, users, storages, tables and jobs.
+
+Saved as a JSON snapshot (``catalog.json``) plus a journal beside it (``catalog.log``): each change
+appends the one entity it touched, so a change costs the same however many tables a long campaign
+has made. Opening replays the journal over the snapshot; a full save folds it in.
+"""
 
 from __future__ import annotations
 
@@ -123,7 +128,17 @@ class Namespace:
     created_at: int = 0
 
 
-def _load(cls: type, data: dict[str, Any]) -> Any:
+#: The catalog's entity collections, as named in the snapshot and the journal.
+KINDS = ("namespaces", "users", "storages", "tables", "jobs")
+
+
+def _entity(kind: str, data: dict[str, Any]) -> Any:
+    if kind == "tables":
+        data = dict(data)
+        data["columns"] = [Column(**c) for c in data["columns"]]
+        data["history"] = {v: [Column(**c) for c in cols] for v, cols in data["history"].items()}
+        return TableDef(**data)
+    cls = {"namespaces": Namespace, "users": User, "storages": Storage, "jobs": Job}[kind]
     return cls(**data)
 
 
@@ -139,24 +154,49 @@ class Catalog:
     def table(self, namespace: str, name: str) -> TableDef | None:
         return self.tables.get(f"{namespace}.{name}".lower())
 
+    def _items(self, kind: str) -> dict[str, Any]:
+        items: dict[str, Any] = getattr(self, kind)
+        return items
+
     def save(self, path: Path) -> None:
+        """Write the whole catalog and empty the journal."""
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(attrs.asdict(self)))
         os.replace(tmp, path)
+        # A crash right here replays the journal over a snapshot that already holds it:
+        # harmless, since each record sets an entity to its value.
+        path.with_suffix(".log").write_text("")
+
+    def record(self, path: Path, kind: str, key: str) -> None:
+        """Journal the current value of one entity (its absence if it was removed)."""
+        value = self._items(kind).get(key)
+        entry = {
+            "kind": kind,
+            "key": key,
+            "value": None if value is None else attrs.asdict(value),
+            "next_table_uid": self.next_table_uid,
+        }
+        with path.with_suffix(".log").open("a", encoding="utf-8") as log:
+            log.write(json.dumps(entry) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> Catalog:
         raw = json.loads(path.read_text())
-        tables = {}
-        for key, t in raw["tables"].items():
-            t["columns"] = [Column(**c) for c in t["columns"]]
-            t["history"] = {v: [Column(**c) for c in cols] for v, cols in t["history"].items()}
-            tables[key] = TableDef(**t)
-        return cls(
-            namespaces={k: _load(Namespace, v) for k, v in raw["namespaces"].items()},
-            users={k: _load(User, v) for k, v in raw["users"].items()},
-            storages={k: _load(Storage, v) for k, v in raw["storages"].items()},
-            tables=tables,
-            jobs={k: _load(Job, v) for k, v in raw["jobs"].items()},
+        catalog = cls(
+            **{kind: {k: _entity(kind, v) for k, v in raw[kind].items()} for kind in KINDS},
             next_table_uid=raw["next_table_uid"],
         )
+        journal = path.with_suffix(".log")
+        lines = journal.read_text(encoding="utf-8").splitlines() if journal.exists() else []
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                break  # a record cut short by a crash: it was never acknowledged
+            items = catalog._items(entry["kind"])
+            if entry["value"] is None:
+                items.pop(entry["key"], None)
+            else:
+                items[entry["key"]] = _entity(entry["kind"], entry["value"])
+            catalog.next_table_uid = entry["next_table_uid"]
+        return catalog

@@ -158,7 +158,12 @@ class Engine:
         self.save_catalog()
 
     def save_catalog(self) -> None:
+        """Write the whole catalog (at open and close, and for changes of many entities)."""
         self.catalog.save(self.dir / "catalog.json")
+
+    def record(self, kind: str, key: str) -> None:
+        """Persist a change to one entity of the catalog (``kind`` as in catalog.KINDS)."""
+        self.catalog.record(self.dir / "catalog.json", kind, key)
 
     def _bootstrap(self) -> None:
         ts = now_ms()
@@ -833,7 +838,7 @@ class Engine:
                         f"Already exists: Namespace '{name}' already exists", safe=True
                     )
                 self.catalog.namespaces[name] = Namespace(name, now_ms())
-                self.save_catalog()
+                self.record("namespaces", name)
                 return Result(0, session.user_id, f"Namespace '{name}' created successfully")
             if name not in self.catalog.namespaces:
                 if guarded:
@@ -965,7 +970,7 @@ class Engine:
             self.catalog.next_table_uid += 1
             self.catalog.tables[table.table_id.lower()] = table
             self.data[table.uid] = TableData()
-            self.save_catalog()
+            self.record("tables", table.table_id.lower())
             return Result(
                 0,
                 session.user_id,
@@ -1030,8 +1035,10 @@ class Engine:
                         "Table dropped",
                         now_ms(),
                     )
+                    self.record("jobs", job.job_id)
             job_id = self._drop_table(table)
-            self.save_catalog()
+            self.record("tables", table.table_id.lower())
+            self.record("jobs", job_id)
             return Result(
                 0,
                 session.user_id,
@@ -1110,7 +1117,7 @@ class Engine:
             table.snapshot_version()
             for scope in self.data[table.uid].scopes.values():
                 scope.epoch += 1
-            self.save_catalog()
+            self.record("tables", table.table_id.lower())
             return Result(0, session.user_id, message)
 
         return run
@@ -1153,7 +1160,7 @@ class Engine:
                     ts,
                     ts,
                 )
-                self.save_catalog()
+                self.record("users", name)
                 return Result(0, session.user_id, f"User '{name}' created")
 
             return create
@@ -1178,7 +1185,7 @@ class Engine:
                 if name == "root":
                     raise exec_error("Invalid operation: cannot drop root", safe=True)
                 user.deleted_at = now_ms()
-                self.save_catalog()
+                self.record("users", name)
                 return Result(0, session.user_id, f"User '{name}' dropped (soft delete)")
 
             return drop
@@ -1212,7 +1219,7 @@ class Engine:
             else:
                 user.email = value
             user.updated_at = now_ms()
-            self.save_catalog()
+            self.record("users", name)
             return Result(0, session.user_id, f"User '{name}' updated")
 
         return alter
@@ -1243,7 +1250,7 @@ class Engine:
                         safe=True,
                     )
                 del self.catalog.storages[sid]
-                self.save_catalog()
+                self.record("storages", sid)
                 return Result(0, session.user_id, f"Storage '{sid}' dropped successfully")
 
             return drop
@@ -1300,7 +1307,7 @@ class Engine:
                 ts,
                 ts,
             )
-            self.save_catalog()
+            self.record("storages", sid)
             return Result(0, session.user_id, f"Storage '{sid}' created successfully")
 
         return create
@@ -1403,19 +1410,19 @@ class Engine:
             updated_at=ts,
         )
         self.catalog.jobs[job.job_id] = job
-        self.save_catalog()
+        self.record("jobs", job.job_id)
         self.spawn(self._run_flush(job, table))
         return job
 
     def _finish(self, job: Job, status: str, message: str) -> None:
         ts = now_ms()
         job.status, job.message, job.finished_at, job.updated_at = status, message, ts, ts
-        self.save_catalog()
+        self.record("jobs", job.job_id)
 
     async def _run_flush(self, job: Job, table: TableDef) -> None:
         job.status, job.started_at = "running", now_ms()
         job.updated_at = job.started_at
-        self.save_catalog()
+        self.record("jobs", job.job_id)
         data = self.data.get(table.uid)
         if data is None:
             return
