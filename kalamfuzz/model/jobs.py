@@ -40,3 +40,7 @@ class Job:
     requested_at: int
     status: JobStatus = JobStatus.RUNNING
     message: str | None = None
+    #: The table's storage was unwritable at some time since the request (a fault injected
+    #: then, or still on): the job may have met it. ``storage_was_writable`` is the converse.
+    storage_was_broken: bool = False
+    storage_was_writable: bool = True

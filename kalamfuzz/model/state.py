@@ -521,6 +521,22 @@ def _flush(state: ModelState, op: Flush) -> Prediction | OneOf:
     return FlushStarted()
 
 
+def _set_storage_writable(state: ModelState, storage_id: str, writable: bool) -> ModelState:
+    """The fault injector changed a storage: jobs still running on it may meet either state."""
+    broken = state.catalog.broken_storages
+    broken = broken - {storage_id} if writable else broken | {storage_id}
+    jobs = dict(state.jobs)
+    for job_id, job in state.jobs.items():
+        table = state.catalog.tables.get(job.table_id)
+        if job.status.finished or table is None or table.storage_id != storage_id:
+            continue
+        if writable:
+            jobs[job_id] = evolve(job, storage_was_writable=True)
+        else:
+            jobs[job_id] = evolve(job, storage_was_broken=True)
+    return evolve(state, catalog=evolve(state.catalog, broken_storages=broken), jobs=jobs)
+
+
 def _job_end(state: ModelState, op: JobFinished) -> Prediction | OneOf:
     job = state.jobs.get(op.job_id)
     if job is None:
@@ -529,22 +545,28 @@ def _job_end(state: ModelState, op: JobFinished) -> Prediction | OneOf:
     if table is None:
         return OneOf((JobEnds(JobStatus.CANCELLED), JobEnds(JobStatus.FAILED, True)))
     scopes = state.scopes(table.id).values()
-    if table.storage_id in state.catalog.broken_storages:
-
-        def writes(cut: int) -> bool:
-            return any(len(flush_scope(table, s, cut).cold) > len(s.cold) for s in scopes)
-
-        # A flush with nothing to write (only tombstones of keys never flushed) does not touch
-        # the storage, so a broken one cannot fail it.
-        if writes(job.requested_at):
-            return JobEnds(JobStatus.FAILED, message_required=True)
-        if writes(state.clock):
-            return OneOf((JobEnds(JobStatus.FAILED, True), JobEnds(JobStatus.COMPLETED)))
     if any(pending(s, job.requested_at) for s in scopes):
-        return JobEnds(JobStatus.COMPLETED)
-    if any(pending(s) for s in scopes):
-        return OneOf((JobEnds(JobStatus.COMPLETED), JobEnds(JobStatus.SKIPPED)))
-    return JobEnds(JobStatus.SKIPPED)
+        ran: tuple[JobEnds, ...] = (JobEnds(JobStatus.COMPLETED),)
+    elif any(pending(s) for s in scopes):
+        ran = (JobEnds(JobStatus.COMPLETED), JobEnds(JobStatus.SKIPPED))
+    else:
+        ran = (JobEnds(JobStatus.SKIPPED),)
+    if not job.storage_was_broken:
+        return ran[0] if len(ran) == 1 else OneOf(ran)
+
+    def writes(cut: int) -> bool:
+        return any(len(flush_scope(table, s, cut).cold) > len(s.cold) for s in scopes)
+
+    # A flush with nothing to write (only tombstones of keys never flushed) does not touch the
+    # storage, so a broken one cannot fail it. When the storage was writable for part of the
+    # job's life, the job may have written in that part.
+    if not writes(state.clock):
+        return ran[0] if len(ran) == 1 else OneOf(ran)
+    if writes(job.requested_at) and not job.storage_was_writable:
+        return JobEnds(JobStatus.FAILED, message_required=True)
+    if not job.storage_was_writable:
+        return OneOf((JobEnds(JobStatus.FAILED, True), JobEnds(JobStatus.COMPLETED)))
+    return OneOf((JobEnds(JobStatus.FAILED, True), *ran))
 
 
 def finish_job(state: ModelState, job_id: str, status: JobStatus) -> tuple[ModelState, ...]:
@@ -744,9 +766,7 @@ def execute(
             subs[op.sub_id] = evolve(subs[op.sub_id], active=False)
         return Ok(), evolve(state, subs=subs)
     if isinstance(op, SetStorageWritable):
-        broken = state.catalog.broken_storages
-        broken = broken - {op.storage_id} if op.writable else broken | {op.storage_id}
-        return Ok(), evolve(state, catalog=evolve(state.catalog, broken_storages=broken))
+        return Ok(), _set_storage_writable(state, op.storage_id, op.writable)
     return _ddl(state, op)
 
 
@@ -775,7 +795,15 @@ def subscription_view(state: ModelState, sub: Subscription) -> list[ExpectedRow]
 
 
 def job_for(state: ModelState, job_id: str, table_id: TableId) -> ModelState:
-    job = Job(job_id, table_id, state.clock)
+    table = state.catalog.tables.get(table_id)
+    broken = table is not None and table.storage_id in state.catalog.broken_storages
+    job = Job(
+        job_id,
+        table_id,
+        state.clock,
+        storage_was_broken=broken,
+        storage_was_writable=not broken,
+    )
     return evolve(state, jobs={**state.jobs, job_id: job})
 
 
