@@ -788,9 +788,14 @@ class Driver:
         """Drop the actor's socket, reconnect, and resume each subscription from its last _seq."""
         with self._step("resume", actor):
             live = self._lives.get(actor)
-            mine = {k: s for k, s in self._subs.items() if s.actor == actor and not s.paged}
-            if live is None or not mine:
+            if live is None or not any(s.actor == actor for s in self._subs.values()):
                 return
+            # The socket carries every subscription of the actor: one still paging its
+            # snapshot finishes first, or dropping the socket would take it down unmodelled.
+            for name, s in list(self._subs.items()):
+                if s.actor == actor and s.paged:
+                    self._page_rest(name, s)
+            mine = {k: s for k, s in self._subs.items() if s.actor == actor}
             for s in mine.values():
                 self._check_sub_handle(s, quiescent=False)
             self._call(live.drop)
