@@ -4,22 +4,25 @@ from __future__ import annotations
 
 from kalamfuzz.campaign.engine import Budget, CampaignConfig
 
-#: Examples per planted bug (a campaign stops at the first failure).
-SMOKE_EXAMPLES = 120
-#: Examples per machine on the plain sim; the combined clean run gets ten times as many.
-CLEAN_EXAMPLES = 30
+#: The smoke budget: examples per planted bug (the campaign stops at its first failure).
+SMOKE_EXAMPLES = 60
+#: Examples per machine on the plain sim (each machine runs its rules and finds nothing).
+CLEAN_EXAMPLES = 20
+#: With no bug on, ten times the smoke budget runs on the machine with every rule, in this many
+#: shards (distinct seeds) so the workers share it.
+NO_BUG_SHARDS = 4
 STEPS = 15
 SEED = 0
-SHRINK_SECONDS = 15.0
+SHRINK_SECONDS = 10.0
 
 
 def smoke_config(
-    machine: str, bugs: tuple[str, ...] = (), examples: int = SMOKE_EXAMPLES
+    machine: str, bugs: tuple[str, ...] = (), examples: int = SMOKE_EXAMPLES, seed: int = SEED
 ) -> CampaignConfig:
     return CampaignConfig(
         machine=machine,
         budget=Budget(examples=examples),
-        seed=SEED,
+        seed=seed,
         bugs=bugs,
         steps=STEPS,
         shrink_seconds=SHRINK_SECONDS,
