@@ -72,6 +72,15 @@ class TestColdArtifacts:
         assert ContractItem.COLD_ARTIFACTS in items(verdict)
         assert "does not hold the expected rows" in str(verdict)
 
+    def test_a_file_may_lack_a_column_added_while_its_job_ran(self):
+        m = flushed()
+        obs = cold(m)
+        rows = obs.parquet[0].rows
+        without_s = tuple({k: v for k, v in r.items() if k != "s"} for r in rows)
+        assert check_cold(m, T, "u1", replace_file(obs, "batch-0.parquet", rows=without_s)).ok
+        wrong_s = tuple({**r, "s": "zz"} for r in without_s)
+        assert not check_cold(m, T, "u1", replace_file(obs, "batch-0.parquet", rows=wrong_s)).ok
+
     def test_flags_missing_empty_and_stray_files(self):
         m = flushed()
         obs = cold(m)
