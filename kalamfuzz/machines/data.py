@@ -104,6 +104,8 @@ class DataMachine(KalamMachine):
         if kind == "insert":
             self.insert_rows(actor, name, self.rows(data, table), as_user=as_user)
         elif kind == "update":
+            if all(c.primary_key for c in table.columns):
+                return  # DDL dropped every other column: there is nothing to set
             sets = data.draw(kst.assignments(table), label="set")
             where = self.where(data, name, actor, as_user)
             self.d.update(actor, name, sets, where, as_user=as_user)

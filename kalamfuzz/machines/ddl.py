@@ -39,3 +39,17 @@ class DdlMachine(LiveMachine):
             return
         column = data.draw(st.sampled_from(droppable), label="column")
         self.d.drop_column(data.draw(st.sampled_from(ALTERERS), label="actor"), name, column)
+
+    @precondition(lambda self: bool(self.live_tables()) and not self.d.paging_subscriptions())
+    @rule(data=st.data())
+    def recreate_column(self, data: st.DataObject) -> None:
+        """DROP a column and ADD one of the same name, maybe of another type: it starts empty
+        (or at its default) for every old row, never with the dropped column's values."""
+        name = data.draw(st.sampled_from(self.live_tables()), label="table")
+        droppable = [c.name for c in self.table(name).columns if not c.primary_key]
+        if not droppable:
+            return
+        column = data.draw(st.sampled_from(droppable), label="column")
+        actor = data.draw(st.sampled_from(ALTERERS), label="actor")
+        self.d.drop_column(actor, name, column)
+        self.d.add_column(actor, name, data.draw(kst.new_column(column), label="new column"))

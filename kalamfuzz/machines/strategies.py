@@ -7,6 +7,7 @@ operators the model evaluates, projections that keep the primary key.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from hypothesis import strategies as st
@@ -37,8 +38,17 @@ keys = st.sampled_from(list(KEYS))
 key_literals = st.sampled_from([*KEYS, *SEED_KEYS])
 
 
-def _value_columns(table: Table) -> list[Column]:
-    return [c for c in table.columns if not c.primary_key]
+# Strategies depend only on a table's columns, and Hypothesis validates a strategy the first
+# time it draws from it: built once per column list, they are reused across steps and examples.
+Columns = tuple[Column, ...]
+
+
+def _value_columns(columns: Columns) -> list[Column]:
+    return [c for c in columns if not c.primary_key]
+
+
+def _pk(columns: Columns) -> str:
+    return next(c.name for c in columns if c.primary_key)
 
 
 def rows(
@@ -49,8 +59,15 @@ def rows(
     ``fresh_from`` numbers the keys from there instead of drawing them: STREAM tables get keys
     never used before, because servers differ on a reused STREAM key (docs/contract.md).
     """
-    cols = _value_columns(table)
-    pk = table.pk.name
+    return _rows(table.columns, min_rows, max_rows, fresh_from)
+
+
+@functools.lru_cache(maxsize=1024)
+def _rows(
+    columns: Columns, min_rows: int, max_rows: int, fresh_from: int | None
+) -> st.SearchStrategy[list[dict[str, Value]]]:
+    cols = _value_columns(columns)
+    pk = _pk(columns)
 
     def one(key: int) -> st.SearchStrategy[dict[str, Value]]:
         return st.fixed_dictionaries(
@@ -67,14 +84,19 @@ def rows(
 
 
 def assignments(table: Table) -> st.SearchStrategy[dict[str, Value]]:
-    cols = _value_columns(table)
+    return _assignments(table.columns)
+
+
+@functools.lru_cache(maxsize=256)
+def _assignments(columns: Columns) -> st.SearchStrategy[dict[str, Value]]:
+    cols = _value_columns(columns)
     return st.lists(
         st.sampled_from(cols), min_size=1, max_size=2, unique_by=lambda c: c.name
     ).flatmap(lambda cs: st.fixed_dictionaries({c.name: values_of(c.type) for c in cs}))
 
 
-def _key_leaf(table: Table, known: Sequence[int]) -> st.SearchStrategy[Pred]:
-    pk = Col(table.pk.name)
+def _key_leaf(columns: Columns, known: Sequence[int]) -> st.SearchStrategy[Pred]:
+    pk = Col(_pk(columns))
     ops = st.sampled_from(["=", "<>", "<", "<=", ">", ">="])
     # Keys the rules wrote come first: a predicate that names a row makes the step count.
     key = st.builds(Lit, st.one_of(st.sampled_from(known), key_literals) if known else key_literals)
@@ -87,10 +109,10 @@ def _key_leaf(table: Table, known: Sequence[int]) -> st.SearchStrategy[Pred]:
     )
 
 
-def _value_leaf(table: Table) -> st.SearchStrategy[Pred]:
+def _value_leaf(columns: Columns) -> st.SearchStrategy[Pred]:
     ops = st.sampled_from(["=", "<>", "<", "<=", ">", ">="])
     out: list[st.SearchStrategy[Pred]] = []
-    for c in _value_columns(table):
+    for c in _value_columns(columns):
         col = Col(c.name)
         out.append(st.builds(IsNull, st.just(col), st.booleans()))
         if c.type is ColType.TEXT:
@@ -103,7 +125,7 @@ def _value_leaf(table: Table) -> st.SearchStrategy[Pred]:
             # A NULL literal makes a comparison unknown for every row: mostly wasted steps.
             value = st.one_of(values_of(c.type, nullable=False), st.none())
             out.append(st.builds(Cmp, ops, st.just(col), st.builds(Lit, value)))
-    return st.one_of(out) if out else _key_leaf(table, ())
+    return st.one_of(out) if out else _key_leaf(columns, ())
 
 
 def _weighted(
@@ -121,8 +143,13 @@ def predicates(table: Table, known: Sequence[int] = ()) -> st.SearchStrategy[Pre
     DELETE without WHERE is refused by KalamDB: key predicates come first (Hypothesis shrinks
     towards the first branch) and missing ones are rare.
     """
-    key = _key_leaf(table, sorted(set(known)))
-    value = _value_leaf(table)
+    return _predicates(table.columns, tuple(sorted(set(known))))
+
+
+@functools.lru_cache(maxsize=1024)
+def _predicates(columns: Columns, known: tuple[int, ...]) -> st.SearchStrategy[Pred | None]:
+    key = _key_leaf(columns, known)
+    value = _value_leaf(columns)
     leaf = st.one_of(key, value)
     # At least one connective: OR, AND and NOT are where three-valued logic and scope
     # filters go wrong; a bare leaf is drawn by the other branches already.
@@ -138,8 +165,13 @@ def predicates(table: Table, known: Sequence[int] = ()) -> st.SearchStrategy[Pre
 
 def projections(table: Table) -> st.SearchStrategy[list[str] | None]:
     """``None`` for ``*``, else the primary key and some other columns, in table order."""
-    others = [c.name for c in _value_columns(table)]
-    pk = table.pk.name
+    return _projections(table.columns)
+
+
+@functools.lru_cache(maxsize=256)
+def _projections(columns: Columns) -> st.SearchStrategy[list[str] | None]:
+    others = [c.name for c in _value_columns(columns)]
+    pk = _pk(columns)
     return st.one_of(
         st.none(),
         st.lists(st.sampled_from(others), unique=True, max_size=len(others)).map(
@@ -152,8 +184,13 @@ def projections(table: Table) -> st.SearchStrategy[list[str] | None]:
 
 def order_by(table: Table) -> st.SearchStrategy[list[tuple[str, bool]]]:
     """ORDER BY that ends with the primary key, so LIMIT picks a determined set of rows."""
-    pk = table.pk.name
-    others = [c.name for c in _value_columns(table)]
+    return _order_by(table.columns)
+
+
+@functools.lru_cache(maxsize=256)
+def _order_by(columns: Columns) -> st.SearchStrategy[list[tuple[str, bool]]]:
+    pk = _pk(columns)
+    others = [c.name for c in _value_columns(columns)]
     lead = (
         st.lists(st.tuples(st.sampled_from(others), st.booleans()), max_size=1)
         if others
@@ -165,14 +202,17 @@ def order_by(table: Table) -> st.SearchStrategy[list[tuple[str, bool]]]:
 def new_columns(existing: Sequence[str]) -> st.SearchStrategy[Column]:
     """A nullable column for ADD COLUMN, maybe with a default, maybe re-using a dropped name."""
     names = st.sampled_from(["x", "y", "n", "s"]).filter(lambda n: n not in existing)
-    return names.flatmap(
-        lambda name: st.sampled_from([ColType.INT, ColType.TEXT, ColType.BOOLEAN]).flatmap(
-            lambda t: st.builds(
-                Column,
-                st.just(name),
-                st.just(t),
-                st.just(True),
-                st.one_of(st.none(), values_of(t, nullable=False)),
-            )
+    return names.flatmap(new_column)
+
+
+def new_column(name: str) -> st.SearchStrategy[Column]:
+    """A nullable column named ``name`` of any type, maybe with a default."""
+    return st.sampled_from([ColType.INT, ColType.TEXT, ColType.BOOLEAN]).flatmap(
+        lambda t: st.builds(
+            Column,
+            st.just(name),
+            st.just(t),
+            st.just(True),
+            st.one_of(st.none(), values_of(t, nullable=False)),
         )
     )
