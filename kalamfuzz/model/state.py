@@ -138,8 +138,11 @@ class ModelState:
 # --- shared checks ----------------------------------------------------------------------------
 
 
-def _missing_table(table_id: TableId) -> Rejected:
-    return execution_error(f"table {table_id} does not exist", ContractItem.TIERS, str(table_id))
+def _missing_table(state: ModelState, actor: str, table_id: TableId) -> Rejected:
+    """Refused: no such table. Only dba and system callers are told which one: for the others
+    KalamDB redacts "table not found" to a generic message (HTTP_SQL.md, error redaction)."""
+    shown = (str(table_id),) if state.catalog.role_of(actor).is_admin else ()
+    return execution_error(f"table {table_id} does not exist", ContractItem.TIERS, *shown)
 
 
 def _session(
@@ -236,7 +239,7 @@ def _insert(
 ) -> tuple[Prediction | OneOf, ModelState]:
     table = state.catalog.tables.get(op.table_id)
     if table is None:
-        return _missing_table(op.table_id), state
+        return _missing_table(state, op.actor, op.table_id), state
     session = _session(state, op.actor, op.as_user, table)
     if isinstance(session, Rejected):
         return session, state
@@ -308,7 +311,7 @@ def _dml_checks(
 def _update(state: ModelState, op: Update) -> tuple[Prediction | OneOf, ModelState]:
     table = state.catalog.tables.get(op.table_id)
     if table is None:
-        return _missing_table(op.table_id), state
+        return _missing_table(state, op.actor, op.table_id), state
     names = {c for c, _ in op.assignments} | columns(op.where)
     session = _dml_checks(state, op.actor, op.as_user, table, names)
     if isinstance(session, Rejected):
@@ -356,7 +359,7 @@ def _delete(
 ) -> tuple[Prediction | OneOf, ModelState]:
     table = state.catalog.tables.get(op.table_id)
     if table is None:
-        return _missing_table(op.table_id), state
+        return _missing_table(state, op.actor, op.table_id), state
     session = _dml_checks(state, op.actor, op.as_user, table, columns(op.where))
     if isinstance(session, Rejected):
         return session, state
@@ -418,7 +421,7 @@ def _candidates(
 def _select(state: ModelState, op: Select, at: Window | None) -> Prediction | OneOf:
     table = state.catalog.tables.get(op.table_id)
     if table is None:
-        return _missing_table(op.table_id)
+        return _missing_table(state, op.actor, op.table_id)
     session = _session(state, op.actor, op.as_user, table)
     if isinstance(session, Rejected):
         return session
@@ -506,7 +509,7 @@ def _flush(state: ModelState, op: Flush) -> Prediction | OneOf:
         return permission_denied(f"{op.actor} may not flush")
     table = state.catalog.tables.get(op.table_id)
     if table is None:
-        return _missing_table(op.table_id)
+        return _missing_table(state, op.actor, op.table_id)
     if table.type is TableType.STREAM:
         return execution_error(
             "STREAM tables are never flushed", ContractItem.COLD_ARTIFACTS, "STREAM"
@@ -619,7 +622,7 @@ def _ddl(state: ModelState, op: Operation) -> tuple[Prediction | OneOf, ModelSta
     assert isinstance(op, DropTable | AlterAddColumn | AlterDropColumn)
     table = cat.tables.get(op.table_id)
     if table is None:
-        return _missing_table(op.table_id), state
+        return _missing_table(state, op.actor, op.table_id), state
     role = cat.role_of(op.actor)
     if isinstance(op, DropTable):
         if not perm.can_drop_table(role):

@@ -106,6 +106,13 @@ class TestDDL:
             pred = m.predict(op)
             assert isinstance(pred, Rejected) and "already exists" in pred.message_contains
 
+    def test_only_admins_are_told_which_table_is_missing(self):
+        m = world()
+        gone = TableId(NS, "gone")
+        for actor, shown in (("root", (str(gone),)), (SERVICE, ()), ("u1", ())):
+            pred = m.predict(Select(actor, gone))
+            assert isinstance(pred, Rejected) and pred.message_contains == shown, actor
+
     def test_create_table_rules(self):
         m = world()
         assert isinstance(m.predict(CreateTable("u1", shared(None))), Rejected)
