@@ -44,17 +44,6 @@ def test_every_planted_bug_has_a_hunter() -> None:
     assert set(HUNTER.values()) <= set(MACHINES)
 
 
-@pytest.mark.parametrize("bug", sorted(HUNTER))
-def test_smoke_budget_finds_and_shrinks(bug: str) -> None:
-    finished = Campaign(smoke_config(HUNTER[bug], (bug,))).run()
-    assert finished.failures, f"{bug}: not found in {SMOKE_EXAMPLES} examples of {HUNTER[bug]}"
-    failure = finished.failures[0]
-    assert failure.kind == "violation", failure.message
-    assert failure.steps <= 10, f"{bug}: shrunk to {failure.steps} steps:\n" + "\n".join(
-        failure.program
-    )
-
-
 class _CombinedWithoutWaits(CombinedMachine):
     """Every rule but the two that sleep (a crash restart, a TTL pause: a second each; the jobs
     and ttl machines run them with no bug on in test_machines), so that ten times the smoke
@@ -75,3 +64,14 @@ def test_no_bug_no_violation_with_ten_times_the_budget(shard: int) -> None:
         finished.failures[0].message + "\n" + "\n".join(finished.failures[0].program)
     )
     assert finished.examples >= examples
+
+
+@pytest.mark.parametrize("bug", sorted(HUNTER))
+def test_smoke_budget_finds_and_shrinks(bug: str) -> None:
+    finished = Campaign(smoke_config(HUNTER[bug], (bug,))).run()
+    assert finished.failures, f"{bug}: not found in {SMOKE_EXAMPLES} examples of {HUNTER[bug]}"
+    failure = finished.failures[0]
+    assert failure.kind == "violation", failure.message
+    assert failure.steps <= 10, f"{bug}: shrunk to {failure.steps} steps:\n" + "\n".join(
+        failure.program
+    )
