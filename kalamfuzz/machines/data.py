@@ -44,7 +44,8 @@ class DataMachine(KalamMachine):
         self, actor: str, name: str, rows: list[dict[str, Value]], as_user: str | None = None
     ) -> None:
         key = (name, self._owner(name, actor, as_user))
-        self.written.setdefault(key, []).extend(k for r in rows if isinstance(k := r["id"], int))
+        pk = self.table(name).pk.name
+        self.written.setdefault(key, []).extend(k for r in rows if isinstance(k := r[pk], int))
         self.d.insert(actor, name, rows, as_user=as_user)
 
     def _owner(self, name: str, actor: str, as_user: str | None) -> str:
