@@ -335,8 +335,18 @@ class LiveManager:
                 f"'{table.access_level}' requires elevated privileges.",
             )
         if columns is not None:
-            known = [c for c in columns if table.column(c) is not None]
-            columns = [table.column(c).name for c in known]  # type: ignore[union-attr]
+            # The snapshot is a plain query: a projected column the table lacks fails it, as
+            # an unknown WHERE column does (WEBSOCKET.md, the subscribe error table).
+            named = []
+            for c in columns:
+                col = table.column(c)
+                if col is None:
+                    raise SubscribeError(
+                        "SUBSCRIPTION_FAILED",
+                        f"Execution error: Schema error: No field named {c.lower()}.",
+                    )
+                named.append(col.name)
+            columns = named
         where = tree.args.get("where")
         return table, columns, where.this if where is not None else None
 

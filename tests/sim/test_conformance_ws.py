@@ -217,6 +217,7 @@ def test_subscribe_errors(sim: Sim, ns: str) -> None:
                 f"SELECT _seq FROM {ns}.w": "INVALID_SQL",
                 f"SELECT id FROM {ns}.missing": "NOT_FOUND",
                 f"SELECT nope FROM {ns}.w WHERE nope > 1": "SUBSCRIPTION_FAILED",
+                f"SELECT id, nope FROM {ns}.w": "SUBSCRIPTION_FAILED",
             }
             for i, (sql, code) in enumerate(cases.items()):
                 reply = await conn.subscribe(f"e{i}", sql)
