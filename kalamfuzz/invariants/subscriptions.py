@@ -276,8 +276,12 @@ def check_subscription(
     learned: dict[int, int] = {}
     scope = state.scope_key(table, sub.user_id)
 
+    # Rows were sent with the schema of subscribe time; a later ALTER (which ends the model's
+    # following of the subscription) must not change how they read.
+    sent_with = sub.schema or table
+
     def coerce(rows: Sequence[Mapping[str, object]]) -> list[dict[str, Value]]:
-        return [model_row(table, r) for r in rows]
+        return [model_row(sent_with, r) for r in rows]
 
     snapshot = coerce([r for b in obs.batches for r in b.rows])
     complete = bool(obs.batches) and not obs.batches[-1].has_more

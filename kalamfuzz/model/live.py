@@ -52,6 +52,9 @@ class Subscription:
     active: bool = True
     #: The model's commit counter at subscribe time: later writes are changes.
     opened_at: int = 0
+    #: The table as it was at subscribe time: what the snapshot's rows (and the changes, while
+    #: the subscription is followed) are read with, even after a later ALTER TABLE.
+    schema: Table | None = None
 
     def with_change(self, change: ExpectedChange) -> Subscription:
         return evolve(self, changes=(*self.changes, change))

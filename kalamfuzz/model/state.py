@@ -726,6 +726,7 @@ def _subscribe(
         op.batch_size,
         op.from_seq,
         opened_at=state.clock,
+        schema=table,
     )
     rows = []
     for v, opt in _candidates(state, table, key, None, at):

@@ -15,6 +15,10 @@ from kalamfuzz.invariants import (
 from kalamfuzz.invariants.subscriptions import reconstruct
 from kalamfuzz.model import (
     AccessLevel,
+    AlterAddColumn,
+    AlterDropColumn,
+    ColType,
+    Column,
     ContractItem,
     Delete,
     Subscribe,
@@ -134,6 +138,23 @@ class TestSnapshot:
         replay = evolve(obs.batches[0], rows=(old, *obs.batches[0].rows))
         verdict = check_subscription(m, "r1", evolve(obs, batches=(replay,)))
         assert "replayed older rows" in str(verdict)
+
+
+class TestAfterAlter:
+    def test_rows_sent_before_a_column_changed_type_read_as_sent(self):
+        m = world()
+        put(m, "u1", row(1, n=5))
+        m.apply(Subscribe("u1", "s1", T, None, None, 10), Succeeded())
+        echo = obs_of(m)
+        # BIGINT travels as a string (WEBSOCKET.md §4)
+        wire = tuple(
+            evolve(b, rows=tuple({**r, "n": str(r["n"])} for r in b.rows)) for b in echo.batches
+        )
+        obs = evolve(echo, batches=wire)
+        assert check(m, obs).ok
+        m.apply(AlterDropColumn("root", T, "n"), Succeeded())
+        m.apply(AlterAddColumn("root", T, Column("n", ColType.TEXT)), Succeeded())
+        assert check(m, obs).ok  # "5" is still the BIGINT 5 it was sent as, not TEXT
 
 
 class TestChanges:
