@@ -60,6 +60,11 @@ class KalamMachine(RuleBasedStateMachine):
             raise ConfigError(f"table {name!r} is not in this example")
         return table
 
+    def may_sleep(self) -> bool:
+        """Whether rules that sleep (a crash restart, a TTL pause: a second each) may run in
+        this example; the combined machine allows them in some examples only."""
+        return True
+
     def live_tables(self) -> list[str]:
         """World tables of this example that still exist."""
         return [t for t in self.TABLES if self.d.model.table(self.d.table_id(t)) is not None]

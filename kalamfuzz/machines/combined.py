@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from hypothesis import strategies as st
+from hypothesis.stateful import initialize
+
 from kalamfuzz.machines.base import machine
 from kalamfuzz.machines.data import DataMachine
 from kalamfuzz.machines.ddl import DdlMachine
@@ -22,3 +25,14 @@ class CombinedMachine(DdlMachine, RbacMachine, RoutingMachine, JobsMachine, TtlM
     select = DataMachine.select  # type: ignore[assignment]
     # Waiting past a TTL costs a second: about once an example among all the other rules.
     PAUSE_EVERY = 12
+    sleepy = False
+
+    @initialize(data=st.data())
+    def choose_sleepiness(self, data: st.DataObject) -> None:
+        """Crash restarts and TTL pauses in one example of three: with them in every example
+        they took 78% of a campaign's time (the jobs and ttl machines always have them).
+        Shrinking goes to False, so a regression sleeps only when its failure needs it."""
+        self.sleepy = data.draw(st.sampled_from([False, False, True]), label="sleepy")
+
+    def may_sleep(self) -> bool:
+        return self.sleepy

@@ -42,6 +42,7 @@ class JobsMachine(FlushMachine):
             self.d.can_crash()
             and not self.d.broken_storages()
             and self.crashes < self.CRASHES_PER_EXAMPLE
+            and self.may_sleep()
         )
     )
     @rule()

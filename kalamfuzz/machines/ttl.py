@@ -22,7 +22,11 @@ class TtlMachine(DataMachine):
     last_pause = -PAUSE_EVERY
 
     def _may_pause(self) -> bool:
-        return self.d.has_rows("events") and self.d.steps - self.last_pause >= self.PAUSE_EVERY
+        return (
+            self.may_sleep()
+            and self.d.has_rows("events")
+            and self.d.steps - self.last_pause >= self.PAUSE_EVERY
+        )
 
     @precondition(_may_pause)
     @rule()
