@@ -44,3 +44,6 @@ class Job:
     #: then, or still on): the job may have met it. ``storage_was_writable`` is the converse.
     storage_was_broken: bool = False
     storage_was_writable: bool = True
+    #: The table's columns when the flush was requested: a column added after that may be
+    #: missing from the files the job writes (it may have taken its rows first).
+    columns: tuple[str, ...] = ()

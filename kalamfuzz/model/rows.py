@@ -69,6 +69,8 @@ class Segment:
     columns: tuple[str, ...]
     rows: tuple[Mapping[str, Value], ...]
     schema_version: int
+    #: Columns added while the segment's job ran: the file may have been written without them.
+    may_lack: frozenset[str] = frozenset()
 
     @property
     def path(self) -> str:

@@ -589,9 +589,10 @@ def finish_job(state: ModelState, job_id: str, status: JobStatus) -> tuple[Model
             if v.ordinal > job.requested_at
         }
     )
+    may_lack = frozenset(c.name for c in table.columns) - frozenset(job.columns)
     out = []
     for cut in [job.requested_at, *later]:
-        scopes = {k: flush_scope(table, s, cut) for k, s in done.scopes(table.id).items()}
+        scopes = {k: flush_scope(table, s, cut, may_lack) for k, s in done.scopes(table.id).items()}
         out.append(evolve(done, data={**done.data, table.id: scopes}))
     return tuple(out)
 
@@ -807,6 +808,7 @@ def job_for(state: ModelState, job_id: str, table_id: TableId) -> ModelState:
         state.clock,
         storage_was_broken=broken,
         storage_was_writable=not broken,
+        columns=tuple(c.name for c in table.columns) if table is not None else (),
     )
     return evolve(state, jobs={**state.jobs, job_id: job})
 

@@ -14,12 +14,15 @@ from kalamfuzz.model.values import Value
 MANIFEST = "manifest.json"
 
 
-def flush_scope(table: Table, scope: Scope, cut: int) -> Scope:
+def flush_scope(
+    table: Table, scope: Scope, cut: int, may_lack: frozenset[str] = frozenset()
+) -> Scope:
     """The scope after a flush that took the hot versions with ordinal <= ``cut``.
 
     Per key only the newest taken version is written; a tombstone is written only when an
     older cold segment holds the key (otherwise the key simply vanishes). Every taken
-    version leaves the hot tier, written or not.
+    version leaves the hot tier, written or not. ``may_lack``: columns added while the job
+    ran, which its file may not have.
     """
     taken = [v for v in scope.hot if v.ordinal <= cut]
     if not taken:
@@ -42,6 +45,7 @@ def flush_scope(table: Table, scope: Scope, cut: int) -> Scope:
         columns=tuple(c.name for c in table.columns),
         rows=tuple(row_of(table, v) | {"_deleted": v.deleted} for v in kept),
         schema_version=table.schema_version,
+        may_lack=may_lack,
     )
     return evolve(remaining, cold=(*remaining.cold, segment))
 
@@ -57,6 +61,8 @@ class ExpectedSegment:
     #: None until the server's ``_seq`` of those versions is known.
     min_seq: int | None
     max_seq: int | None
+    #: Columns the file may lack (added while its job ran).
+    may_lack: frozenset[str] = frozenset()
 
 
 @frozen
@@ -94,6 +100,7 @@ def expected_cold(
                 row_count=len(seg.versions),
                 min_seq=min(known) if complete else None,
                 max_seq=max(known) if complete else None,
+                may_lack=seg.may_lack,
             )
         )
         files[seg.path] = tuple(zip(seg.rows, (v.ordinal for v in seg.versions), strict=True))
