@@ -288,6 +288,11 @@ class Driver:
     def open_subscriptions(self) -> set[str]:
         return set(self._subs)
 
+    def watched(self, sub: str) -> tuple[str, str]:
+        """The subscriber and the (logical) table of an open subscription."""
+        s = self._subs[sub]
+        return s.actor, self._model_sub(s.model_id).table_id.name
+
     def paging_subscriptions(self) -> set[str]:
         return {k for k, s in self._subs.items() if s.paged}
 

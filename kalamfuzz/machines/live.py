@@ -10,7 +10,6 @@ from hypothesis.stateful import precondition, rule
 
 from kalamfuzz.machines import strategies as kst
 from kalamfuzz.machines.base import machine
-from kalamfuzz.machines.driver import Driver
 from kalamfuzz.machines.flush import SyncFlushMachine
 from kalamfuzz.machines.world import ACTORS
 
@@ -29,18 +28,12 @@ class LiveMachine(SyncFlushMachine):
     def _open(self) -> list[str]:
         return sorted(self.d.open_subscriptions())
 
-    def __init__(self, driver: Driver) -> None:
-        super().__init__(driver)
-        #: Subscription name -> (subscriber, table), as drawn.
-        self.watching: dict[str, tuple[str, str]] = {}
-
     @precondition(lambda self: len(self._open()) < len(SUBS) and bool(self.live_tables()))
     @rule(data=st.data())
     def subscribe(self, data: st.DataObject) -> None:
         sub = data.draw(st.sampled_from([s for s in SUBS if s not in self._open()]), label="sub")
         name = data.draw(st.sampled_from(self.live_tables()), label="table")
         actor = data.draw(st.sampled_from(ACTORS), label="actor")
-        self.watching[sub] = (actor, name)
         projection = data.draw(kst.projections(self.table(name)), label="projection")
         # The whole table is what a subscriber usually watches, and what pages longest.
         filtered = data.draw(st.booleans(), label="filtered")
@@ -57,7 +50,7 @@ class LiveMachine(SyncFlushMachine):
         """A burst of writes into the scope a subscription watches, maybe while its snapshot is
         still paging (the changes must then come after the last page, in order)."""
         sub = data.draw(st.sampled_from(self._open()), label="sub")
-        subscriber, name = self.watching[sub]
+        subscriber, name = self.d.watched(sub)
         if name not in self.live_tables():
             return
         # On a SHARED table a user may not write: an admin writes what the user watches.
