@@ -81,6 +81,12 @@ class Segment:
 class Scope:
     hot: tuple[Version, ...] = ()
     cold: tuple[Segment, ...] = ()
+    #: The model re-learned the scope from a server read after a known finding: which tier
+    #: holds what is no longer known, so cold files and flush outcomes are not predicted.
+    relearned: bool = False
+    #: Ordinals of the versions that re-learning added: the server's rows, not writes waiting
+    #: for a flush.
+    adopted: frozenset[int] = frozenset()
 
     def all_versions(self) -> Iterable[Version]:
         for seg in self.cold:
@@ -129,54 +135,104 @@ class SeqBook:
     """The server ``_seq`` learned for each version ordinal.
 
     ``ordinals`` and ``seqs`` are parallel sorted tuples, so lookups and order checks are
-    binary searches.
+    binary searches. ``_seq`` grows with commit order from one statement to the next; the rows
+    of one statement may get theirs in any order among themselves (``spans``).
     """
 
     ordinals: tuple[int, ...] = ()
     seqs: tuple[int, ...] = ()
     by_ordinal: Mapping[int, int] = field(factory=dict)
+    #: (first, last) ordinal of the statement of each version a multi-row statement wrote.
+    spans: Mapping[int, tuple[int, int]] = field(factory=dict)
+    #: ``_seq`` values taken as the server showed them when the model re-learned a scope after
+    #: a known finding: they sit outside the model's commit order and are never order-checked.
+    pinned: Mapping[int, int] = field(factory=dict)
 
     def get(self, ordinal: int) -> int | None:
-        return self.by_ordinal.get(ordinal)
+        pinned = self.pinned.get(ordinal)
+        return pinned if pinned is not None else self.by_ordinal.get(ordinal)
+
+    def span(self, ordinal: int) -> tuple[int, int]:
+        return self.spans.get(ordinal, (ordinal, ordinal))
+
+    def statement(self, first: int, last: int) -> SeqBook:
+        """Versions ``first..last`` were written by one statement."""
+        if last <= first:
+            return self
+        span = (first, last)
+        return evolve(self, spans={**self.spans, **dict.fromkeys(range(first, last + 1), span)})
+
+    def _group_max(self, k: int) -> int:
+        """The largest ``_seq`` bound in the statement of ``ordinals[k]``, at or before k."""
+        first, _ = self.span(self.ordinals[k])
+        best = self.seqs[k]
+        m = k - 1
+        while m >= 0 and self.ordinals[m] >= first:
+            best = max(best, self.seqs[m])
+            m -= 1
+        return best
+
+    def _group_min(self, k: int) -> int:
+        """The smallest ``_seq`` bound in the statement of ``ordinals[k]``, at or after k."""
+        _, last = self.span(self.ordinals[k])
+        best = self.seqs[k]
+        m = k + 1
+        while m < len(self.ordinals) and self.ordinals[m] <= last:
+            best = min(best, self.seqs[m])
+            m += 1
+        return best
+
+    def _neighbours(self, ordinal: int) -> tuple[int | None, int | None, range]:
+        """The largest ``_seq`` of an earlier statement, the smallest of a later one, and the
+        indexes of the versions bound in ``ordinal``'s own statement."""
+        first, last = self.span(ordinal)
+        i = bisect.bisect_left(self.ordinals, first)
+        j = bisect.bisect_right(self.ordinals, last)
+        before = self._group_max(i - 1) if i > 0 else None
+        after = self._group_min(j) if j < len(self.ordinals) else None
+        return before, after, range(i, j)
 
     def conflict(self, ordinal: int, seq: int) -> str | None:
         """Why binding ``seq`` to ``ordinal`` breaks the ``_seq`` order, or None."""
-        known = self.by_ordinal.get(ordinal)
-        if known is not None:
+        if ordinal in self.pinned:
+            known = self.pinned[ordinal]
             return None if known == seq else f"version already has _seq {known}, now {seq}"
-        i = bisect.bisect_left(self.ordinals, ordinal)
-        if i > 0 and self.seqs[i - 1] >= seq:
-            return (
-                f"_seq {seq} is not after _seq {self.seqs[i - 1]} of an earlier write"
-                f" (ordinals {self.ordinals[i - 1]} < {ordinal})"
-            )
-        if i < len(self.ordinals) and self.seqs[i] <= seq:
-            return (
-                f"_seq {seq} is not before _seq {self.seqs[i]} of a later write"
-                f" (ordinals {ordinal} < {self.ordinals[i]})"
-            )
+        known_seq = self.by_ordinal.get(ordinal)
+        if known_seq is not None:
+            return None if known_seq == seq else f"version already has _seq {known_seq}, now {seq}"
+        before, after, own = self._neighbours(ordinal)
+        if before is not None and before >= seq:
+            return f"_seq {seq} is not after _seq {before} of an earlier statement"
+        if after is not None and after <= seq:
+            return f"_seq {seq} is not before _seq {after} of a later statement"
+        if any(self.seqs[k] == seq for k in own):
+            return f"_seq {seq} is shared by two rows of one statement"
         return None
 
     def bind(self, ordinal: int, seq: int) -> SeqBook:
-        if ordinal in self.by_ordinal:
+        if ordinal in self.by_ordinal or ordinal in self.pinned:
             return self
         i = bisect.bisect_left(self.ordinals, ordinal)
-        return SeqBook(
+        return evolve(
+            self,
             ordinals=(*self.ordinals[:i], ordinal, *self.ordinals[i:]),
             seqs=(*self.seqs[:i], seq, *self.seqs[i:]),
             by_ordinal={**self.by_ordinal, ordinal: seq},
         )
 
+    def pin(self, ordinal: int, seq: int) -> SeqBook:
+        return evolve(self, pinned={**self.pinned, ordinal: seq})
+
     def after(self, ordinal: int, seq: int) -> bool | None:
         """Whether the version ``ordinal`` has ``_seq > seq``; None when the book cannot tell."""
-        known = self.by_ordinal.get(ordinal)
+        known = self.get(ordinal)
         if known is not None:
             return known > seq
-        i = bisect.bisect_left(self.ordinals, ordinal)
-        # An earlier write with _seq >= seq proves this one is later; a later write with
-        # _seq <= seq proves this one is not.
-        if i > 0 and self.seqs[i - 1] >= seq:
+        # An earlier statement's write with _seq >= seq proves this one is later; a later
+        # statement's write with _seq <= seq proves this one is not.
+        before, after, _ = self._neighbours(ordinal)
+        if before is not None and before >= seq:
             return True
-        if i < len(self.ordinals) and self.seqs[i] <= seq:
+        if after is not None and after <= seq:
             return False
         return None

@@ -85,9 +85,25 @@ class TestTiers:
         obs = Echo.query(m, star)
         seq_col = obs.columns.index("_seq")
         rows = [list(r) for r in obs.rows]
-        rows[1][seq_col] = str(seq_for(1) - 5)  # row 2 written after row 1 but with a smaller _seq
+        # row 3, written by a later statement than row 1, with a smaller _seq
+        rows[2][seq_col] = str(seq_for(1) - 5)
         verdict = check_query(m, star, with_rows(obs, [tuple(r) for r in rows]))
         assert "_seq out of commit order" in str(verdict)
+
+    def test_rows_of_one_statement_take_their_seq_in_any_order(self):
+        # KalamDB promises no order among the rows of one INSERT (docs/contract.md)
+        m = flushed_world()
+        star = Select("u1", T)
+        obs = Echo.query(m, star)
+        seq_col = obs.columns.index("_seq")
+        rows = [list(r) for r in obs.rows]
+        rows[0][seq_col], rows[1][seq_col] = rows[1][seq_col], rows[0][seq_col]
+        verdict = check_query(m, star, with_rows(obs, [tuple(r) for r in rows]))
+        assert verdict.ok, str(verdict)
+        rows[1][seq_col] = rows[0][seq_col]  # but two rows never share one
+        assert "_seq out of commit order" in str(
+            check_query(m, star, with_rows(obs, [tuple(r) for r in rows]))
+        )
 
     def test_resurrected_key_after_flushed_tombstone(self):
         from kalamfuzz.model import Delete
