@@ -272,9 +272,10 @@ def check_subscription(
         return [
             _v(subj, "no subscription_ack", expected="ACK", observed=obs.error_code or "nothing")
         ], {}
-    out = check_pages(sub, obs, subj)
+    # A snapshot known to be wrong (a known finding) is not judged again: its changes are.
+    trusted = sub.snapshot_trusted
+    out = check_pages(sub, obs, subj) if trusted else []
     learned: dict[int, int] = {}
-    scope = state.scope_key(table, sub.user_id)
 
     # Rows were sent with the schema of subscribe time; a later ALTER (which ends the model's
     # following of the subscription) must not change how they read.
@@ -285,16 +286,57 @@ def check_subscription(
 
     snapshot = coerce([r for b in obs.batches for r in b.rows])
     complete = bool(obs.batches) and not obs.batches[-1].has_more
+    if trusted:
+        out += _check_snapshot(state, table, sub, snapshot, complete, at, learned, subj)
+    ready_at = obs.batches[-1].index if complete else None
+    early = [c for c in obs.changes if ready_at is None or c.index < ready_at]
+    if early:
+        out.append(_v(subj, f"{len(early)} change(s) arrived before the 'ready' page"))
+    changes = [(c, coerce(c.rows), coerce(c.old_values)) for c in obs.changes]
+    if sub.active:
+        found, more = check_changes(state, table, sub, changes, obs.quiescent, subj)
+        out += found
+        learned.update(more)
+    if not out and trusted and obs.quiescent and complete and sub.active and sub.from_seq is None:
+        view = reconstruct(table, sub, snapshot, changes)
+        if view is not None:
+            rdiff = match_rows(subscription_view(state, sub), view, state.seqs)
+            if not rdiff.ok:
+                out.append(
+                    _v(
+                        subj,
+                        "snapshot + changes do not reconstruct the query's current result",
+                        *row_diff_lines(rdiff.missing, rdiff.unexpected, table.pk.name),
+                    )
+                )
+    return out, learned
+
+
+def _check_snapshot(
+    state: ModelState,
+    table: Table,
+    sub: Subscription,
+    snapshot: list[dict[str, Value]],
+    complete: bool,
+    at: Window | None,
+    learned: dict[int, int],
+    subj: str,
+) -> list[Violation]:
+    """The snapshot's rows against the query's result at subscribe time (and a resume's point)."""
+    out: list[Violation] = []
+    scope = state.scope_key(table, sub.user_id)
     diff = match_rows(sub.snapshot, snapshot, state.seqs)
     learned.update(diff.learned)
     foreign = [u for u in diff.unexpected if isolation.owner_elsewhere(state, table, scope, u)]
-    out += isolation.leaks(state, table, scope, foreign, f"snapshot of {sub_id}")
+    out += isolation.leaks(state, table, scope, foreign, f"snapshot of {sub.sub_id}")
     expired = [
         u
         for u in diff.unexpected
         if u not in foreign and stream_ttl.expired(state, table, scope, u, at)
     ]
-    out += stream_ttl.check_rows(state, table, scope, tuple(expired), at, f"snapshot of {sub_id}")
+    out += stream_ttl.check_rows(
+        state, table, scope, tuple(expired), at, f"snapshot of {sub.sub_id}"
+    )
     rest = [u for u in diff.unexpected if u not in foreign and u not in expired]
     missing = list(diff.missing) if complete else []
     if rest or missing:
@@ -321,25 +363,4 @@ def check_subscription(
                     *(f"+ replayed {render_row(r)}" for r in replayed[:5]),
                 )
             )
-    ready_at = obs.batches[-1].index if complete else None
-    early = [c for c in obs.changes if ready_at is None or c.index < ready_at]
-    if early:
-        out.append(_v(subj, f"{len(early)} change(s) arrived before the 'ready' page"))
-    changes = [(c, coerce(c.rows), coerce(c.old_values)) for c in obs.changes]
-    if sub.active:
-        found, more = check_changes(state, table, sub, changes, obs.quiescent, subj)
-        out += found
-        learned.update(more)
-    if not out and obs.quiescent and complete and sub.active and sub.from_seq is None:
-        view = reconstruct(table, sub, snapshot, changes)
-        if view is not None:
-            rdiff = match_rows(subscription_view(state, sub), view, state.seqs)
-            if not rdiff.ok:
-                out.append(
-                    _v(
-                        subj,
-                        "snapshot + changes do not reconstruct the query's current result",
-                        *row_diff_lines(rdiff.missing, rdiff.unexpected, table.pk.name),
-                    )
-                )
-    return out, learned
+    return out

@@ -55,6 +55,9 @@ class Subscription:
     #: The table as it was at subscribe time: what the snapshot's rows (and the changes, while
     #: the subscription is followed) are read with, even after a later ALTER TABLE.
     schema: Table | None = None
+    #: False after a known finding about its snapshot: the changes are still checked, the
+    #: snapshot (and so the client's reconstruction) no longer.
+    snapshot_trusted: bool = True
 
     def with_change(self, change: ExpectedChange) -> Subscription:
         return evolve(self, changes=(*self.changes, change))

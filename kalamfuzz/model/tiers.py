@@ -24,7 +24,7 @@ def flush_scope(
     version leaves the hot tier, written or not. ``may_lack``: columns added while the job
     ran, which its file may not have.
     """
-    taken = [v for v in scope.hot if v.ordinal <= cut]
+    taken = [v for v in scope.hot if v.ordinal <= cut and v.ordinal not in scope.adopted]
     if not taken:
         return scope
     newest: dict[Value, Version] = {}
@@ -51,7 +51,9 @@ def flush_scope(
 
 
 def pending(scope: Scope, cut: int | None = None) -> bool:
-    return any(cut is None or v.ordinal <= cut for v in scope.hot)
+    return any(
+        (cut is None or v.ordinal <= cut) and v.ordinal not in scope.adopted for v in scope.hot
+    )
 
 
 @frozen

@@ -7,7 +7,7 @@ it agrees with. :class:`Model` is the one mutable object the machines hold.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from attrs import define
 
@@ -27,10 +27,11 @@ from kalamfuzz.model.outcomes import (
     Subscribed,
     Unknown,
 )
+from kalamfuzz.model.relearn import adopt, distrust_snapshot
 from kalamfuzz.model.results import QueryResult
-from kalamfuzz.model.rows import SeqBook, Window
+from kalamfuzz.model.rows import ScopeKey, SeqBook, Window
 from kalamfuzz.model.state import ModelState, execute, finish_job, job_for
-from kalamfuzz.model.values import ModelError
+from kalamfuzz.model.values import ModelError, Row
 
 #: Beyond this many possible states the run has lost track; the machine should read to decide.
 MAX_STATES = 64
@@ -168,6 +169,13 @@ class Model:
         kept = tuple(s for s in self.states if decide(s))
         if kept:
             self.states = kept
+
+    def adopt(self, table_id: TableId, key: ScopeKey, rows: Sequence[Row]) -> None:
+        """Re-learn a scope from a full read of it (after a known finding)."""
+        self.states = _dedupe(adopt(s, table_id, key, rows) for s in self.states)
+
+    def distrust_snapshot(self, sub_id: str) -> None:
+        self.states = tuple(distrust_snapshot(s, sub_id) for s in self.states)
 
     def learn(self, learned: Mapping[int, int]) -> None:
         """Bind observed ``_seq`` values (ordinal -> seq) in every state."""
