@@ -1,7 +1,8 @@
-"""``kalamfuzz run | replay | sim | bench``.
+"""``kalamfuzz run | replay | report | sim | bench``.
 
-Exit status: ``run`` 0 no violation, 1 violations found, 2 could not start; ``replay`` 0 all
-FIXED, 1 some FAILED, 2 some ERROR; ``bench`` 0 (or 2 on a bad target).
+Exit status: ``run`` 0 no new finding (known ones are counted, not failed), 1 new findings,
+2 could not start; ``replay`` 0 all FIXED (or needing a real server on the sim), 1 some FAILED,
+2 some ERROR; ``report`` 0, or 2 when there is none; ``bench`` 0 (or 2 on a bad target).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from kalamfuzz.campaign import regressions
+from kalamfuzz.campaign import known, regressions
 from kalamfuzz.campaign.engine import Budget, Campaign, CampaignConfig, Handler
 from kalamfuzz.campaign.events import CampaignFinished
 from kalamfuzz.campaign.handlers import Console, Jsonl, Junit
@@ -51,9 +52,18 @@ def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument(
         "--machine",
         default="combined",
-        choices=sorted(MACHINES),
+        choices=[*sorted(MACHINES), "all"],
         metavar="NAME",
-        help="one of: " + ", ".join(MACHINES) + " (default combined)",
+        help="one of: "
+        + ", ".join(MACHINES)
+        + ", or all (each machine in turn, an equal share of the budget; default combined)",
+    )
+    p.add_argument(
+        "--known-issues",
+        default=None,
+        metavar="FILE",
+        help="known findings to count and explore past instead of failing on (default "
+        f"{known.DEFAULT_FILE} if it exists; 'none' for none)",
     )
     p.add_argument(
         "--sim-bugs",
@@ -95,6 +105,7 @@ def _run(args: argparse.Namespace) -> int:
         shrink_seconds=args.shrink_seconds,
         regressions_dir=args.regressions,
         command=command,
+        known_issues=_known_issues(args.known_issues),
     )
     handlers: list[Handler] = [Console()]
     if args.junit:
@@ -102,6 +113,17 @@ def _run(args: argparse.Namespace) -> int:
     if args.history:
         handlers.append(Jsonl(args.history))
     return Campaign(config, handlers).run().exit_code
+
+
+def _known_issues(option: str | None) -> known.KnownIssues:
+    """The known-issues file: the one named, none for ``none``, else the default if present."""
+    if option is not None and option.lower() == "none":
+        return known.KnownIssues()
+    if option is None:
+        if not known.DEFAULT_FILE.is_file():
+            return known.KnownIssues()
+        return known.KnownIssues.load(known.DEFAULT_FILE)
+    return known.KnownIssues.load(Path(option))
 
 
 def _replay_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -127,12 +149,14 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"no regressions saved in {args.dir}: nothing to replay")
         return 0
 
-    def open_driver(recorded: Sequence[str]):  # type: ignore[no-untyped-def]
-        return Driver.open(args.target, bugs=tuple(recorded) if args.with_bugs else ())
+    def open_driver(recorded: Sequence[str], tolerate: Sequence[str] = ()):  # type: ignore[no-untyped-def]
+        bugs = tuple(recorded) if args.with_bugs else ()
+        return Driver.open(args.target, bugs=bugs, tolerate=tolerate)
 
+    kind = regressions.target_kind(args.target)
     counts = dict.fromkeys(regressions.Status, 0)
     for path in paths:
-        result = regressions.replay_one(path, open_driver)
+        result = regressions.replay_one(path, open_driver, kind)
         counts[result.status] += 1
         print(f"{result.status.value:<6} {path}")
         for line in result.detail.splitlines()[:8]:
@@ -141,6 +165,30 @@ def _replay(args: argparse.Namespace) -> int:
     if counts[regressions.Status.ERROR]:
         return 2
     return 1 if counts[regressions.Status.FAILED] else 0
+
+
+def _report_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("report", help="print the upstream-ready report of a saved finding")
+    p.add_argument("which", help="a regression's short id, name or path")
+    p.add_argument(
+        "--dir",
+        type=Path,
+        default=regressions.DEFAULT_DIR,
+        help="the regressions directory (default regressions/)",
+    )
+
+
+def _report(args: argparse.Namespace) -> int:
+    paths = regressions.resolve([args.which], args.dir)
+    for path in paths:
+        md = path.with_suffix(".md")
+        if not md.is_file():
+            raise ConfigError(
+                f"{path} has no report beside it ({md.name})",
+                hint="reports are written with each regression by kalamfuzz run",
+            )
+        print(md.read_text(encoding="utf-8"), end="")
+    return 0
 
 
 def _bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -184,9 +232,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="kalamfuzz", description="Model-based stateful fuzzing of KalamDB."
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="run|replay|sim|bench")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="run|replay|report|sim|bench"
+    )
     _run_parser(sub)
     _replay_parser(sub)
+    _report_parser(sub)
     sub.add_parser("sim", help="run the embedded target (kalamfuzz sim --help)")
     _bench_parser(sub)
     args = parser.parse_args(argv)
@@ -195,6 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command == "replay":
             return _replay(args)
+        if args.command == "report":
+            return _report(args)
         return _bench(args)
     except KalamError as exc:
         print(f"kalamfuzz {args.command}: {exc}", file=sys.stderr)

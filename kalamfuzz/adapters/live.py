@@ -568,6 +568,8 @@ class AsyncLiveClient:
         self.connected = False
         self._last_message_monotonic = time.monotonic()
         self.facade: LiveClient | None = None
+        #: Every client message sent, with its wall-clock time (transcripts and reports).
+        self.sent: list[tuple[float, dict[str, Any]]] = []
 
     @property
     def close_code_text(self) -> str | None:
@@ -735,6 +737,8 @@ class AsyncLiveClient:
             )
         try:
             await ws.send(json.dumps(message, separators=(",", ":")))
+            with self._cond:
+                self.sent.append((time.time(), dict(message)))
         except websockets.exceptions.ConnectionClosed as exc:
             raise ConnectionDropped(f"connection closed while sending: {exc}") from None
 
@@ -926,6 +930,12 @@ class LiveClient:
     def subscriptions(self) -> list[Subscription]:
         with self._core._cond:
             return list(self._core.subscriptions.values())
+
+    @property
+    def sent(self) -> list[tuple[float, dict[str, Any]]]:
+        """Every client message sent so far (time, message), in order."""
+        with self._core._cond:
+            return list(self._core.sent)
 
     def connect(self) -> None:
         """Open and authenticate the socket."""

@@ -269,6 +269,15 @@ class Target:
             raise ConfigError(f"no password given for user {user!r}", hint="pass password=")
         return SqlClient(self.url, user or self.user, password or self.password)
 
+    def server_version(self) -> str:
+        """The server's name and version as its health endpoint reports them (for reports)."""
+        with self.client() as c:
+            body = c.health()
+        version = body.get("version") or "unknown version"
+        built = body.get("build_date")
+        name = "kalamfuzz sim" if self.kind == "sim" else "kalamdb-server"
+        return f"{name} {version}" + (f" (built {built})" if built else "")
+
     def live(self, client: SqlClient | None = None, **kwargs: Any) -> LiveClient:
         """A connected live client authenticated as ``client``'s user (admin by default)."""
         return LiveClient(self.url, client if client is not None else self.client(), **kwargs)

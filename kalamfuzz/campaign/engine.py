@@ -8,7 +8,9 @@ later rounds hunt for different ones. Everything the engine learns goes out as e
 from __future__ import annotations
 
 import re
+import statistics
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,13 +29,17 @@ from kalamfuzz.campaign.events import (
     CampaignStarted,
     Event,
     Failure,
+    KnownCount,
+    MachineFinished,
     Progress,
     RegressionSaved,
     RuleStats,
 )
+from kalamfuzz.campaign.known import KnownIssues, Triage
 from kalamfuzz.campaign.minimize import minimize
 from kalamfuzz.errors import ConfigError, KalamError
-from kalamfuzz.machines.base import KalamMachine, get_machine
+from kalamfuzz.invariants.violation import masked
+from kalamfuzz.machines.base import ALL_MACHINES, KalamMachine, get_machine
 from kalamfuzz.machines.driver import Driver, InvariantViolation
 
 Handler = Callable[[Event], None]
@@ -72,6 +78,7 @@ class Budget:
 @define
 class CampaignConfig:
     target: str = "sim"
+    #: A machine's name, or ``all``: every machine in turn, each with an equal share.
     machine: str = "combined"
     budget: Budget = field(factory=lambda: Budget(examples=100))
     seed: int = 0
@@ -87,21 +94,25 @@ class CampaignConfig:
         factory=lambda: {"sim": {"flush_delay_ms": 10}}
     )
     command: str = ""
-
-
-def _masked(text: str) -> str:
-    # Ids, counts and _seq values change whenever a step is added or removed; a shrunk
-    # program must still count as the same failure.
-    return re.sub(r"[0-9a-f]{6,}|\d+", "#", text)
+    #: Findings that are counted and explored past instead of ending an example.
+    known_issues: KnownIssues = field(factory=KnownIssues)
 
 
 def signature(exc: BaseException) -> str:
-    """What makes two failures the same: the contract items and summaries (numbers and ids
-    masked), or the error type and first line."""
+    """What makes two failures the same: the contract items and summaries of the new violations
+    (numbers and ids masked), or the error type and first line."""
     if isinstance(exc, InvariantViolation):
-        return " | ".join(sorted({f"{v.item.value}: {_masked(v.summary)}" for v in exc.violations}))
+        return exc.signature
     first = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: " + _masked(first)[:120]
+    return f"{type(exc).__name__}: " + masked(first)[:120]
+
+
+def machine_names(name: str) -> tuple[str, ...]:
+    """The machines a campaign runs: one, or every machine of the package for ``all``."""
+    if name == "all":
+        return ALL_MACHINES
+    get_machine(name)  # a bad name fails before anything starts
+    return (name,)
 
 
 @define
@@ -112,15 +123,41 @@ class _Round:
     failing_example: int = 0
 
 
+@define
+class _Share:
+    """One machine's part of the campaign: its budget and what its examples did."""
+
+    cls: type[KalamMachine]
+    started: float
+    seconds: float | None = None
+    examples: int | None = None
+    ran: int = 0
+    #: Hypothesis steps of every generated example (shrinking's replays not counted).
+    lengths: list[int] = field(factory=list)
+    steps: int = 0
+    failures: int = 0
+    known: int = 0
+
+    def spent(self) -> bool:
+        if self.seconds is not None:
+            return time.monotonic() - self.started >= self.seconds
+        assert self.examples is not None
+        return self.ran >= self.examples
+
+
 class Campaign:
     def __init__(self, config: CampaignConfig, handlers: Sequence[Handler] = ()) -> None:
         self.config = config
         self.handlers = list(handlers)
-        self.seen: set[str] = set()
+        self.triage = Triage(config.known_issues)
+        self.errors_seen: set[str] = set()
         self.failures: list[Failure] = []
         self.duplicates = 0
         self.examples = 0
         self.steps = 0
+        self.known: Counter[str] = Counter()
+        self.known_where: dict[str, set[str]] = {}
+        self.server = ""
 
     def emit(self, event: Event) -> None:
         for h in self.handlers:
@@ -128,7 +165,7 @@ class Campaign:
 
     def run(self) -> CampaignFinished:
         cfg = self.config
-        cls = get_machine(cfg.machine)  # a bad name fails before anything starts
+        classes = [get_machine(n) for n in machine_names(cfg.machine)]
         bugs = cfg.bugs
         target = Target.parse(
             cfg.target,
@@ -137,11 +174,13 @@ class Campaign:
         )
         started = time.monotonic()
         self.emit(CampaignStarted(cfg.machine, cfg.target, cfg.seed, str(cfg.budget), bugs))
+        shares: list[_Share] = []
         with target:
-            driver = Driver(target)
+            driver = Driver(target, triage=self.triage)
             driver.on_exchange.append(self.emit)
             try:
-                driver.begin(cls.TABLES)  # pre-flight: the target answers and takes the world
+                self.server = target.server_version()
+                driver.begin(classes[0].TABLES)  # pre-flight: the target takes the world
             except KalamError as exc:
                 raise ConfigError(
                     f"target {cfg.target} could not set up a test world: {exc.message}",
@@ -149,7 +188,13 @@ class Campaign:
                 ) from None
             driver.program.clear()
             try:
-                self._rounds(cls, driver, started)
+                for i, cls in enumerate(classes):
+                    share = self._share(cls, i, len(classes), started)
+                    shares.append(share)
+                    self._rounds(share, driver, started)
+                    self.emit(self._machine_finished(share))
+                    if cfg.stop_on_failure and self.failures:
+                        break
             finally:
                 driver.close()
         elapsed = time.monotonic() - started
@@ -164,40 +209,96 @@ class Campaign:
                 for k, v in sorted(driver.stats.items())
             },
             exit_code=1 if self.failures else 0,
+            known=self._known_counts(),
+            machines=tuple(self._machine_finished(s) for s in shares),
+            server=self.server,
         )
         self.emit(finished)
         return finished
 
-    def _out_of_budget(self, started: float) -> bool:
+    def _share(self, cls: type[KalamMachine], i: int, n: int, started: float) -> _Share:
+        """Machine ``i`` of ``n``: an equal part of what is left of the budget."""
         b = self.config.budget
+        now = time.monotonic()
         if b.seconds is not None:
-            return time.monotonic() - started >= b.seconds
+            left = b.seconds - (now - started)
+            return _Share(cls, now, seconds=max(0.0, left / (n - i)))
         assert b.examples is not None
-        return self.examples >= b.examples
+        left_examples = b.examples - self.examples
+        return _Share(cls, now, examples=max(1, -(-left_examples // (n - i))))
 
-    def _rounds(self, cls: type[KalamMachine], driver: Driver, started: float) -> None:
+    def _machine_finished(self, share: _Share) -> MachineFinished:
+        elapsed = time.monotonic() - share.started
+        return MachineFinished(
+            machine=share.cls.name,
+            elapsed_s=elapsed,
+            examples=len(share.lengths),
+            steps=share.steps,
+            median_steps=statistics.median(share.lengths) if share.lengths else 0.0,
+            full_examples=sum(n >= self.config.steps for n in share.lengths),
+            new=share.failures,
+            known=share.known,
+        )
+
+    def _known_counts(self) -> tuple[KnownCount, ...]:
+        out = []
+        for label, count in self.known.most_common():
+            issue = self.config.known_issues.by_id(label)
+            out.append(
+                KnownCount(
+                    label=label,
+                    title=issue.title if issue is not None else "found earlier in this campaign",
+                    report=issue.report if issue is not None else "",
+                    count=count,
+                    machines=tuple(sorted(self.known_where.get(label, ()))),
+                )
+            )
+        return tuple(out)
+
+    def _example_done(self, share: _Share, driver: Driver, state: _Round, ran: int) -> None:
+        """An example ended after ``ran`` Hypothesis steps: count them and its known findings
+        (not for shrinking's replays, which come after the round's first failure)."""
+        self.steps += driver.steps
+        share.steps += driver.steps
+        if state.first_failure is not None:
+            return
+        share.lengths.append(ran)
+        for f in driver.findings:
+            self.known[f.label] += 1
+            self.known_where.setdefault(f.label, set()).add(share.cls.name)
+            share.known += 1
+
+    def _rounds(self, share: _Share, driver: Driver, started: float) -> None:
         cfg = self.config
         round_no = 0
         last_progress = 0.0
-        while not self._out_of_budget(started):
+        while not share.spent():
             if cfg.stop_on_failure and self.failures:
                 return
             round_seed = cfg.seed + round_no
             round_no += 1
             state = _Round(time.monotonic())
             driver.last_failure = None
-            examples = self._round_size(started)
+            examples = self._round_size(share)
 
             def factory(state: _Round = state) -> object:
                 nonlocal last_progress
                 self.examples += 1
+                share.ran += 1
                 now = time.monotonic()
                 if now - last_progress >= 1.0:
                     last_progress = now
                     self.emit(
-                        Progress(now - started, self.examples, self.steps, len(self.failures))
+                        Progress(
+                            now - started,
+                            self.examples,
+                            self.steps,
+                            len(self.failures),
+                            sum(self.known.values()),
+                            share.cls.name,
+                        )
                     )
-                return _counted(cls, driver, self, state)
+                return _counted(share, driver, self, state)
 
             test: Any = hypothesis_seed(round_seed)(factory)
             try:
@@ -205,26 +306,25 @@ class Campaign:
             except Flaky as exc:
                 # The failure did not replay the same way (timing of a background flush, say):
                 # keep the smallest program that did fail, and let the reruns label it.
-                self._record(exc, driver, round_seed, started, state)
+                self._record(exc, share, driver, round_seed, started, state)
             except HypothesisException:
                 raise
             except Exception as exc:
-                self._record(exc, driver, round_seed, started, state)
+                self._record(exc, share, driver, round_seed, started, state)
             self._heal(driver)
 
-    def _round_size(self, started: float) -> int:
+    def _round_size(self, share: _Share) -> int:
         """Examples for the next round: what is left of an example budget, or about what fits
         in what is left of a time budget (a round is never cut short: that would make Hypothesis
         see a different run on replay)."""
-        b = self.config.budget
-        if b.examples is not None:
-            return max(1, min(ROUND_EXAMPLES, b.examples - self.examples))
-        assert b.seconds is not None
-        elapsed = time.monotonic() - started
-        if self.examples == 0 or elapsed <= 0:
+        if share.examples is not None:
+            return max(1, min(ROUND_EXAMPLES, share.examples - share.ran))
+        assert share.seconds is not None
+        elapsed = time.monotonic() - share.started
+        if share.ran == 0 or elapsed <= 0:
             return 5
-        rate = self.examples / elapsed
-        return max(1, min(ROUND_EXAMPLES, int(rate * (b.seconds - elapsed))))
+        rate = share.ran / elapsed
+        return max(1, min(ROUND_EXAMPLES, int(rate * (share.seconds - elapsed))))
 
     def _settings(self, examples: int) -> settings:
         # Hypothesis bounds shrinking by a module constant only; this is the one private knob
@@ -251,20 +351,33 @@ class Campaign:
             driver.target.start()
 
     def _record(
-        self, raised: Exception, driver: Driver, seed: int, started: float, state: _Round
+        self,
+        raised: Exception,
+        share: _Share,
+        driver: Driver,
+        seed: int,
+        started: float,
+        state: _Round,
     ) -> None:
+        tolerated: tuple[str, ...] = ()
         if driver.last_failure is not None:
-            program, imports, transcript, exc = driver.last_failure
+            failed = driver.last_failure
+            program, imports, transcript = failed.program, failed.imports, failed.transcript
+            exc: BaseException = failed.error
+            tolerated = failed.tolerated
         else:  # failed outside a step (setting up the example)
             program, imports, transcript = (), (), tuple(driver.transcript)
             exc = raised
         sig = signature(exc)
-        if sig in self.seen:
-            self.duplicates += 1
-            return
-        self.seen.add(sig)
+        # A violation seen before is known and never raises; an error (a crash, a protocol
+        # fault) still does, so repeats of it are set aside here.
+        if not isinstance(exc, InvariantViolation):
+            if sig in self.errors_seen:
+                self.duplicates += 1
+                return
+            self.errors_seen.add(sig)
         cfg = self.config
-        tables = get_machine(cfg.machine).TABLES
+        tables = share.cls.TABLES
         smaller = minimize(
             driver,
             tables,
@@ -276,8 +389,9 @@ class Campaign:
         if smaller is not None and smaller.error is not None:
             program, transcript, exc = smaller.program, smaller.transcript, smaller.error
         found_at = state.first_failure or time.monotonic()
+        share.failures += 1
         failure = Failure(
-            machine=cfg.machine,
+            machine=share.cls.name,
             kind="violation" if isinstance(exc, InvariantViolation) else "error",
             signature=sig,
             message=str(exc)
@@ -292,15 +406,20 @@ class Campaign:
             seconds_to_failure=found_at - started,
             bugs=cfg.bugs,
             examples_to_failure=state.failing_example or self.examples,
+            tolerated=tolerated,
+            server=self.server,
+            setup=tuple(driver.setup),
         )
         self.failures.append(failure)
         self.emit(failure)
-        if cfg.regressions_dir is None:
-            return
-        path = regressions.write(failure, cfg.regressions_dir, "not rerun yet", cfg.command)
-        label = self._rerun(path, driver, failure)
-        regressions.write(failure, cfg.regressions_dir, label, cfg.command)
-        self.emit(RegressionSaved(failure, str(path), label))
+        if cfg.regressions_dir is not None:
+            path = regressions.write(failure, cfg.regressions_dir, "not rerun yet", cfg.command)
+            label = self._rerun(path, driver, failure)
+            regressions.write(failure, cfg.regressions_dir, label, cfg.command)
+            self.emit(RegressionSaved(failure, str(path), label))
+        # From now on the finding is known: counted, and explored past.
+        if isinstance(exc, InvariantViolation):
+            self.triage.seen.update(v.signature for v in exc.new)
 
     def _rerun(self, path: Path, driver: Driver, failure: Failure) -> str:
         module = regressions.load(path)
@@ -312,21 +431,29 @@ class Campaign:
         return "deterministic" if again == 2 else f"flaky ({again}/2 reruns failed)"
 
 
-def _counted(
-    machine_cls: type[KalamMachine], driver: Driver, campaign: Campaign, state: _Round
-) -> KalamMachine:
+def _counted(share: _Share, driver: Driver, campaign: Campaign, state: _Round) -> KalamMachine:
     """The machine for one example; its teardown notes the steps and when it first failed."""
-    machine = machine_cls(driver)
+    machine = share.cls(driver)
     original = machine.teardown
+    check = machine.check_invariants
+    # Hypothesis checks invariants once before the first step and after every step (the
+    # initialize rules included): that counts the steps the example ran.
+    checks = 0
+
+    def check_invariants(*args: Any, **kwargs: Any) -> None:
+        nonlocal checks
+        checks += 1
+        check(*args, **kwargs)
 
     def teardown() -> None:
-        campaign.steps += driver.steps
         try:
             original()  # the sweep: it may be what fails
         finally:
+            campaign._example_done(share, driver, state, max(0, checks - 1))
             if driver.failed and state.first_failure is None:
                 state.first_failure = time.monotonic()
                 state.failing_example = campaign.examples
 
     machine.teardown = teardown  # type: ignore[method-assign]
+    machine.check_invariants = check_invariants  # type: ignore[method-assign]
     return machine

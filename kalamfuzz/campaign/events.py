@@ -25,6 +25,9 @@ class Progress:
     examples: int
     steps: int
     failures: int
+    #: Known findings counted so far (explored past, not saved again).
+    known: int = 0
+    machine: str = ""
 
 
 @frozen
@@ -47,6 +50,13 @@ class Failure:
     bugs: tuple[str, ...]
     #: Examples run up to the first failing one, that one included (shrinking not counted).
     examples_to_failure: int = 0
+    #: Signatures of the known findings the failing example went past (its replay tolerates
+    #: exactly these).
+    tolerated: tuple[str, ...] = ()
+    #: The server's name and version, as its health endpoint tells them.
+    server: str = ""
+    #: The requests that made the users and storages the program uses (secrets redacted).
+    setup: tuple[Exchange, ...] = ()
 
     @property
     def steps(self) -> int:
@@ -70,6 +80,40 @@ class RuleStats:
 
 
 @frozen
+class KnownCount:
+    """A known finding and how often the campaign met it."""
+
+    #: The known issue's id, or the signature of a finding saved earlier in the campaign.
+    label: str
+    title: str
+    report: str
+    count: int
+    machines: tuple[str, ...]
+
+
+@frozen
+class MachineFinished:
+    """One machine's share of a campaign is spent (``--machine all`` runs them in turn)."""
+
+    machine: str
+    elapsed_s: float
+    #: Generated examples (shrinking's replays not counted).
+    examples: int
+    #: Driver steps (statements, subscriptions, flushes, faults), for the rate.
+    steps: int
+    #: Hypothesis steps of the median generated example.
+    median_steps: float
+    #: Examples that ran every step they were given (none ended early by a new finding).
+    full_examples: int
+    new: int
+    known: int
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.steps / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+@frozen
 class CampaignFinished:
     elapsed_s: float
     examples: int
@@ -78,6 +122,9 @@ class CampaignFinished:
     duplicates: int
     rules: Mapping[str, RuleStats]
     exit_code: int
+    known: tuple[KnownCount, ...] = ()
+    machines: tuple[MachineFinished, ...] = ()
+    server: str = ""
 
     @property
     def steps_per_second(self) -> float:
@@ -91,4 +138,12 @@ class CampaignFinished:
         return (total - io) / total if total > 0 else 0.0
 
 
-Event = CampaignStarted | Progress | Failure | RegressionSaved | CampaignFinished | Exchange
+Event = (
+    CampaignStarted
+    | Progress
+    | Failure
+    | RegressionSaved
+    | MachineFinished
+    | CampaignFinished
+    | Exchange
+)

@@ -13,6 +13,7 @@ from kalamfuzz.campaign.events import (
     CampaignStarted,
     Event,
     Failure,
+    MachineFinished,
     Progress,
     RegressionSaved,
 )
@@ -42,13 +43,20 @@ class Console:
             )
         elif isinstance(event, Progress):
             rate = event.steps / event.elapsed_s if event.elapsed_s else 0.0
+            machine = f"{event.machine}  " if event.machine else ""
             text = (
-                f"  {event.elapsed_s:6.1f}s  examples {event.examples}  steps {event.steps} "
-                f"({rate:.0f}/s)  failures {event.failures}"
+                f"  {event.elapsed_s:6.1f}s  {machine}examples {event.examples}  steps "
+                f"{event.steps} ({rate:.0f}/s)  new {event.failures}  known {event.known}"
             )
             if self.tty:
                 self.out.write("\r\033[K" + text)
                 self.out.flush()
+        elif isinstance(event, MachineFinished):
+            self._line(
+                f"  {event.machine}: {event.examples} examples, {event.steps} steps "
+                f"({event.steps_per_second:.0f}/s), median {event.median_steps:g} steps, "
+                f"findings new {event.new} known {event.known}"
+            )
         elif isinstance(event, Failure):
             self._line(
                 f"FAILURE ({event.kind}) in example {event.examples_to_failure} after "
@@ -73,9 +81,28 @@ class Console:
                 per = 1000 * r.seconds / r.count if r.count else 0.0
                 io = 1000 * r.io_seconds / r.count if r.count else 0.0
                 self._line(f"  {name:<16}{r.count:>8}{per:>10.1f}{io:>11.1f}")
+        if len(event.machines) > 1 or any(m.examples for m in event.machines):
+            self._line(
+                f"\n  {'machine':<10}{'steps/s':>9}{'median steps':>14}{'full':>8}"
+                f"{'new':>6}{'known':>7}"
+            )
+            for m in event.machines:
+                full = f"{m.full_examples}/{m.examples}"
+                self._line(
+                    f"  {m.machine:<10}{m.steps_per_second:>9.1f}{m.median_steps:>14g}"
+                    f"{full:>8}{m.new:>6}{m.known:>7}"
+                )
+        if event.known:
+            self._line("\nknown findings (counted, explored past):")
+            for k in event.known:
+                where = f" [{', '.join(k.machines)}]" if k.machines else ""
+                report = f"  -> {k.report}" if k.report else ""
+                self._line(f"  {k.count:>5}x  {k.label}: {k.title}{where}{report}")
         if event.failures:
             dup = f" ({event.duplicates} repeat(s) of them set aside)" if event.duplicates else ""
-            self._line(f"{len(event.failures)} distinct failure(s){dup}: exit 1")
+            self._line(f"{len(event.failures)} new finding(s){dup}: exit 1")
+        elif event.known:
+            self._line("no new findings, only known ones: exit 0")
         else:
             self._line("no violations: exit 0")
 

@@ -30,11 +30,32 @@ from kalamfuzz.machines.driver import Driver, Exchange, InvariantViolation
 
 ENV_REPLAY_BUGS = "KALAMFUZZ_REPLAY_BUGS"
 DEFAULT_DIR = Path("regressions")
+#: Where the regressions found on a real KalamDB server are saved, below the regressions dir.
+REAL_SERVER_DIR = "kalamdb"
+_NEEDS_SERVER_HINT = (
+    "needs a real server: KALAMFUZZ_TARGET=binary:/path/to/kalamdb-server (or url:...) "
+    "kalamfuzz replay"
+)
 
 
 def replay_bugs(recorded: Sequence[str]) -> tuple[str, ...]:
     """The planted bugs to switch on when a regression runs: none unless asked for."""
     return tuple(recorded) if os.environ.get(ENV_REPLAY_BUGS) == "1" else ()
+
+
+def target_kind(spec: str | None = None) -> str:
+    """``sim``, ``binary`` or ``url``: what a regression would run against."""
+    raw = (spec if spec is not None else os.environ.get("KALAMFUZZ_TARGET", "")) or "sim"
+    return raw.strip().partition(":")[0] if ":" in raw else raw.strip()
+
+
+def skip_on_sim(needs_real_server: bool) -> None:
+    """In a regression file: a bug found on a real server says so on the sim instead of failing
+    (the sim has a planted bug of its shape, which the detection self-test hunts)."""
+    if needs_real_server and target_kind() == "sim":
+        import pytest
+
+        pytest.skip(_NEEDS_SERVER_HINT)
 
 
 def short_id(failure: Failure) -> str:
@@ -60,17 +81,13 @@ def _imports(qualified: Iterable[str]) -> list[str]:
 
 
 def _sql_comments(transcript: Sequence[Exchange], step: int) -> list[str]:
-    requests = [
-        e
-        for e in transcript
-        if (e.step == step and e.kind != "ws")
-        or (e.step == step and e.request.startswith("subscribe"))
-    ]
+    requests = [e for e in transcript if e.step == step and e.kind in ("sql", "ws-send", "fault")]
     lines = []
     for e in requests[:3]:
         code = e.reply.get("code")
         verdict = f"  -> {code}" if code else ""
-        lines.append(f"# {e.actor}: {e.request}{verdict}".replace("\n", " ")[:160])
+        what = f"ws {e.request}" if e.kind == "ws-send" else e.request
+        lines.append(f"# {e.actor}: {what}{verdict}".replace("\n", " ")[:160])
     if len(requests) > 3:
         lines.append(f"# ... {len(requests) - 3} more request(s)")
     return lines
@@ -87,14 +104,16 @@ def render(failure: Failure, label: str, command: str) -> str:
     violation = textwrap.indent(failure.message.strip(), "#   ")
     imports = "\n".join(
         [
-            "from kalamfuzz.campaign.regressions import replay_bugs",
+            "from kalamfuzz.campaign.regressions import replay_bugs, skip_on_sim",
             *_imports(["kalamfuzz.machines.driver:Driver", *failure.imports]),
         ]
     )
+    tolerated = "".join(f"\n    {s!r}," for s in failure.tolerated)
     return f'''"""kalamfuzz regression {name[5:]}: {failure.kind} in machine {failure.machine!r}.
 
 Found by: {command}
-Reproduced on rerun: {label}. Transcript: {name}.transcript.jsonl
+On: {failure.server or "unknown server"}
+Reproduced on rerun: {label}. Transcript: {name}.transcript.jsonl. Report: {name}.md
 Run it: pytest {name}.py   (KALAMFUZZ_TARGET picks the server; default the plain sim)
 """
 
@@ -104,6 +123,10 @@ MACHINE = {failure.machine!r}
 TABLES = {tuple(failure.tables)!r}
 #: Planted sim bugs on when it was found (switched on only with KALAMFUZZ_REPLAY_BUGS=1).
 PLANTED_BUGS = {tuple(failure.bugs)!r}
+#: Found on a real KalamDB server: on the sim it reports that it needs one.
+NEEDS_REAL_SERVER = {found_on_real_server(failure)!r}
+#: Known findings the example went past before this one (counted, not failed).
+TOLERATED: tuple[str, ...] = ({tolerated}{chr(10) if tolerated else ""})
 
 # Violated:
 {violation}
@@ -114,9 +137,14 @@ def program(d: Driver) -> None:
 
 
 def {name}() -> None:
-    with Driver.open(bugs=replay_bugs(PLANTED_BUGS)) as d:
+    skip_on_sim(NEEDS_REAL_SERVER)
+    with Driver.open(bugs=replay_bugs(PLANTED_BUGS), tolerate=TOLERATED) as d:
         program(d)
 '''
+
+
+def found_on_real_server(failure: Failure) -> bool:
+    return bool(failure.server) and not failure.server.startswith("kalamfuzz sim")
 
 
 def _jsonable(value: Any) -> Any:
@@ -136,6 +164,12 @@ def exchange_json(ex: Exchange) -> str:
 
 
 def write(failure: Failure, directory: Path, label: str, command: str) -> Path:
+    """Save the regression file, its transcript and its upstream-ready report; a finding on a
+    real server goes to the ``kalamdb/`` folder below ``directory``."""
+    from kalamfuzz.campaign.report import render_report
+
+    if found_on_real_server(failure):
+        directory = directory / REAL_SERVER_DIR
     directory.mkdir(parents=True, exist_ok=True)
     name = file_name(failure)
     path = directory / f"{name}.py"
@@ -143,6 +177,7 @@ def write(failure: Failure, directory: Path, label: str, command: str) -> Path:
     (directory / f"{name}.transcript.jsonl").write_text(
         "".join(exchange_json(e) + "\n" for e in failure.transcript)
     )
+    (directory / f"{name}.md").write_text(render_report(failure, label, command))
     return path
 
 
@@ -153,6 +188,8 @@ class Status(enum.Enum):
     FIXED = "FIXED"
     FAILED = "FAILED"
     ERROR = "ERROR"
+    #: Found on a real KalamDB server; the sim cannot replay it.
+    NEEDS_SERVER = "NEEDS SERVER"
 
 
 @frozen
@@ -178,14 +215,14 @@ def load(path: Path) -> ModuleType:
 def resolve(selectors: Sequence[str], directory: Path) -> list[Path]:
     """Paths for the given ids, names or paths (all saved regressions if none)."""
     if not selectors:
-        return sorted(directory.glob("test_*.py"))
+        return sorted(directory.rglob("test_*.py"))
     out: list[Path] = []
     for sel in selectors:
         p = Path(sel)
         if p.is_file():
             out.append(p)
             continue
-        matches = sorted(directory.glob(f"test_*{sel}*.py"))
+        matches = sorted(directory.rglob(f"test_*{sel}*.py"))
         if not matches:
             raise ConfigError(
                 f"no regression matches {sel!r} in {directory}",
@@ -195,11 +232,17 @@ def resolve(selectors: Sequence[str], directory: Path) -> list[Path]:
     return out
 
 
-def replay_one(path: Path, open_driver: Callable[[Sequence[str]], Any]) -> ReplayResult:
-    """Run one regression: FIXED if it passes, FAILED on a violation, ERROR otherwise."""
+def replay_one(path: Path, open_driver: Callable[..., Any], target: str = "sim") -> ReplayResult:
+    """Run one regression: FIXED if it passes, FAILED on a violation, ERROR otherwise, and
+    NEEDS_SERVER for a real server's finding on the sim.
+
+    ``open_driver(planted_bugs, tolerate)`` opens the driver; ``target`` is its kind."""
     try:
         module = load(path)
-        with open_driver(tuple(getattr(module, "PLANTED_BUGS", ()))) as driver:
+        if getattr(module, "NEEDS_REAL_SERVER", False) and target == "sim":
+            return ReplayResult(path, Status.NEEDS_SERVER, _NEEDS_SERVER_HINT)
+        bugs = tuple(getattr(module, "PLANTED_BUGS", ()))
+        with open_driver(bugs, tuple(getattr(module, "TOLERATED", ()))) as driver:
             module.program(driver)
     except InvariantViolation as exc:
         return ReplayResult(path, Status.FAILED, str(exc))

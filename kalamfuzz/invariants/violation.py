@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from attrs import field, frozen
@@ -24,6 +25,12 @@ class Violation:
     #: A short minimal diff, one line each: ``- missing ...``, ``+ unexpected ...``, ``~ ...``.
     diff: tuple[str, ...] = ()
 
+    @property
+    def signature(self) -> str:
+        """What makes two violations the same finding: the contract item and the summary with
+        ids, counts and ``_seq`` values masked (a shrunk program renumbers them)."""
+        return f"{self.item.value}: {masked(self.summary)}"
+
     def __str__(self) -> str:
         lines = [f"[{self.item.value}] {self.subject}: {self.summary}"]
         if self.expected:
@@ -32,6 +39,11 @@ class Violation:
             lines.append(f"  observed: {self.observed}")
         lines.extend(f"  {d}" for d in self.diff)
         return "\n".join(lines)
+
+
+def masked(text: str) -> str:
+    """``text`` with hex ids and numbers replaced by ``#``."""
+    return re.sub(r"[0-9a-f]{6,}|\d+", "#", text)
 
 
 def row_diff_lines(

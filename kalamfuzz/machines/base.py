@@ -21,6 +21,8 @@ M = TypeVar("M", bound="type[KalamMachine]")
 
 #: Every registered machine by name, in registration order.
 MACHINES: dict[str, type[KalamMachine]] = {}
+#: The machines ``--machine all`` runs, in this order: every domain, then all of them at once.
+ALL_MACHINES = ("data", "flush", "live", "ddl", "rbac", "routing", "jobs", "ttl", "combined")
 
 
 def machine(name: str) -> Callable[[M], M]:

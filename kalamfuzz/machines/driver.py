@@ -13,6 +13,7 @@ running); ``sweep()`` checks everything at the end of an example.
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -32,7 +33,6 @@ from kalamfuzz.errors import ConfigError, LiveError
 from kalamfuzz.invariants.observations import (
     QueryObservation,
     StatementObservation,
-    SubscriptionObservation,
 )
 from kalamfuzz.invariants.violation import Verdict, Violation
 from kalamfuzz.machines import codegen
@@ -65,6 +65,7 @@ from kalamfuzz.model.catalog import User
 from kalamfuzz.model.jobs import JobStatus
 from kalamfuzz.model.ops import Statement
 from kalamfuzz.model.rows import Window
+from kalamfuzz.model.state import MAX_QUERY_LIMIT
 from kalamfuzz.model.values import Value
 from kalamfuzz.model.where import Pred
 
@@ -77,17 +78,42 @@ QUIET_S = 0.1
 
 
 class InvariantViolation(AssertionError):
-    """The target broke the contract. ``violations`` say which item, what and where."""
+    """The target broke the contract. ``violations`` say which item, what and where; ``new``
+    are those that are not known findings (all of them when the driver has no triage)."""
 
-    def __init__(self, violations: Sequence[Violation], step: str) -> None:
+    def __init__(
+        self, violations: Sequence[Violation], step: str, new: Sequence[Violation] | None = None
+    ) -> None:
         self.violations = tuple(violations)
+        self.new = tuple(new) if new is not None else self.violations
         self.step = step
         text = "\n".join(str(v) for v in self.violations)
         super().__init__(f"after {step}:\n{text}")
 
     @property
     def items(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(v.item.value for v in self.violations))
+        return tuple(dict.fromkeys(v.item.value for v in self.new))
+
+    @property
+    def signature(self) -> str:
+        """What makes two failures the same: the signatures of the new violations."""
+        return " | ".join(sorted({v.signature for v in self.new}))
+
+
+#: Decides whether a violation is a known finding: called with the violation, the statement the
+#: check was about and the faults of the example so far; returns the label it is counted under,
+#: or None when it is new (see :mod:`kalamfuzz.campaign.known`).
+Triage = Callable[[Violation, str, frozenset[str]], "str | None"]
+
+
+@frozen
+class KnownFinding:
+    """A violation the triage knew: counted, and the model re-learned what it got wrong."""
+
+    label: str
+    signature: str
+    step: int
+    where: str
 
 
 @frozen
@@ -101,6 +127,18 @@ class Exchange:
     reply: Mapping[str, Any]
     sent_ms: int
     recv_ms: int
+
+
+@frozen
+class FailedExample:
+    """What an example that failed leaves for shrinking and saving."""
+
+    program: tuple[str, ...]
+    imports: tuple[str, ...]
+    transcript: tuple[Exchange, ...]
+    error: BaseException
+    #: Signatures of the known findings the example went past before it failed.
+    tolerated: tuple[str, ...] = ()
 
 
 @define
@@ -150,6 +188,8 @@ class Driver:
     _clients: dict[str, SqlClient] = field(init=False, factory=dict)
     _lives: dict[str, LiveClient] = field(init=False, factory=dict)
     _subs: dict[str, _Sub] = field(init=False, factory=dict)
+    #: Messages of each actor's socket already copied to the transcript.
+    _ws_sent: dict[str, int] = field(init=False, factory=dict)
     _storages: dict[str, str] = field(init=False, factory=dict)
     _blocked: dict[str, BlockedDirectory] = field(init=False, factory=dict)
     _flushed: set[str] = field(init=False, factory=set)
@@ -159,24 +199,36 @@ class Driver:
     _recording: bool = field(init=False, default=True)
     #: A step of this example raised: the sweep is skipped, the failure stands as it is.
     failed: bool = field(init=False, default=False)
-    #: Program, imports, transcript and exception of the latest example that failed.
-    last_failure: (
-        tuple[tuple[str, ...], tuple[str, ...], tuple[Exchange, ...], BaseException] | None
-    ) = field(init=False, default=None)
+    #: The latest example that failed.
+    last_failure: FailedExample | None = field(init=False, default=None)
+    #: Known findings are counted and explored past; None: every violation ends the example.
+    triage: Triage | None = None
+    #: The known findings of the current example, in order.
+    findings: list[KnownFinding] = field(init=False, factory=list)
+    #: Faults injected in the current example (``crash``): some known bugs need one first.
+    faults: set[str] = field(init=False, factory=set)
+    #: The requests that made the users and storages every example shares (for reports).
+    setup: list[Exchange] = field(init=False, factory=list)
 
     # --- lifecycle --------------------------------------------------------------------------
 
     @classmethod
     @contextlib.contextmanager
     def open(
-        cls, target: str | None = None, *, bugs: Sequence[str] = (), config: Any = None
+        cls,
+        target: str | None = None,
+        *,
+        bugs: Sequence[str] = (),
+        config: Any = None,
+        tolerate: Sequence[str] = (),
     ) -> Iterator[Driver]:
         """Start ``target`` (default ``$KALAMFUZZ_TARGET`` or the sim) and drive it.
 
-        Regression files use this; planted ``bugs`` apply to the sim only.
+        Regression files use this; planted ``bugs`` apply to the sim only. ``tolerate``: the
+        signatures of known findings to count and go past (those the saved example went past).
         """
         with Target.parse(target, bugs=bugs, config=config) as t:
-            driver = cls(t)
+            driver = cls(t, triage=_tolerating(frozenset(tolerate)) if tolerate else None)
             try:
                 yield driver
             finally:
@@ -202,12 +254,21 @@ class Driver:
             admin.create_user(user_id, password, role=role.value)
             self._users[name] = user_id
             self._clients[name] = admin.login_as(user_id, password)
+            self._setup_exchange(
+                f"CREATE USER {user_id} WITH PASSWORD '{password}' ROLE {role.value}"
+            )
         for name in STORAGES:
             base = self.target.data_dir / f"storage-{name}-{self._campaign_tag}"
             base.mkdir(parents=True, exist_ok=True)
             storage_id = f"kf_{self._campaign_tag}_{name}"
-            admin.sql(CreateStorage("root", storage_id, str(base)).to_sql())
+            sql = CreateStorage("root", storage_id, str(base)).to_sql()
+            admin.sql(sql)
             self._storages[name] = storage_id
+            self._setup_exchange(sql)
+
+    def _setup_exchange(self, sql: str) -> None:
+        now = _now_ms()
+        self.setup.append(Exchange(0, "root", "sql", redact_sql(sql), {"status": 200}, now, now))
 
     def begin(self, tables: Sequence[str] = tuple(TABLES)) -> None:
         """Start an example: a fresh namespace with ``tables`` and a fresh model."""
@@ -217,6 +278,8 @@ class Driver:
         self._examples += 1
         self._step_no = 0
         self.failed = False
+        self.findings = []
+        self.faults = set()
         self._flushed = set()
         self.program = []
         self.imports = set()
@@ -259,6 +322,7 @@ class Driver:
         for live in self._lives.values():
             live.close()
         self._lives.clear()
+        self._ws_sent.clear()
         self._subs.clear()
 
     # --- names ------------------------------------------------------------------------------
@@ -338,11 +402,12 @@ class Driver:
             yield
         except BaseException as exc:
             self.failed = True
-            self.last_failure = (
+            self.last_failure = FailedExample(
                 tuple(self.program),
                 tuple(sorted(self.imports)),
                 tuple(self.transcript),
                 exc,
+                tuple(dict.fromkeys(f.signature for f in self.findings)),
             )
             raise
         finally:
@@ -369,9 +434,23 @@ class Driver:
         for handler in self.on_exchange:
             handler(ex)
 
-    def _judge(self, verdict: Verdict, what: str) -> None:
-        if not verdict.ok:
-            raise InvariantViolation(verdict.violations, what)
+    def _judge(self, verdict: Verdict, what: str) -> bool:
+        """True when the check passed; False when every violation is a known finding (counted;
+        the caller then re-learns from the server). A new finding raises."""
+        if verdict.ok:
+            return True
+        faults = frozenset(self.faults)
+        labels = [
+            self.triage(v, what, faults) if self.triage is not None else None
+            for v in verdict.violations
+        ]
+        new = [v for v, label in zip(verdict.violations, labels, strict=True) if label is None]
+        if new:
+            raise InvariantViolation(verdict.violations, what, new)
+        for v, label in zip(verdict.violations, labels, strict=True):
+            assert label is not None
+            self.findings.append(KnownFinding(label, v.signature, self._step_no, what))
+        return False
 
     # --- the one way a statement flows ------------------------------------------------------
 
@@ -381,8 +460,12 @@ class Driver:
         obs: StatementObservation = self._call(observe.statement, self._client(actor), sql)
         at = Window(sent, max(sent, _now_ms()))
         self._exchange(actor, "sql", sql, _reply(obs), at)
-        self._judge(inv.check_statement_reply(self.model, op, obs, at), sql)
+        passed = self._judge(inv.check_statement_reply(self.model, op, obs, at), sql)
+        # A known finding: the model keeps what the server answered (a state that agrees, or
+        # the one the model cannot describe), and a write re-learns its scope from a read.
         self.model.apply(op, obs.outcome(), at)
+        if not passed and isinstance(op, Insert | Update | Delete):
+            self._relearn_scope(op.table_id, op.as_user or op.actor)
         return obs
 
     def _query(self, actor: str, op: Select) -> QueryObservation:
@@ -392,9 +475,56 @@ class Driver:
         at = Window(sent, max(sent, _now_ms()))
         reply = _reply(obs) | {"columns": list(obs.columns), "rows": [list(r) for r in obs.rows]}
         self._exchange(actor, "sql", sql, reply, at)
-        self._judge(inv.check_query(self.model, op, obs, at), sql)
-        self.model.apply(op, obs.outcome(self.model.table(op.table_id)), at)
+        if self._judge(inv.check_query(self.model, op, obs, at), sql):
+            self.model.apply(op, obs.outcome(self.model.table(op.table_id)), at)
+        elif obs.ok:
+            # A read known to be wrong teaches no _seq; a full read of the scope re-learns it.
+            self._relearn_scope(op.table_id, op.as_user or op.actor)
         return obs
+
+    # --- re-learning after a known finding ----------------------------------------------------
+
+    def _logical(self, user_id: str) -> str:
+        return next((n for n, u in self._users.items() if u == user_id), "root")
+
+    def _relearn_scope(self, table_id: TableId, user_id: str) -> None:
+        """Read the whole scope the known finding was about and let the model adopt it; the
+        subscriptions watching it start again from a fresh snapshot."""
+        table = self.model.table(table_id)
+        if table is None:
+            return
+        owner = self._logical(user_id) if table.type.per_user else "root"
+        sql = f"SELECT * FROM {table_id} LIMIT {MAX_QUERY_LIMIT}"
+        sent = _now_ms()
+        obs: QueryObservation = self._call(observe.query, self._client(owner), sql)
+        at = Window(sent, max(sent, _now_ms()))
+        reply = _reply(obs) | {"columns": list(obs.columns), "rows": [list(r) for r in obs.rows]}
+        self._exchange(owner, "sql", sql, reply, at)
+        if not obs.ok:
+            return
+        key = self.user_id(owner) if table.type.per_user else None
+        self.model.adopt(table_id, key, obs.model_rows(table))
+        for name, s in list(self._subs.items()):
+            sub = self._model_sub(s.model_id)
+            if sub.table_id == table_id and (not table.type.per_user or sub.user_id == key):
+                self._resubscribe(name)
+
+    def _resubscribe(self, name: str) -> None:
+        """Drop a subscription and open it again with the same query (a fresh snapshot)."""
+        s = self._subs.pop(name)
+        old = self._model_sub(s.model_id)
+        self._call(s.sub.unsubscribe)
+        self._log_ws(s.actor, s)
+        self.model.apply(Unsubscribe(s.model_id), Succeeded())
+        op = Subscribe(
+            old.user_id,
+            f"{name}-{self._step_no}r{len(self.findings)}",
+            old.table_id,
+            old.projection,
+            old.where,
+            old.batch_size,
+        )
+        self._open(s.actor, name, op, paged=False)
 
     def _after_write(self, table_name: str, owner: str) -> None:
         """The incremental check: read back the written scope, then the table's subscribers."""
@@ -535,7 +665,8 @@ class Driver:
             )
             op = JobFinished(job_id)
             table_id = self.model.states[0].jobs[job_id].table_id
-            self._judge(inv.check_job(self.model, op, obs), f"job {job_id}")
+            self._judge(inv.check_job(self.model, op, obs), f"job {job_id} of {table_id}")
+            # Known or not, the model follows the status the server reports.
             self.model.apply(op, obs.outcome())
             self._check_cold(table_id)
 
@@ -562,12 +693,17 @@ class Driver:
         for tid, key in scopes:
             if (table_id is not None and tid != table_id) or tid in busy:
                 continue
+            # A scope re-learned after a known finding has no prediction of its files left.
+            if any(st.scope(tid, key).relearned for st in self.model.states):
+                continue
             state = self.model.states[0]
             directory = state.expected_cold(tid, key).directory
             obs = self._call(observe.cold_scope, directory)
             verdict = inv.check_cold(self.model, tid, key, obs)
-            self._judge(verdict, f"cold files of {tid} scope {key or 'shared'}")
-            verdict.settle(self.model)
+            if self._judge(verdict, f"cold files of {tid} scope {key or 'shared'}"):
+                verdict.settle(self.model)
+            else:
+                self._relearn_scope(tid, key or "root")
         if busy:
             return
         bases = {s.base_directory for s in self.model.states[0].catalog.storages.values()}
@@ -575,8 +711,8 @@ class Driver:
             observe.storage_listing, [Path(b) / self.namespace for b in sorted(bases)]
         )
         verdict = inv.check_storage(self.model, listing)
-        self._judge(verdict, "storage listing")
-        verdict.settle(self.model)
+        if self._judge(verdict, "storage listing"):
+            verdict.settle(self.model)
 
     # --- faults -----------------------------------------------------------------------------
 
@@ -610,12 +746,16 @@ class Driver:
             if reason is not None:
                 raise ConfigError(f"crash needs process control: {reason}")
             self._poll_jobs(wait=True)
+            for actor in list(self._lives):
+                self._log_ws(actor)
             for live in self._lives.values():
                 live.close()
             for s in self._subs.values():
                 self.model.apply(Unsubscribe(s.model_id), Succeeded())
             self._lives.clear()
+            self._ws_sent.clear()
             self._subs.clear()
+            self.faults.add("crash")
             self._call(self.target.kill)
             self._call(self.target.start)
             now = _now_ms()
@@ -695,7 +835,27 @@ class Driver:
         if live is None:
             live = self._call(self.target.live, self._client(actor))
             self._lives[actor] = live
+            self._ws_sent[actor] = 0
         return live
+
+    def _log_ws(self, actor: str, *extra: _Sub) -> None:
+        """Copy what the actor's socket sent, and what its subscriptions received, since the
+        last call into the transcript, in time order."""
+        new: list[tuple[float, str, str, Mapping[str, Any]]] = []
+        live = self._lives.get(actor)
+        if live is not None:
+            sent = live.sent
+            start = self._ws_sent.get(actor, 0)
+            new += [(at, "ws-send", _json(m), {}) for at, m in sent[start:]]
+            self._ws_sent[actor] = len(sent)
+        handles = [s for s in self._subs.values() if s.actor == actor]
+        for s in [*handles, *(x for x in extra if x not in handles)]:
+            messages = s.sub.messages
+            new += [(m.at, "ws-recv", s.sub.id, dict(m.payload)) for m in messages[s.logged :]]
+            s.logged = len(messages)
+        for at, kind, request, reply in sorted(new, key=lambda e: e[0]):
+            ms = int(at * 1000)
+            self._exchange(actor, kind, request, reply, Window(ms, ms))
 
     def subscribe(
         self,
@@ -749,14 +909,23 @@ class Driver:
             self._call(handle.wait_for, predicate, timeout=10.0)
         at = Window(sent, max(sent, _now_ms()))
         obs = observe.subscription(handle, quiescent=False)
-        self._exchange(actor, "ws", f"subscribe {op.sub_id}: {op.to_sql()}", _ws_reply(obs), at)
+        entry = _Sub(actor, op.sub_id, handle, paged)
+        self._log_ws(actor, entry)
         outcome = Succeeded() if obs.error_code is None else Failed(obs.error_code)
         self.model.apply(op, outcome, at)
-        self._judge(inv.check_subscribe(self.model, op, obs, at), f"subscribe {op.sub_id}")
+        if not self._judge(
+            inv.check_subscribe(self.model, op, obs, at), f"subscribe {op.sub_id}: {op.to_sql()}"
+        ):
+            if op.sub_id not in self.model.states[0].subs:
+                # The server took a subscription the model refuses: nothing to follow.
+                if obs.error_code is None:
+                    self._call(handle.unsubscribe)
+                return
+            self.model.distrust_snapshot(op.sub_id)
         if obs.error_code is None:
             # ``paged`` stays as drawn even if one page held everything: preconditions read
             # it, and they must not depend on timing.
-            self._subs[sub] = _Sub(actor, op.sub_id, handle, paged)
+            self._subs[sub] = entry
 
     def next_pages(self, sub: str) -> None:
         """Fetch the rest of a paged snapshot, one ``next_batch`` at a time."""
@@ -787,6 +956,7 @@ class Driver:
                 return
             self._check_sub_handle(s, quiescent=False)
             self._call(s.sub.unsubscribe)
+            self._log_ws(s.actor, s)
             self.model.apply(Unsubscribe(s.model_id), Succeeded())
 
     def resume(self, actor: str) -> None:
@@ -805,6 +975,10 @@ class Driver:
                 self._check_sub_handle(s, quiescent=False)
             self._call(live.drop)
             self._call(live.reconnect)
+            now = _now_ms()
+            self._exchange(
+                actor, "fault", "WebSocket reset under the client; reconnect", {}, Window(now, now)
+            )
             for name, s in mine.items():
                 self.model.apply(Unsubscribe(s.model_id), Succeeded())
                 del self._subs[name]
@@ -866,15 +1040,17 @@ class Driver:
         self._check_sub_handle(self._subs[name], quiescent=quiescent)
 
     def _check_sub_handle(self, s: _Sub, *, quiescent: bool) -> None:
-        messages = s.sub.messages
-        for m in messages[s.logged :]:
-            ms = int(m.at * 1000)
-            self._exchange(s.actor, "ws", f"receive {s.model_id}", dict(m.payload), Window(ms, ms))
-        s.logged = len(messages)
+        self._log_ws(s.actor, s)
         obs = observe.subscription(s.sub, quiescent=quiescent)
         verdict = inv.check_subscription(self.model, s.model_id, obs)
-        self._judge(verdict, f"subscription {s.model_id}")
-        verdict.settle(self.model)
+        sub = self._model_sub(s.model_id)
+        if self._judge(verdict, f"subscription {s.model_id}: {sub.sql()}"):
+            verdict.settle(self.model)
+            return
+        # A known finding about a subscription: start it again from a fresh snapshot.
+        name = next((n for n, x in self._subs.items() if x is s), None)
+        if name is not None:
+            self._resubscribe(name)
 
     # --- the final sweep --------------------------------------------------------------------
 
@@ -894,6 +1070,13 @@ class Driver:
                 self._check_sub(name, quiescent=True)
 
 
+def _tolerating(signatures: frozenset[str]) -> Triage:
+    def triage(violation: Violation, where: str, faults: frozenset[str]) -> str | None:
+        return violation.signature if violation.signature in signatures else None
+
+    return triage
+
+
 def _change_rows(sub: Subscription) -> int:
     return sum(max(len(c.rows), len(c.old_values), 1) for c in sub.changes)
 
@@ -909,20 +1092,16 @@ def _reply(obs: StatementObservation | QueryObservation) -> dict[str, Any]:
     return out
 
 
-def _ws_reply(obs: SubscriptionObservation) -> dict[str, Any]:
-    return {
-        "acked": obs.acked,
-        "error": obs.error_code,
-        "batches": [
-            {
-                "batch_num": b.batch_num,
-                "has_more": b.has_more,
-                "status": b.status,
-                "rows": len(b.rows),
-            }
-            for b in obs.batches
-        ],
-    }
+def _json(message: Mapping[str, Any]) -> str:
+    return json.dumps(message, separators=(",", ":"), sort_keys=False)
 
 
-__all__ = ["Driver", "Exchange", "InvariantViolation", "StepStats"]
+__all__ = [
+    "Driver",
+    "Exchange",
+    "FailedExample",
+    "InvariantViolation",
+    "KnownFinding",
+    "StepStats",
+    "Triage",
+]

@@ -46,7 +46,7 @@ def test_a_broken_tier_is_a_violation_naming_the_contract_item(buggy: Driver) ->
         buggy.update("alice", "notes", {"s": "new"}, Cmp("=", Col("id"), Lit(1)))
     assert "2 correct before/during/after flush" in str(err.value)
     assert buggy.failed and buggy.last_failure is not None
-    assert buggy.last_failure[0][-1].startswith("d.update(")
+    assert buggy.last_failure.program[-1].startswith("d.update(")
 
 
 def test_lost_live_changes_are_a_subscription_violation(buggy: Driver) -> None:

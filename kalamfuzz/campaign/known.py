@@ -1,0 +1,166 @@
+"""Known findings: the KalamDB bugs already reported, and the triage that keeps them from ending
+an example.
+
+A campaign that stopped at every known bug would never test what lies behind it. The driver asks
+a :class:`Triage` about each violation; a known one is counted and the model re-learns what it
+got wrong, a new one ends the example and is shrunk and saved. Known issues live in a TOML file
+(``regressions/known-issues.toml`` by default)::
+
+    [[issue]]
+    id = "order-by-desc-limit"
+    title = "ORDER BY col DESC LIMIT n returns the right rows in ascending order"
+    status = "open"                       # open: still in KalamDB; fixed: a recurrence is new
+    signature = "2 correct before/during/after flush: SELECT rows out of ORDER BY order"
+    where = "ORDER BY .* DESC"            # optional: regex searched in the check's statement
+    after = ["crash"]                     # optional: faults earlier in the same example
+    report = "regressions/kalamdb/order-by-desc-limit.md"
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from attrs import define, field, frozen
+
+from kalamfuzz.errors import ConfigError
+from kalamfuzz.invariants.violation import Violation
+
+DEFAULT_FILE = Path("regressions/known-issues.toml")
+STATUSES = ("open", "fixed")
+FAULTS = ("crash",)
+_KEYS = {"id", "title", "status", "signature", "where", "after", "report"}
+
+
+@frozen
+class KnownIssue:
+    id: str
+    title: str
+    status: str
+    #: ``Violation.signature`` of the finding: contract item and masked summary.
+    signature: str
+    #: Regex searched in the check's statement (its SQL, or the subscription's query).
+    where: re.Pattern[str] | None = None
+    #: Faults that must have happened earlier in the example (the bug needs them).
+    after: frozenset[str] = frozenset()
+    #: The upstream-ready report, relative to the repository.
+    report: str = ""
+
+    @property
+    def open(self) -> bool:
+        return self.status == "open"
+
+    def matches(self, signature: str, where: str, faults: frozenset[str]) -> bool:
+        return (
+            self.open
+            and signature == self.signature
+            and (self.where is None or self.where.search(where) is not None)
+            and self.after <= faults
+        )
+
+
+@frozen
+class KnownIssues:
+    issues: tuple[KnownIssue, ...] = ()
+    source: str = ""
+
+    @classmethod
+    def load(cls, path: Path) -> KnownIssues:
+        """Read a known-issues file; a bad one is a :class:`ConfigError` naming the fix."""
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(
+                f"known-issues file {path} not found",
+                hint="pass an existing file to --known-issues, or --known-issues none",
+            ) from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"{path} is not valid TOML: {exc}",
+                hint="fix the file (see kalamfuzz.campaign.known)",
+            ) from None
+        return cls.parse(data.get("issue", []), str(path))
+
+    @classmethod
+    def parse(cls, entries: Iterable[Mapping[str, Any]], source: str = "") -> KnownIssues:
+        issues = []
+        seen: set[str] = set()
+        for i, entry in enumerate(entries):
+            issues.append(_issue(entry, f"{source or 'known issues'} entry {i + 1}"))
+            if issues[-1].id in seen:
+                raise ConfigError(
+                    f"{source}: two issues have id {issues[-1].id!r}", hint="ids must be unique"
+                )
+            seen.add(issues[-1].id)
+        return cls(tuple(issues), source)
+
+    def find(self, signature: str, where: str, faults: frozenset[str]) -> KnownIssue | None:
+        return next((k for k in self.issues if k.matches(signature, where, faults)), None)
+
+    def by_id(self, issue_id: str) -> KnownIssue | None:
+        return next((k for k in self.issues if k.id == issue_id), None)
+
+
+def _issue(entry: Mapping[str, Any], where_from: str) -> KnownIssue:
+    unknown = sorted(set(entry) - _KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{where_from}: unknown key(s) {', '.join(unknown)}",
+            hint="use " + ", ".join(sorted(_KEYS)),
+        )
+    for key in ("id", "title", "status", "signature"):
+        if not isinstance(entry.get(key), str) or not entry[key]:
+            raise ConfigError(f"{where_from}: {key!r} is missing", hint=f"give {key} as a string")
+    if entry["status"] not in STATUSES:
+        raise ConfigError(
+            f"{where_from}: status {entry['status']!r} is not one of {', '.join(STATUSES)}",
+            hint="open: still in KalamDB (tolerated); fixed: a recurrence is a new finding",
+        )
+    pattern = None
+    if "where" in entry:
+        try:
+            pattern = re.compile(str(entry["where"]))
+        except re.error as exc:
+            raise ConfigError(
+                f"{where_from}: 'where' is not a regex: {exc}", hint="escape it or drop it"
+            ) from None
+    after = entry.get("after", [])
+    if not isinstance(after, list) or any(a not in FAULTS for a in after):
+        raise ConfigError(
+            f"{where_from}: 'after' must list faults among {', '.join(FAULTS)}",
+            hint='after = ["crash"]',
+        )
+    return KnownIssue(
+        id=entry["id"],
+        title=entry["title"],
+        status=entry["status"],
+        signature=entry["signature"],
+        where=pattern,
+        after=frozenset(after),
+        report=str(entry.get("report", "")),
+    )
+
+
+@define
+class Triage:
+    """Whether a violation is a known finding: listed in the known-issues file, or found earlier
+    in this campaign (then it is shrunk and saved once, and counted after that).
+
+    Called by the driver with the violation, the statement the check was about and the faults
+    of the example so far; returns the label it is counted under, or None for a new finding.
+    """
+
+    known: KnownIssues = field(factory=KnownIssues)
+    #: Signatures of the new findings this campaign has already saved.
+    seen: set[str] = field(factory=set)
+
+    def __call__(self, violation: Violation, where: str, faults: frozenset[str]) -> str | None:
+        issue = self.known.find(violation.signature, where, faults)
+        if issue is not None:
+            return issue.id
+        if violation.signature in self.seen:
+            return violation.signature
+        return None
