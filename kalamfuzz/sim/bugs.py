@@ -1,7 +1,9 @@
 """Planted bugs: small realistic defects, each against one contract item, switched on by name.
 
 The fuzzer is measured by what it catches: with a bug on, the sim deviates from the contract in
-exactly one place; with none on, it keeps the whole contract (docs/contract.md).
+exactly one place; with none on, it keeps the whole contract (docs/contract.md). Code asks
+``engine.has(BUG)`` with the constants below, never with a bare name, so that a typo is an
+import error rather than a bug that silently never fires.
 """
 
 from __future__ import annotations
@@ -18,117 +20,188 @@ class PlantedBug:
     description: str
 
 
+EXECUTE_AS_WRONG_SCOPE = PlantedBug(
+    "execute_as_wrong_scope",
+    "isolation",
+    "EXECUTE AS USER 'u' (INSERT ...) writes into the caller's partition, not u's",
+)
+SELECT_SCOPE_LEAK = PlantedBug(
+    "select_scope_leak",
+    "isolation",
+    "a SELECT on a USER table whose WHERE uses OR also returns other users' rows",
+)
+LIVE_CROSS_USER = PlantedBug(
+    "live_cross_user",
+    "subscriptions/isolation",
+    "USER-table changes are routed to every subscriber of the table, whoever owns the row",
+)
+FLUSH_DROPS_CONCURRENT_WRITES = PlantedBug(
+    "flush_drops_concurrent_writes",
+    "tier equivalence",
+    "a flush commit removes every hot version of a scope, including ones written while it ran",
+)
+COLD_SHADOWS_HOT = PlantedBug(
+    "cold_shadows_hot",
+    "tier equivalence",
+    "reads prefer a cold version over a newer hot version of the same primary key",
+)
+FLUSH_DROPS_TOMBSTONES = PlantedBug(
+    "flush_drops_tombstones",
+    "tier equivalence",
+    "a flush that writes at least one live row of a scope also deletes that scope's hot "
+    "tombstones, so a key deleted after an earlier flush comes back from the cold tier",
+)
+MANIFEST_ROW_COUNT = PlantedBug(
+    "manifest_row_count",
+    "cold artifacts",
+    "manifest.json counts tombstones filtered at flush in a segment's row_count",
+)
+EMPTY_BATCH_FILE = PlantedBug(
+    "empty_batch_file",
+    "cold artifacts",
+    "a flush whose scope has only droppable tombstones writes an empty batch-N.parquet",
+)
+SNAPSHOT_INCLUDES_DELETED = PlantedBug(
+    "snapshot_includes_deleted",
+    "subscriptions/snapshot",
+    "a subscription's initial snapshot includes soft-deleted rows",
+)
+BATCH_HAS_MORE_EXACT = PlantedBug(
+    "batch_has_more_exact",
+    "subscriptions/batching",
+    "has_more is true when the rows left equal batch_size, sending an extra empty page",
+)
+LIVE_MULTI_INSERT_FIRST_ONLY = PlantedBug(
+    "live_multi_insert_first_only",
+    "subscriptions/insert",
+    "a multi-row INSERT notifies only its first row",
+)
+LIVE_UPDATE_OLD_VALUES = PlantedBug(
+    "live_update_old_values",
+    "subscriptions/update",
+    "an update notification carries the old values in rows",
+)
+LIVE_DELETE_COLD_MISSING = PlantedBug(
+    "live_delete_cold_missing",
+    "subscriptions/delete",
+    "deleting a row whose visible version is in the cold tier sends no delete notification",
+)
+HELD_CHANGES_REVERSED = PlantedBug(
+    "held_changes_reversed",
+    "subscriptions/ordering",
+    "changes held during snapshot paging are sent newest first",
+)
+RESUME_FROM_INCLUSIVE = PlantedBug(
+    "resume_from_inclusive",
+    "subscriptions/resume",
+    "subscribe with from=S includes the row whose _seq is S (a replay)",
+)
+USER_WRITES_PUBLIC_SHARED = PlantedBug(
+    "user_writes_public_shared",
+    "rbac",
+    "role user may INSERT into a SHARED table with ACCESS_LEVEL PUBLIC",
+)
+DUP_PK_COLD = PlantedBug(
+    "dup_pk_cold",
+    "idempotency",
+    "the primary-key check looks at the hot tier only, so a flushed key can be inserted again",
+)
+FAILED_FLUSH_DROPS_HOT = PlantedBug(
+    "failed_flush_drops_hot",
+    "idempotency/safety",
+    "a failed flush job still removes its rows from the hot tier",
+)
+DROP_COLUMN_RESURRECTS = PlantedBug(
+    "drop_column_resurrects",
+    "schema evolution",
+    "re-adding a dropped column by name shows the old values of hot rows",
+)
+FLUSH_IGNORES_STORAGE_ID = PlantedBug(
+    "flush_ignores_storage_id",
+    "storage routing",
+    "flush writes under the default storage's base directory, not the table's STORAGE_ID",
+)
+STREAM_TTL_UNENFORCED = PlantedBug(
+    "stream_ttl_unenforced",
+    "stream ttl",
+    "STREAM reads skip the TTL check, so expired rows live until the eviction job runs",
+)
+WAL_BATCHED = PlantedBug(
+    "wal_batched",
+    "idempotency/safety",
+    "writes are acknowledged before they reach the write-ahead log (lost on kill)",
+)
+ORDER_LIMIT_RESORTED = PlantedBug(
+    "order_limit_resorted",
+    "tier equivalence",
+    "SELECT ... ORDER BY ... LIMIT returns the right rows re-sorted by primary key, and so do "
+    "the live snapshot's pages (rows lost and repeated once an UPDATE moved a key's _seq)",
+)
+FAILED_FLUSH_CLEARS_PENDING = PlantedBug(
+    "failed_flush_clears_pending",
+    "idempotency/safety",
+    "after a failed flush job the table has no pending writes: STORAGE FLUSH is skipped "
+    "until its next write, although its rows are still hot",
+)
+FLUSH_RACE_CLEARS_PENDING = PlantedBug(
+    "flush_race_clears_pending",
+    "idempotency/safety",
+    "a write that lands while a flush job of its table runs is not pending: the next "
+    "STORAGE FLUSH is skipped although the row is still hot",
+)
+DML_NEVER_TRUE_REFUSED = PlantedBug(
+    "dml_never_true_refused",
+    "reads/dml",
+    "UPDATE or DELETE whose WHERE folds to NULL or FALSE (col = NULL, 1 = 0) is refused with "
+    "'requires a WHERE clause' instead of affecting 0 rows",
+)
+RESTART_DML_BLIND = PlantedBug(
+    "restart_dml_blind",
+    "reads/dml",
+    "after a restart, UPDATE and DELETE do not see a table's hot rows written before it "
+    "(SELECT does) until a new write to that table",
+)
+LIVE_FILTER_LEAVE_SILENT = PlantedBug(
+    "live_filter_leave_silent",
+    "subscriptions/filter",
+    "an UPDATE that makes a row stop matching a subscription's WHERE sends nothing",
+)
+LIVE_FILTER_UNSUPPORTED = PlantedBug(
+    "live_filter_unsupported",
+    "subscriptions/filter",
+    "a subscription whose WHERE uses IS [NOT] NULL, IN or BETWEEN gets its snapshot but no change",
+)
+
 BUGS: tuple[PlantedBug, ...] = (
-    PlantedBug(
-        "execute_as_wrong_scope",
-        "isolation",
-        "EXECUTE AS USER 'u' (INSERT ...) writes into the caller's partition, not u's",
-    ),
-    PlantedBug(
-        "select_scope_leak",
-        "isolation",
-        "a SELECT on a USER table whose WHERE uses OR also returns other users' rows",
-    ),
-    PlantedBug(
-        "live_cross_user",
-        "subscriptions/isolation",
-        "USER-table changes are routed to every subscriber of the table, whoever owns the row",
-    ),
-    PlantedBug(
-        "flush_drops_concurrent_writes",
-        "tier equivalence",
-        "a flush commit removes every hot version of a scope, including ones written while it ran",
-    ),
-    PlantedBug(
-        "cold_shadows_hot",
-        "tier equivalence",
-        "reads prefer a cold version over a newer hot version of the same primary key",
-    ),
-    PlantedBug(
-        "flush_drops_tombstones",
-        "tier equivalence",
-        "flush drops tombstones, so a key deleted after an earlier flush comes back (as KalamDB does)",
-    ),
-    PlantedBug(
-        "manifest_row_count",
-        "cold artifacts",
-        "manifest.json counts tombstones filtered at flush in a segment's row_count",
-    ),
-    PlantedBug(
-        "empty_batch_file",
-        "cold artifacts",
-        "a flush whose scope has only droppable tombstones writes an empty batch-N.parquet",
-    ),
-    PlantedBug(
-        "snapshot_includes_deleted",
-        "subscriptions/snapshot",
-        "a subscription's initial snapshot includes soft-deleted rows",
-    ),
-    PlantedBug(
-        "batch_has_more_exact",
-        "subscriptions/batching",
-        "has_more is true when the rows left equal batch_size, sending an extra empty page",
-    ),
-    PlantedBug(
-        "live_multi_insert_first_only",
-        "subscriptions/insert",
-        "a multi-row INSERT notifies only its first row",
-    ),
-    PlantedBug(
-        "live_update_old_values",
-        "subscriptions/update",
-        "an update notification carries the old values in rows",
-    ),
-    PlantedBug(
-        "live_delete_cold_missing",
-        "subscriptions/delete",
-        "deleting a row whose visible version is in the cold tier sends no delete notification",
-    ),
-    PlantedBug(
-        "held_changes_reversed",
-        "subscriptions/ordering",
-        "changes held during snapshot paging are sent newest first",
-    ),
-    PlantedBug(
-        "resume_from_inclusive",
-        "subscriptions/resume",
-        "subscribe with from=S includes the row whose _seq is S (a replay)",
-    ),
-    PlantedBug(
-        "user_writes_public_shared",
-        "rbac",
-        "role user may INSERT into a SHARED table with ACCESS_LEVEL PUBLIC",
-    ),
-    PlantedBug(
-        "dup_pk_cold",
-        "idempotency",
-        "the primary-key check looks at the hot tier only, so a flushed key can be inserted again",
-    ),
-    PlantedBug(
-        "failed_flush_drops_hot",
-        "idempotency/safety",
-        "a failed flush job still removes its rows from the hot tier",
-    ),
-    PlantedBug(
-        "drop_column_resurrects",
-        "schema evolution",
-        "re-adding a dropped column by name shows the old values of hot rows",
-    ),
-    PlantedBug(
-        "flush_ignores_storage_id",
-        "storage routing",
-        "flush writes under the default storage's base directory, not the table's STORAGE_ID",
-    ),
-    PlantedBug(
-        "stream_ttl_unenforced",
-        "stream ttl",
-        "STREAM reads skip the TTL check, so expired rows live until the eviction job runs",
-    ),
-    PlantedBug(
-        "wal_batched",
-        "idempotency/safety",
-        "writes are acknowledged before they reach the write-ahead log (lost on kill)",
-    ),
+    EXECUTE_AS_WRONG_SCOPE,
+    SELECT_SCOPE_LEAK,
+    LIVE_CROSS_USER,
+    FLUSH_DROPS_CONCURRENT_WRITES,
+    COLD_SHADOWS_HOT,
+    FLUSH_DROPS_TOMBSTONES,
+    MANIFEST_ROW_COUNT,
+    EMPTY_BATCH_FILE,
+    SNAPSHOT_INCLUDES_DELETED,
+    BATCH_HAS_MORE_EXACT,
+    LIVE_MULTI_INSERT_FIRST_ONLY,
+    LIVE_UPDATE_OLD_VALUES,
+    LIVE_DELETE_COLD_MISSING,
+    HELD_CHANGES_REVERSED,
+    RESUME_FROM_INCLUSIVE,
+    USER_WRITES_PUBLIC_SHARED,
+    DUP_PK_COLD,
+    FAILED_FLUSH_DROPS_HOT,
+    DROP_COLUMN_RESURRECTS,
+    FLUSH_IGNORES_STORAGE_ID,
+    STREAM_TTL_UNENFORCED,
+    WAL_BATCHED,
+    ORDER_LIMIT_RESORTED,
+    FAILED_FLUSH_CLEARS_PENDING,
+    FLUSH_RACE_CLEARS_PENDING,
+    DML_NEVER_TRUE_REFUSED,
+    RESTART_DML_BLIND,
+    LIVE_FILTER_LEAVE_SILENT,
+    LIVE_FILTER_UNSUPPORTED,
 )
 
 BY_NAME: dict[str, PlantedBug] = {bug.name: bug for bug in BUGS}

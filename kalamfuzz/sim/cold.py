@@ -45,8 +45,13 @@ def scope_dir(storage: Storage, table: TableDef, user_id: str | None) -> Path:
     )
 
 
-def _schema(columns: list[Column]) -> pa.Schema:
-    fields = [pa.field(c.name, ARROW[c.kind], nullable=c.nullable) for c in columns]
+def _schema(columns: list[Column], arrays: list[pa.Array]) -> pa.Schema:
+    # A NOT NULL column added after rows were written reads NULL for those rows (defaults are
+    # not retroactive); Parquet refuses nulls in a non-nullable field, so such a file allows them.
+    fields = [
+        pa.field(c.name, ARROW[c.kind], nullable=c.nullable or a.null_count > 0)
+        for c, a in zip(columns, arrays, strict=False)
+    ]
     fields += [
         pa.field("_seq", pa.int64(), nullable=False),
         pa.field("_deleted", pa.bool_(), nullable=False),
@@ -120,7 +125,7 @@ def write_segment(
         )
     arrays.append(pa.array([v.seq for v in rows], type=pa.int64()))
     arrays.append(pa.array([v.deleted for v in rows], type=pa.bool_()))
-    batch_table = pa.Table.from_arrays(arrays, schema=_schema(columns))
+    batch_table = pa.Table.from_arrays(arrays, schema=_schema(columns, arrays))
     tmp = directory / (name + ".tmp")
     try:
         pq.write_table(batch_table, tmp)
@@ -169,6 +174,27 @@ def write_segment(
     mtmp.write_text(json.dumps(manifest, indent=2))
     os.replace(mtmp, directory / "manifest.json")
     return segment
+
+
+def clear_segments(directory: Path) -> bool:
+    """Empty a scope's manifest (no segments, sequence 0, version + 1), then delete its batch
+    files: KalamDB's clear_segments_and_delete_files. False when there was nothing to clear."""
+    manifest = read_manifest(directory)
+    if manifest is None or not manifest["segments"]:
+        return False
+    doomed = {seg["path"] for seg in manifest["segments"]}
+    doomed.update(p.name for p in directory.glob("batch-*.parquet"))
+    manifest["segments"] = []
+    manifest["last_sequence_number"] = 0
+    manifest["version"] += 1
+    manifest["updated_at"] = int(time.time() * 1000)
+    # Manifest first: a crash in between leaves files no manifest names, never the reverse.
+    mtmp = directory / "manifest.json.tmp"
+    mtmp.write_text(json.dumps(manifest, indent=2))
+    os.replace(mtmp, directory / "manifest.json")
+    for name in doomed:
+        (directory / name).unlink(missing_ok=True)
+    return True
 
 
 def load_segments(directory: Path, table: TableDef) -> list[tuple[Segment, list[Version]]]:

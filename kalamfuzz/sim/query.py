@@ -30,7 +30,6 @@ def visible_versions(
     *,
     keep_deleted: bool = False,
     prefer_cold: bool = False,
-    alive: Callable[[Version], bool] | None = None,
 ) -> list[Version]:
     """The newest version per primary key (hot and cold), tombstones hidden unless asked for."""
     out = []
@@ -38,9 +37,15 @@ def visible_versions(
         v = scope.latest(pk, prefer_cold=prefer_cold)
         if v is None or (v.deleted and not keep_deleted):
             continue
-        if alive is not None and not alive(v):
-            continue
         out.append(v)
+    out.sort(key=lambda v: v.seq)
+    return out
+
+
+def stream_events(scope: Scope, alive: Callable[[Version], bool] | None) -> list[Version]:
+    """Every event of a STREAM scope that is not expired, oldest first. Events are not versions
+    of a key: two events may share a primary key and both are read (docs/contract.md)."""
+    out = [v for versions in scope.hot.values() for v in versions if alive is None or alive(v)]
     out.sort(key=lambda v: v.seq)
     return out
 

@@ -15,9 +15,11 @@ from aiohttp import web
 from .auth import TokenError, decode, hash_password, issue, password_problem, verify_password
 from .catalog import User
 from .config import SimConfig
-from .engine import Engine, Session, now_ms
-from .errors import REDACTED, SqlError
+from .engine import Engine
+from .errors import SqlError
 from .live import LiveManager
+from .session import Session, now_ms
+from .ws import LiveSocket
 
 log = logging.getLogger("kalamfuzz.sim")
 VERSION = "0.4.3-kalamsim"
@@ -327,13 +329,14 @@ class Api:
         except SqlError as exc:
             if session.admin:
                 return _sql_error(exc.code, exc.message, exc.status, started, details=sql_text)
-            message = exc.message if exc.safe or exc.code not in REDACTED else REDACTED[exc.code]
-            return _sql_error(exc.code, message, exc.status, started)
+            # Redaction follows the actor's role, not an EXECUTE AS target's; no `details`.
+            return _sql_error(exc.code, exc.public_message(), exc.status, started)
         except Exception as exc:  # never let a statement take the process down
             log.exception("internal error executing %r", sql_text[:200])
-            return _sql_error(
-                "INTERNAL_ERROR", f"Internal error: {type(exc).__name__}", 500, started
-            )
+            internal = SqlError("INTERNAL_ERROR", f"Internal error: {type(exc).__name__}", 500)
+            if session.admin:
+                return _sql_error(internal.code, internal.message, 500, started, sql_text)
+            return _sql_error(internal.code, internal.public_message(), 500, started)
         out: dict[str, Any] = {
             "status": "success",
             "results": [r.to_json() for r in results],
@@ -359,6 +362,7 @@ def build_app(config: SimConfig) -> web.Application:
     engine = Engine(config)
     engine.open()
     live = LiveManager(engine)
+    socket = LiveSocket(live)
     api = Api(engine)
     app = web.Application(client_max_size=4 * 1024 * 1024, middlewares=[_errors])
     app[ENGINE_KEY] = engine
@@ -372,7 +376,7 @@ def build_app(config: SimConfig) -> web.Application:
     app.router.add_get("/v1/api/auth/status", api.status)
     app.router.add_post("/v1/api/auth/setup", api.setup)
     app.router.add_post("/v1/api/sql", api.sql)
-    app.router.add_get("/v1/ws", live.handle)
+    app.router.add_get("/v1/ws", socket.handle)
 
     async def background(app: web.Application) -> Any:
         async def evict() -> None:
@@ -385,7 +389,7 @@ def build_app(config: SimConfig) -> web.Application:
         task.cancel()
 
     async def on_shutdown(app: web.Application) -> None:
-        await live.shutdown()
+        await socket.shutdown()
         for task in list(engine.tasks):
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(task), timeout=30)

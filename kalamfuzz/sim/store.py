@@ -68,6 +68,11 @@ class Scope:
 @define
 class TableData:
     scopes: dict[str, Scope] = field(factory=dict)
+    writes: int = 0  # versions committed since start-up: a flush job compares it across its run
+    # Planted bugs only. No pending writes until the next write, whatever is hot:
+    pending_cleared: bool = False
+    # Hot versions with a _seq up to this one are invisible to UPDATE and DELETE:
+    dml_horizon: int | None = None
 
     def scope(self, key: str) -> Scope:
         s = self.scopes.get(key)
@@ -105,10 +110,6 @@ class WriteAheadLog:
             {"w": uid, "s": scope, "k": wal_encode(pk), "q": v.seq, "d": v.deleted, "v": values}
         )
 
-    def backfill(self, uid: int, column_id: int, value: Any) -> None:
-        """ADD COLUMN with a default: hot rows written so far read ``value`` after a replay."""
-        self._emit({"a": uid, "c": column_id, "v": wal_encode(value)})
-
     def hard_delete(self, uid: int, scope: str, pk: Any, seq: int) -> None:
         self._emit({"x": uid, "s": scope, "k": wal_encode(pk), "q": seq})
 
@@ -131,6 +132,8 @@ def replay(path: Path, data: dict[int, TableData]) -> int:
                 rec = json.loads(raw)
             except ValueError:
                 break  # a torn last line from a kill mid-write: the write was never acknowledged
+            # Logs written by older sims may hold "a" (default backfill) records: defaults are no
+            # longer retroactive, so they are skipped like any unknown record.
             if "w" in rec:
                 table = data.get(rec["w"])
                 high = max(high, rec["q"])
@@ -141,15 +144,6 @@ def replay(path: Path, data: dict[int, TableData]) -> int:
                 table.scope(rec["s"]).hot.setdefault(pk, []).append(
                     Version(rec["q"], rec["d"], values)
                 )
-            elif "a" in rec:
-                table = data.get(rec["a"])
-                if table is not None:
-                    value = wal_decode(rec["v"])
-                    # Hot rows only: cold rows get the default when their segment is loaded.
-                    for scope in table.scopes.values():
-                        for versions in scope.hot.values():
-                            for v in versions:
-                                v.values.setdefault(rec["c"], value)
             elif "x" in rec:
                 table = data.get(rec["x"])
                 if table is not None:

@@ -184,8 +184,7 @@ def coerce(value: Any, kind: str, column: str) -> Any:
         pass
     shown = f"'{value}'" if isinstance(value, str) else repr(value)
     raise exec_error(
-        f"Execution error: Arrow error: Cast error: Cannot cast value {shown} to {kind} for column '{column}'",
-        safe=True,
+        f"Execution error: Arrow error: Cast error: Cannot cast value {shown} to {kind} for column '{column}'"
     )
 
 

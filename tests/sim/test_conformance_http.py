@@ -326,9 +326,19 @@ def test_flush_writes_manifest_and_parquet(sim: Sim, ns: str) -> None:
     ]  # no resurrection
     manifest = json.loads((scope / "manifest.json").read_text())
     assert [s["path"] for s in manifest["segments"]] == ["batch-0.parquet", "batch-1.parquet"]
+    assert pq.read_table(scope / "batch-1.parquet").to_pylist() == [
+        {"id": 1, "v": "A", "_seq": manifest["segments"][1]["min_seq"], "_deleted": False}
+    ]  # Parquet holds live rows only: the tombstone of 3 stays hot, hiding 3 in batch-0
     assert not list(scope.glob("*.tmp"))
+    # A scope whose hot tier is that tombstone alone still has pending writes (KalamDB keeps it
+    # PendingWrite): every flush starts a job that writes nothing.
+    assert sim.flush(f"{ns}.t") == ["completed", f"Flushed {ns}:t successfully (0 rows, 0 files)"]
+    assert json.loads((scope / "manifest.json").read_text()) == manifest
+    sim.sql(f"INSERT INTO {ns}.t (id, v) VALUES (3, 'again')")
+    assert sim.flush(f"{ns}.t")[0] == "completed"  # the new 3 shadows batch-0: the tombstone goes
     message = sim.sql(f"STORAGE FLUSH TABLE {ns}.t")[0]["message"]
     assert message == f"Storage flush skipped: no pending writes for table '{ns}.t'"
+    assert sim.rows(f"SELECT id, v FROM {ns}.t ORDER BY id") == [[1, "A"], [2, "bb"], [3, "again"]]
 
 
 def test_flush_respects_storage_and_templates(sim: Sim, ns: str, tmp_path: Path) -> None:
@@ -395,14 +405,24 @@ def test_schema_evolution(sim: Sim, ns: str) -> None:
     sim.sql(f"INSERT INTO {ns}.s (id, a, b) VALUES (2, 'y', 6)")
     sim.sql(f"ALTER TABLE {ns}.s ADD COLUMN c INT DEFAULT 7")
     sim.sql(f"ALTER TABLE {ns}.s ADD COLUMN d TEXT")
-    assert sim.rows(f"SELECT id, c, d FROM {ns}.s ORDER BY id") == [[1, 7, None], [2, 7, None]]
+    # a DEFAULT is not retroactive: rows written before the ALTER read NULL
+    assert sim.rows(f"SELECT id, c, d FROM {ns}.s ORDER BY id") == [
+        [1, None, None],
+        [2, None, None],
+    ]
+    sim.sql(f"INSERT INTO {ns}.s (id, a, b) VALUES (3, 'z', 8)")
+    assert sim.rows(f"SELECT c FROM {ns}.s WHERE id = 3") == [[7]]
     sim.sql(f"ALTER TABLE {ns}.s DROP COLUMN b")
-    assert sim.rows(f"SELECT * FROM {ns}.s ORDER BY id")[0][:4] == [1, "x", 7, None]
+    assert sim.rows(f"SELECT * FROM {ns}.s ORDER BY id")[0][:4] == [1, "x", None, None]
     assert sim.error(f"SELECT b FROM {ns}.s")[1]["code"] == "SQL_EXECUTION_ERROR"
     sim.sql(f"ALTER TABLE {ns}.s ADD COLUMN b INT")
-    assert sim.rows(f"SELECT id, b FROM {ns}.s ORDER BY id") == [[1, None], [2, None]]
+    assert sim.rows(f"SELECT id, b FROM {ns}.s ORDER BY id") == [[1, None], [2, None], [3, None]]
     sim.flush(f"{ns}.s")
-    assert sim.rows(f"SELECT id, a, c FROM {ns}.s ORDER BY id") == [[1, "x", 7], [2, "y", 7]]
+    assert sim.rows(f"SELECT id, a, c FROM {ns}.s ORDER BY id") == [
+        [1, "x", None],
+        [2, "y", None],
+        [3, "z", 7],
+    ]
 
 
 def test_system_tables_and_users(sim: Sim, ns: str) -> None:

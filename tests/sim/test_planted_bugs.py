@@ -224,15 +224,14 @@ def test_flush_drops_tombstones(target: MakeSim, on: bool) -> None:
     sim.sql(f"INSERT INTO {t} (id, v) VALUES (1, 'a'), (2, 'b')")
     assert sim.flush(t)[0] == "completed"
     sim.sql(f"DELETE FROM {t} WHERE id = 1")
+    assert sim.flush(t)[0] == "completed"  # nothing live to write: the tombstone stays hot
     assert ids(sim.rows(f"SELECT id FROM {t}")) == [2]
-    assert sim.flush(t)[0] == "completed"
-    assert ids(sim.rows(f"SELECT id FROM {t}")) == ([1, 2] if on else [2])
+    sim.sql(f"INSERT INTO {t} (id, v) VALUES (3, 'c')")
+    assert sim.flush(t)[0] == "completed"  # writes 3; with the bug it also drops 1's tombstone
+    assert ids(sim.rows(f"SELECT id FROM {t}")) == ([1, 2, 3] if on else [2, 3])
     _, files = scope_files(sim.data / "storage" / ns / "t")
     cold = [[(r["id"], r["_deleted"]) for r in pq.read_table(f).to_pylist()] for f in files]
-    if on:  # the tombstone was the whole second flush: nothing written
-        assert cold == [[(1, False), (2, False)]]
-    else:
-        assert cold == [[(1, False), (2, False)], [(1, True)]]
+    assert cold == [[(1, False), (2, False)], [(3, False)]]  # tombstones never reach Parquet
 
 
 # ---------------------------------------------------------------------------- cold artifacts
@@ -264,17 +263,22 @@ def test_empty_batch_file(target: MakeSim, on: bool) -> None:
     sim = target("empty_batch_file", on)
     ns = new_ns(sim)
     t = shared_table(sim, ns)
+    # A live cold row keeps the table non-empty, so no cold cleanup removes what the flush wrote.
     sim.sql(f"INSERT INTO {t} (id, v) VALUES (1, 'a')")
-    sim.sql(f"DELETE FROM {t} WHERE id = 1")
+    assert sim.flush(t)[0] == "completed"
+    sim.sql(f"INSERT INTO {t} (id, v) VALUES (2, 'b')")
+    sim.sql(f"DELETE FROM {t} WHERE id = 2")
     assert sim.flush(t)[0] == "completed"
     manifest, files = scope_files(sim.data / "storage" / ns / "t")
+    assert manifest is not None
     if on:
-        assert [f.name for f in files] == ["batch-0.parquet"]
-        assert pq.read_table(files[0]).num_rows == 0
-        assert manifest is not None and manifest["segments"][0]["row_count"] == 0
+        assert [f.name for f in files] == ["batch-0.parquet", "batch-1.parquet"]
+        assert pq.read_table(files[1]).num_rows == 0
+        assert manifest["segments"][1]["row_count"] == 0
     else:
-        assert (manifest, files) == (None, [])
-    assert sim.rows(f"SELECT id FROM {t}") == []
+        assert [f.name for f in files] == ["batch-0.parquet"]
+        assert len(manifest["segments"]) == 1
+    assert ids(sim.rows(f"SELECT id FROM {t}")) == [1]
 
 
 # ---------------------------------------------------------------------------- subscriptions
@@ -547,6 +551,189 @@ def test_stream_ttl_unenforced(target: MakeSim, on: bool) -> None:
     assert ids(sim.rows(f"SELECT id FROM {ns}.s")) == [1]
     time.sleep(1.3)
     assert ids(sim.rows(f"SELECT id FROM {ns}.s")) == ([1] if on else [])
+
+
+# ---------------------------------------------------------------------------- KalamDB-shaped bugs
+
+
+@ON_OFF
+def test_order_limit_resorted(target: MakeSim, on: bool) -> None:
+    sim = target("order_limit_resorted", on)
+    ns = new_ns(sim)
+    t = shared_table(sim, ns)
+    sim.sql(f"INSERT INTO {t} (id, v) VALUES (1, 'a'), (2, 'b'), (3, 'c')")
+    assert sim.rows(f"SELECT id FROM {t} ORDER BY id DESC LIMIT 2") == (
+        [[2], [3]] if on else [[3], [2]]
+    )
+    assert sim.rows(f"SELECT id FROM {t} ORDER BY id DESC") == [[3], [2], [1]]  # no LIMIT
+    sim.sql(f"UPDATE {t} SET v = 'a2' WHERE id = 1")  # 1 now has the newest _seq
+    assert sim.rows(f"SELECT id FROM {t} ORDER BY _seq LIMIT 3") == (
+        [[1], [2], [3]] if on else [[2], [3], [1]]
+    )
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with live(sim) as conn:
+            return snapshot_rows(await conn.subscribe("s", f"SELECT * FROM {t}", batch_size=2))
+
+    # Pages are cut after the key sort and resumed from its last row's _seq: 1 comes twice.
+    assert [r["id"] for r in run(scenario())] == ([1, 2, 1, 3] if on else [2, 3, 1])
+
+
+@ON_OFF
+def test_failed_flush_clears_pending(target: MakeSim, on: bool, tmp_path: Path) -> None:
+    sim = target("failed_flush_clears_pending", on)
+    ns = new_ns(sim)
+    base = tmp_path / f"store_{ns}"
+    sim.sql(f"CREATE STORAGE s_{ns} TYPE 'filesystem' BASE_DIRECTORY '{base}'")
+    t = shared_table(sim, ns, options=f" WITH (STORAGE_ID = 's_{ns}')")
+    sim.sql(f"INSERT INTO {t} (id, v) VALUES (1, 'a'), (2, 'b')")
+    shutil.rmtree(base)
+    base.write_text("not a directory")
+    assert sim.flush(t)[0] == "failed"
+    base.unlink()  # the cause is fixed; the rows are still hot
+    message = sim.sql(f"STORAGE FLUSH TABLE {t}")[0]["message"]
+    assert ids(sim.rows(f"SELECT id FROM {t}")) == [1, 2]
+    if on:
+        assert message == f"Storage flush skipped: no pending writes for table '{t}'"
+        sim.sql(f"INSERT INTO {t} (id, v) VALUES (3, 'c')")  # a new write: pending again
+        assert sim.flush(t)[0] == "completed"
+    else:
+        assert sim.wait_job(message.split("Job ID: ")[1].strip())[0] == "completed"
+    (batch,) = scope_files(base / ns / "t")[1]
+    assert sorted(pq.read_table(batch).column("id").to_pylist()) == ([1, 2, 3] if on else [1, 2])
+
+
+@ON_OFF
+def test_flush_race_clears_pending(tmp_path: Path, on: bool) -> None:
+    bugs = ("flush_race_clears_pending",) if on else ()
+    sim = Sim(tmp_path, bugs=bugs, extra="flush_delay_ms = 400\n").start()
+    try:
+        ns = new_ns(sim)
+        t = shared_table(sim, ns)
+        sim.sql(f"INSERT INTO {t} (id, v) VALUES (1, 'taken')")
+        job = sim.sql(f"STORAGE FLUSH TABLE {t}")[0]["message"].split("Job ID: ")[1].strip()
+        while sim.rows(f"SELECT status FROM system.jobs WHERE job_id = '{job}'") == [["queued"]]:
+            time.sleep(0.01)
+        sim.sql(f"INSERT INTO {t} (id, v) VALUES (2, 'raced')")  # after the job took its rows
+        assert sim.wait_job(job)[0] == "completed"
+        message = sim.sql(f"STORAGE FLUSH TABLE {t}")[0]["message"]
+        assert ids(sim.rows(f"SELECT id FROM {t}")) == [1, 2]
+        _, files = scope_files(sim.data / "storage" / ns / "t")
+        if on:
+            assert message == f"Storage flush skipped: no pending writes for table '{t}'"
+            assert len(files) == 1  # 2 is hot and stays there
+        else:
+            assert sim.wait_job(message.split("Job ID: ")[1].strip())[0] == "completed"
+            cold = [
+                r["id"]
+                for f in scope_files(sim.data / "storage" / ns / "t")[1]
+                for r in pq.read_table(f).to_pylist()
+            ]
+            assert sorted(cold) == [1, 2]
+    finally:
+        sim.close()
+
+
+@ON_OFF
+def test_dml_never_true_refused(target: MakeSim, on: bool) -> None:
+    sim = target("dml_never_true_refused", on)
+    ns = new_ns(sim)
+    t = shared_table(sim, ns)
+    (svc,) = users(sim, ns, "svc")
+    sim.sql(f"ALTER USER {svc} SET ROLE service")
+    sim.sql(f"INSERT INTO {t} (id, v) VALUES (1, 'a'), (2, NULL)")
+    for sql in (
+        f"DELETE FROM {t} WHERE v = NULL",
+        f"DELETE FROM {t} WHERE NOT (id <> NULL) AND v = NULL",
+        f"UPDATE {t} SET v = 'x' WHERE id = 1 AND 1 = 0",
+        f"UPDATE {t} SET v = 'x' WHERE id < NULL OR FALSE",
+    ):
+        verb = sql.split()[0]
+        r = sim.sql_response(sql)
+        service = sim.sql_response(sql, svc, PW)
+        if on:
+            assert r.status_code == 400 and r.json()["error"]["code"] == "SQL_EXECUTION_ERROR"
+            assert r.json()["error"]["message"].endswith(f"{verb} requires a WHERE clause")
+            assert service.json()["error"]["message"] == "SQL statement failed"
+        else:
+            assert r.status_code == 200 and r.json()["results"][0]["row_count"] == 0, sql
+            assert service.status_code == 200
+    # still referencing a column after folding: not constant, runs either way
+    assert sim.sql(f"DELETE FROM {t} WHERE id = 2 OR v = NULL")[0]["row_count"] == 1
+    assert sim.rows(f"SELECT id, v FROM {t}") == [[1, "a"]]
+
+
+@ON_OFF
+def test_restart_dml_blind(target: MakeSim, on: bool) -> None:
+    sim = target("restart_dml_blind", on, fresh=True)
+    ns = new_ns(sim)
+    t = shared_table(sim, ns)
+    sim.sql(f"INSERT INTO {t} (id, v) VALUES (1, 'cold')")
+    assert sim.flush(t)[0] == "completed"
+    sim.sql(f"INSERT INTO {t} (id, v) VALUES (2, 'hot'), (3, 'hot')")
+    assert sim.stop() == 0
+    sim.start()
+    assert ids(sim.rows(f"SELECT id FROM {t}")) == [1, 2, 3]
+    assert sim.sql(f"DELETE FROM {t} WHERE v = 'hot'")[0]["row_count"] == (0 if on else 2)
+    assert sim.sql(f"UPDATE {t} SET v = 'hot' WHERE id = 3")[0]["row_count"] == 0
+    assert ids(sim.rows(f"SELECT id FROM {t} WHERE v = 'hot'")) == ([2, 3] if on else [])
+    # the cold row is found either way, and that write ends the blindness
+    assert sim.sql(f"UPDATE {t} SET v = 'warm' WHERE id = 1")[0]["row_count"] == 1
+    assert sim.sql(f"DELETE FROM {t} WHERE v = 'hot'")[0]["row_count"] == (2 if on else 0)
+    assert sim.rows(f"SELECT id, v FROM {t}") == [[1, "warm"]]
+
+
+@ON_OFF
+def test_live_filter_leave_silent(target: MakeSim, on: bool) -> None:
+    sim = target("live_filter_leave_silent", on)
+    ns = new_ns(sim)
+    t = shared_table(sim, ns)
+    sim.sql(f"INSERT INTO {t} (id, v) VALUES (1, 'in'), (2, 'in')")
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with live(sim) as conn:
+            await conn.subscribe("s", f"SELECT * FROM {t} WHERE v = 'in'")
+            sim.sql(f"UPDATE {t} SET v = 'out' WHERE id = 1")
+            sim.sql(f"DELETE FROM {t} WHERE id = 2")
+            return changes(await conn.quiet())
+
+    got = [
+        (c["change_type"], c["old_values"][0]["id"], c["old_values"][0]["v"])
+        for c in run(scenario())
+    ]
+    leave = ("delete", 1, "in")
+    assert got == ([("delete", 2, "in")] if on else [leave, ("delete", 2, "in")])
+
+
+@ON_OFF
+def test_live_filter_unsupported(target: MakeSim, on: bool) -> None:
+    sim = target("live_filter_unsupported", on)
+    ns = new_ns(sim)
+    t = shared_table(sim, ns)
+    sim.sql(f"INSERT INTO {t} (id, v) VALUES (1, 'a')")
+
+    async def scenario() -> tuple[list[Any], list[tuple[str, str, int]]]:
+        async with live(sim) as conn:
+            snaps = []
+            for sub, where in (
+                ("in", "id IN (1, 2)"),
+                ("null", "v IS NOT NULL"),
+                ("between", "id BETWEEN 1 AND 2"),
+                ("plain", "id >= 1"),
+            ):
+                rows = snapshot_rows(await conn.subscribe(sub, f"SELECT * FROM {t} WHERE {where}"))
+                snaps.append([r["id"] for r in rows])
+            sim.sql(f"INSERT INTO {t} (id, v) VALUES (2, 'b')")
+            got = [
+                (c["subscription_id"], c["change_type"], c["rows"][0]["id"])
+                for c in changes(await conn.quiet())
+            ]
+            return snaps, sorted(got)
+
+    snaps, got = run(scenario())
+    assert snaps == [[1], [1], [1], [1]]  # the snapshot runs through SQL either way
+    everyone = [(s, "insert", 2) for s in ("between", "in", "null", "plain")]
+    assert got == ([("plain", "insert", 2)] if on else everyone)
 
 
 def test_every_planted_bug_has_a_test() -> None:

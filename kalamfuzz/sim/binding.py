@@ -1,0 +1,172 @@
+"""From parsed SQL to what DataFusion runs: table references bound to the rows the caller may
+see, session functions replaced by their values, literals and DEFAULTs evaluated."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
+
+from .access import check_read
+from .bugs import SELECT_SCOPE_LEAK
+from .catalog import Column, TableDef
+from .errors import SqlError, denied, exec_error, invalid_sql
+from .query import run_sql
+from .session import Session
+from .types import arrow_to_kalam
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+
+def qualified_name(table: exp.Table, namespace: str) -> tuple[str, str]:
+    return (table.db or namespace), table.name
+
+
+def parse(sql: str, kind: type[exp.Expr]) -> Any:
+    try:
+        tree = sqlglot.parse_one(sql, read="postgres")
+    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError) as exc:
+        raise invalid_sql(f"SQL parse error: {str(exc).splitlines()[0]}") from None
+    if not isinstance(tree, kind):
+        raise invalid_sql(f"Unsupported statement: {sql[:60]}")
+    return tree
+
+
+def bind_tables(
+    engine: Engine,
+    session: Session,
+    tree: exp.Expression,
+    ns: str,
+    *,
+    keep_deleted: bool,
+    dml: bool = False,
+) -> tuple[dict[str, pa.Table], list[TableDef]]:
+    """Replace each table reference with a registered Arrow table of what the caller may see
+    (with ``dml``, of what an UPDATE or DELETE may find)."""
+    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
+    registered: dict[str, pa.Table] = {}
+    tables: list[TableDef] = []
+    leak = engine.has(SELECT_SCOPE_LEAK) and any(True for _ in tree.find_all(exp.Or))
+    for i, ref in enumerate(list(tree.find_all(exp.Table))):
+        if not ref.db and ref.name.lower() in ctes:
+            continue
+        namespace, name = qualified_name(ref, ns)
+        reg = f"__t{i}"
+        if namespace.lower() == "system":
+            if not session.admin:
+                raise denied(
+                    f"Access denied: system table system.{name} requires DBA or System role"
+                )
+            registered[reg] = engine.system_table(name.lower())
+        else:
+            table = engine.table(namespace, name)
+            check_read(session, table)
+            tables.append(table)
+            if leak and table.table_type == "user":
+                registered[reg] = engine.leaky_arrow(table, keep_deleted)
+            elif dml:
+                registered[reg] = engine.dml_arrow(table, engine.scope_key(table, session))
+            else:
+                registered[reg] = engine.scope_arrow(
+                    table, engine.scope_key(table, session), keep_deleted
+                )
+        alias = ref.alias or name
+        ref.replace(
+            exp.Table(
+                this=exp.to_identifier(reg), alias=exp.TableAlias(this=exp.to_identifier(alias))
+            )
+        )
+    for user_fn in list(tree.find_all(exp.CurrentUser)):
+        user_fn.replace(exp.Literal.string(session.user_id))
+    for role_fn in list(tree.find_all(exp.CurrentRole)):
+        role_fn.replace(exp.Literal.string(session.role))
+    for call in list(tree.find_all(exp.Anonymous)):
+        fname = call.name.upper()
+        if fname in ("CURRENT_USER_ID", "KDB_CURRENT_USER"):
+            call.replace(exp.Literal.string(session.user_id))
+        elif fname == "KDB_CURRENT_ROLE":
+            call.replace(exp.Literal.string(session.role))
+    return registered, tables
+
+
+def run(tree: exp.Expression, registered: dict[str, pa.Table]) -> pa.Table:
+    try:
+        return run_sql(tree.sql(dialect="postgres"), registered)
+    except Exception as exc:  # DataFusion reports planning and execution errors alike
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = re.sub(r"__t\d+\.", "", text)
+        raise exec_error(f"Execution error: {text}") from None
+
+
+def result_schema(schema: pa.Schema, tables: list[TableDef]) -> list[dict[str, Any]]:
+    out = []
+    for i, f in enumerate(schema):
+        entry: dict[str, Any] = {
+            "name": f.name,
+            "data_type": arrow_to_kalam(f.type),
+            "index": i,
+        }
+        if f.name == "_seq":
+            entry["flags"] = ["nn"]
+        elif f.name == "_deleted":
+            entry["data_type"] = "Boolean"
+        elif len(tables) == 1 and (col := tables[0].column(f.name)) is not None:
+            entry["data_type"] = col.kind
+            if col.flags():
+                entry["flags"] = col.flags()
+        out.append(entry)
+    return out
+
+
+def literal(node: exp.Expr, session: Session) -> Any:
+    if isinstance(node, exp.Paren):
+        return literal(node.this, session)
+    if isinstance(node, exp.Null):
+        return None
+    if isinstance(node, exp.Boolean):
+        return bool(node.this)
+    if isinstance(node, exp.Literal):
+        if node.is_string:
+            return node.this
+        text = node.this
+        return float(text) if any(ch in text for ch in ".eE") else int(text)
+    if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal) and not node.this.is_string:
+        value = literal(node.this, session)
+        return -value
+    if isinstance(node, exp.CurrentUser):
+        return session.user_id
+    wrapper = exp.select(node.copy().as_("v"))
+    for n in list(wrapper.find_all(exp.CurrentUser)):
+        n.replace(exp.Literal.string(session.user_id))
+    result = run(wrapper, {})
+    col = result.column(0)
+    if pa.types.is_timestamp(col.type):
+        col = col.cast(pa.int64())
+    return col.to_pylist()[0]
+
+
+def default(engine: Engine, col: Column, session: Session) -> Any:
+    text = (col.default or "").strip()
+    upper = text.upper().replace(" ", "")
+    if upper in ("SNOWFLAKE_ID()",):
+        return engine.seq.next()
+    if upper in ("UUID_V7()", "UUID()"):
+        return str(uuid.uuid4())
+    if upper == "ULID()":
+        return uuid.uuid4().hex.upper()[:26]
+    if upper in ("NOW()", "CURRENT_TIMESTAMP", "CURRENT_TIMESTAMP()"):
+        return int(time.time() * 1_000_000)
+    if upper in ("CURRENT_USER()", "CURRENT_USER"):
+        return session.user_id
+    try:
+        return literal(sqlglot.parse_one(text, read="postgres"), session)
+    except SqlError:
+        raise
+    except Exception:
+        raise exec_error(f"Invalid DEFAULT expression for column '{col.name}': {text}") from None
