@@ -250,14 +250,17 @@ class Echo:
             seqs = [seq_for(o) for _, o in exp.files[seg.path]]
             files.append(ParquetFile(seg.path, 100 + len(rows), rows))
             segments.append(ManifestSegment(seg.path, len(rows), min(seqs), max(seqs), "committed"))
-        manifest = Manifest(tuple(segments), exp.last_sequence_number) if segments else None
+        manifest = (
+            Manifest(tuple(segments), exp.last_sequence_number) if segments or exp.cleared else None
+        )
         return ColdScopeObservation(exp.directory, manifest, None, tuple(files))
 
     @staticmethod
     def listing(state: ModelState) -> StorageListing:
         from kalamfuzz.invariants.storage_routing import expected_files
 
-        return StorageListing(tuple(sorted(expected_files(state))))
+        required, _ = expected_files(state)
+        return StorageListing(tuple(sorted(required)))
 
 
 def named(obs: QueryObservation) -> list[dict[str, object]]:

@@ -38,8 +38,19 @@ def check_cold_scope(
     if obs.other_files:
         v(safety, "stray files in the scope directory", *(f"+ {f}" for f in obs.other_files))
     seen_files = {p.name for p in obs.parquet}
+    emptied = obs.manifest is not None and not obs.manifest.segments and not seen_files
+    if exp.clearable and emptied and not obs.other_files:
+        # KalamDB's SHARED cold cleanup ran (it may, after the table lost its last live row).
+        return out, learned
     if not exp.segments:
-        if obs.manifest is not None or obs.manifest_error or seen_files:
+        if exp.cleared and not emptied:
+            v(
+                ContractItem.COLD_ARTIFACTS,
+                "a scope the SHARED cleanup emptied is not empty",
+                *(f"+ {f}" for f in sorted(seen_files)),
+                expected="manifest.json without segments",
+            )
+        elif not exp.cleared and (obs.manifest is not None or obs.manifest_error or seen_files):
             v(
                 ContractItem.COLD_ARTIFACTS,
                 "cold artifacts for a scope the model never flushed",

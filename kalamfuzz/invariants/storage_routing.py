@@ -17,12 +17,20 @@ def _artifact(path: str) -> bool:
     return name == MANIFEST or (name.startswith("batch-") and ".parquet" in name)
 
 
-def expected_files(state: ModelState) -> set[str]:
-    out = set()
+def expected_files(state: ModelState) -> tuple[set[str], set[str]]:
+    """The cold artifacts that must exist, and those that may (the SHARED cleanup may have
+    removed a scope's files and left a manifest without segments)."""
+    required: set[str] = set()
+    allowed: set[str] = set()
     for table_id, scope in state.flushed_scopes():
         exp = state.expected_cold(table_id, scope)
-        out |= {posixpath.join(exp.directory, p) for p in exp.paths}
-    return out
+        paths = {posixpath.join(exp.directory, p) for p in exp.paths}
+        allowed |= paths
+        if exp.clearable:
+            allowed.add(posixpath.join(exp.directory, MANIFEST))
+        else:
+            required |= paths
+    return required, allowed
 
 
 def check_listing(state: ModelState, listing: StorageListing) -> Finding:
@@ -36,8 +44,10 @@ def check_listing(state: ModelState, listing: StorageListing) -> Finding:
         for f in listing.files
         if _artifact(f) and namespaces & set(posixpath.normpath(f).split("/"))
     }
-    want = {posixpath.normpath(f) for f in expected_files(state)}
-    missing, extra = sorted(want - seen), sorted(seen - want)
+    required, allowed = expected_files(state)
+    want = {posixpath.normpath(f) for f in required}
+    may = {posixpath.normpath(f) for f in allowed}
+    missing, extra = sorted(want - seen), sorted(seen - may)
     if not missing and not extra:
         return [], {}
     return [

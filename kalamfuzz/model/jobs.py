@@ -47,3 +47,6 @@ class Job:
     #: The table's columns when the flush was requested: a column added after that may be
     #: missing from the files the job writes (it may have taken its rows first).
     columns: tuple[str, ...] = ()
+    #: The model's commit counter when the job was seen finished: writes after its request
+    #: and up to here may have landed while it ran.
+    finished_at: int | None = None

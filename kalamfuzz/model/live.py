@@ -35,6 +35,8 @@ class ExpectedChange:
     #: The commit counter before the statement that caused it: changes of one statement share
     #: it (their order among themselves is the server's), later statements' are larger.
     statement: int = 0
+    #: The delete an UPDATE owes a subscriber when it makes the row stop matching the filter.
+    leave: bool = False
 
 
 @frozen
@@ -167,6 +169,7 @@ def change_for_write(
         new.key,
         new.ordinal,
         old_values=ExpectedRow(leaving, new.ordinal, scope, new.key),
+        leave=True,
     )
 
 

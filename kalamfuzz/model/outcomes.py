@@ -55,18 +55,28 @@ class Rejected:
     item: ContractItem
     #: Why, in words, for the report.
     reason: str
-    #: Substrings the message must contain (only where redaction keeps them).
+    #: Substrings the message must contain (for callers who see it: see ``kept``).
     message_contains: tuple[str, ...] = ()
+    #: Whether KalamDB shows the message to user and service callers too. It redacts most
+    #: execution errors to "SQL statement failed" for them (execution_paths.rs), keeping
+    #: primary-key, constraint, unknown-column and already-exists messages.
+    kept: bool = False
 
 
 def permission_denied(reason: str) -> Rejected:
-    return Rejected(frozenset({"PERMISSION_DENIED"}), 403, ContractItem.RBAC, reason)
+    return Rejected(frozenset({"PERMISSION_DENIED"}), 403, ContractItem.RBAC, reason, kept=True)
 
 
 def execution_error(
-    reason: str, item: ContractItem, *contains: str, codes: frozenset[str] | None = None
+    reason: str,
+    item: ContractItem,
+    *contains: str,
+    codes: frozenset[str] | None = None,
+    kept: bool = False,
 ) -> Rejected:
-    return Rejected(codes or frozenset({"SQL_EXECUTION_ERROR"}), 400, item, reason, tuple(contains))
+    return Rejected(
+        codes or frozenset({"SQL_EXECUTION_ERROR"}), 400, item, reason, tuple(contains), kept
+    )
 
 
 @frozen

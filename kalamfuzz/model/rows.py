@@ -47,13 +47,14 @@ class Version:
 def materialize(table: Table, version: Version) -> dict[str, Value]:
     """The user columns of ``version`` under the table's current schema.
 
-    A column added after the version was written reads as its default (NULL without one), even
-    when an older, dropped column had the same name.
+    A column added after the version was written reads NULL, whatever its DEFAULT (which only
+    new INSERTs get: KalamDB applies no default retroactively, smoke_test_alter_with_data.rs),
+    and even when an older, dropped column had the same name.
     """
     out: dict[str, Value] = {}
     for col in table.columns:
         if col.added_in > version.schema_version:
-            out[col.name] = col.default
+            out[col.name] = None
         else:
             out[col.name] = version.values.get(col.name, col.default)
     return out
@@ -87,6 +88,19 @@ class Scope:
     #: Ordinals of the versions that re-learning added: the server's rows, not writes waiting
     #: for a flush.
     adopted: frozenset[int] = frozenset()
+    #: Ordinals of tombstones a flush left in the hot tier: they hide a key's cold version,
+    #: since Parquet never holds tombstones. Not writes waiting for a flush.
+    kept: frozenset[int] = frozenset()
+    #: SHARED cold cleanup (KalamDB runs it after a flush that left the table without live
+    #: rows, asynchronously and not always): ``clearable`` while it may have emptied the cold
+    #: tier the model shows; ``cleared`` once it has (a manifest with no segments).
+    clearable: bool = False
+    cleared: bool = False
+
+    @property
+    def has_cold(self) -> bool:
+        """Whether the scope's directory holds (or may hold) cold artifacts."""
+        return bool(self.cold) or self.cleared or self.clearable
 
     def all_versions(self) -> Iterable[Version]:
         for seg in self.cold:

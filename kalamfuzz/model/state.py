@@ -58,7 +58,7 @@ from kalamfuzz.model.outcomes import (
 from kalamfuzz.model.results import ExpectedRow, QueryResult
 from kalamfuzz.model.rows import Scope, ScopeKey, SeqBook, Version, Window, materialize
 from kalamfuzz.model.streams import Seen, visibility
-from kalamfuzz.model.tiers import ExpectedCold, expected_cold, flush_scope, pending
+from kalamfuzz.model.tiers import ExpectedCold, cleared, expected_cold, flush_scope, pending
 from kalamfuzz.model.values import DELETED, SEQ, ModelError, Value, order_cmp
 from kalamfuzz.model.where import Pred, columns, matches
 
@@ -123,7 +123,7 @@ class ModelState:
             (tid, key)
             for tid, scopes in sorted(self.data.items(), key=lambda kv: str(kv[0]))
             for key, scope in scopes.items()
-            if scope.cold
+            if scope.has_cold
         ]
 
     def learn(self, learned: Mapping[int, int]) -> ModelState:
@@ -139,22 +139,24 @@ class ModelState:
 
 
 def _missing_table(state: ModelState, actor: str, table_id: TableId) -> Rejected:
-    """Refused: no such table. Only dba and system callers are told which one: for the others
-    KalamDB redacts "table not found" to a generic message (HTTP_SQL.md, error redaction)."""
-    shown = (str(table_id),) if state.catalog.role_of(actor).is_admin else ()
-    return execution_error(f"table {table_id} does not exist", ContractItem.TIERS, *shown)
+    """Refused: no such table (which one is redacted for callers below dba)."""
+    return execution_error(f"table {table_id} does not exist", ContractItem.TIERS, str(table_id))
 
 
 def _session(
-    state: ModelState, actor: str, as_user: str | None, table: Table
+    state: ModelState, actor: str, as_user: str | None, table: Table, dml: bool = True
 ) -> tuple[Role, str] | Rejected:
-    """The role and user the statement runs as, or why EXECUTE AS USER is refused."""
+    """The role and user the statement runs as, or why EXECUTE AS USER is refused.
+
+    KalamDB checks the impersonation matrix first, then refuses DML on a SHARED table; a
+    wrapped SELECT on a SHARED table runs like any other, as role user (execution_paths.rs:
+    the refusal looks at INSERT/UPDATE/DELETE only; docs/reference/sql.md rule 7)."""
     actor_role = state.catalog.role_of(actor)
     if as_user is None:
         return actor_role, actor
     if not perm.can_impersonate(actor_role, actor, state.catalog.role_of(as_user), as_user):
         return permission_denied(f"{actor} ({actor_role.value}) may not EXECUTE AS USER {as_user}")
-    if table.type is TableType.SHARED:
+    if dml and table.type is TableType.SHARED:
         return execution_error(
             "EXECUTE AS USER is not allowed on SHARED tables",
             ContractItem.RBAC,
@@ -169,14 +171,14 @@ def _unknown_columns(
 ) -> Rejected | None:
     for name in names:
         if not table.knows(name):
-            admin = state.catalog.role_of(actor).is_admin
             why = "was dropped" if name in table.dropped else "does not exist"
-            # Redaction keeps column-not-found messages, but only admins get the full text.
+            # Redaction keeps column-not-found messages for every caller.
             return execution_error(
                 f"column {name!r} {why}",
                 ContractItem.SCHEMA_EVOLUTION,
-                *((name,) if admin else ()),
+                name,
                 codes=frozenset({"SQL_EXECUTION_ERROR", "INVALID_SQL"}),
+                kept=True,
             )
     return None
 
@@ -265,11 +267,14 @@ def _insert(
                 raise ModelError(f"{cell!r} is not a {col.type.value} for {col.name}")
             if cell is None and (not col.nullable or col.primary_key):
                 return (
-                    execution_error(f"NULL in NOT NULL column {col.name}", ContractItem.TIERS),
+                    execution_error(
+                        f"NULL in NOT NULL column {col.name}", ContractItem.TIERS, kept=True
+                    ),
                     state,
                 )
             values[col.name] = cell
-        if values[pk] in seen:
+        # STREAM tables are event logs keyed by _seq: KalamDB enforces no key uniqueness there.
+        if values[pk] in seen and table.type is not TableType.STREAM:
             return _pk_violation(values[pk], "twice in one INSERT"), state
         seen.add(values[pk])
         versions.append(
@@ -278,11 +283,6 @@ def _insert(
     ok = Ok(row_count=len(versions))
     after = _commit(state, table, [_Write(key, None, v) for v in versions])
     if table.type is TableType.STREAM:
-        # Whether a STREAM table enforces key uniqueness is not pinned down (contract.md).
-        stored = {v.key for v in scope.hot}
-        if seen & stored:
-            clash = sorted(seen & stored, key=repr)[0]
-            return OneOf((ok, _pk_violation(clash, "STREAM key reused"))), after
         return ok, after
     latest = scope.latest()
     for v in versions:
@@ -294,7 +294,10 @@ def _insert(
 
 def _pk_violation(key: Value, why: str) -> Rejected:
     return execution_error(
-        f"duplicate primary key {key!r} ({why})", ContractItem.IDEMPOTENCY, "Primary key violation"
+        f"duplicate primary key {key!r} ({why})",
+        ContractItem.IDEMPOTENCY,
+        "Primary key violation",
+        kept=True,
     )
 
 
@@ -332,14 +335,18 @@ def _update(state: ModelState, op: Update) -> tuple[Prediction | OneOf, ModelSta
         assert col is not None
         if col.primary_key:
             return (
-                execution_error("UPDATE of the primary key", ContractItem.TIERS, col_name),
+                execution_error(
+                    "UPDATE of the primary key", ContractItem.TIERS, col_name, kept=True
+                ),
                 state,
             )
         if not col.type.accepts(value):
             raise ModelError(f"{value!r} is not a {col.type.value} for {col_name}")
         if value is None and not col.nullable:
             return (
-                execution_error(f"NULL in NOT NULL column {col_name}", ContractItem.TIERS),
+                execution_error(
+                    f"NULL in NOT NULL column {col_name}", ContractItem.TIERS, kept=True
+                ),
                 state,
             )
     key = state.scope_key(table, user)
@@ -425,7 +432,7 @@ def _select(state: ModelState, op: Select, at: Window | None) -> Prediction | On
     table = state.catalog.tables.get(op.table_id)
     if table is None:
         return _missing_table(state, op.actor, op.table_id)
-    session = _session(state, op.actor, op.as_user, table)
+    session = _session(state, op.actor, op.as_user, table, dml=False)
     if isinstance(session, Rejected):
         return session
     role, user = session
@@ -524,6 +531,10 @@ def _flush(state: ModelState, op: Flush) -> Prediction | OneOf:
         # Re-learned after a known finding: what the server still has to flush is unknown.
         return OneOf((FlushStarted(), FlushSkipped()))
     if not has_rows:
+        # KalamDB keeps a scope whose only hot versions are tombstones "pending" (a flush
+        # starts and writes nothing) while one that also flushed live rows is not: both are fine.
+        if any(s.kept for s in scopes):
+            return OneOf((FlushSkipped(), FlushStarted()))
         return FlushSkipped()
     if running:
         # The earlier job may have finished since the machine last looked.
@@ -555,7 +566,9 @@ def _job_end(state: ModelState, op: JobFinished) -> Prediction | OneOf:
     if table is None:
         return OneOf((JobEnds(JobStatus.CANCELLED), JobEnds(JobStatus.FAILED, True)))
     scopes = state.scopes(table.id).values()
-    if any(s.relearned for s in scopes):
+    if any(s.relearned or s.kept for s in scopes) and not any(
+        pending(s, job.requested_at) for s in scopes
+    ):
         ran: tuple[JobEnds, ...] = (JobEnds(JobStatus.COMPLETED), JobEnds(JobStatus.SKIPPED))
     elif any(pending(s, job.requested_at) for s in scopes):
         ran = (JobEnds(JobStatus.COMPLETED),)
@@ -586,7 +599,8 @@ def finish_job(state: ModelState, job_id: str, status: JobStatus) -> tuple[Model
     flush (the job took the hot versions present when it *started*, some time after it was
     requested and before it was seen finished)."""
     job = state.jobs[job_id]
-    done = evolve(state, jobs={**state.jobs, job_id: evolve(job, status=status)})
+    ended = evolve(job, status=status, finished_at=state.clock)
+    done = evolve(state, jobs={**state.jobs, job_id: ended})
     table = state.catalog.tables.get(job.table_id)
     if status is not JobStatus.COMPLETED or table is None:
         return (done,)
@@ -601,9 +615,29 @@ def finish_job(state: ModelState, job_id: str, status: JobStatus) -> tuple[Model
     may_lack = frozenset(c.name for c in table.columns) - frozenset(job.columns)
     out = []
     for cut in [job.requested_at, *later]:
-        scopes = {k: flush_scope(table, s, cut, may_lack) for k, s in done.scopes(table.id).items()}
-        out.append(evolve(done, data={**done.data, table.id: scopes}))
+        variants: list[dict[ScopeKey, Scope]] = [{}]
+        for k, s in done.scopes(table.id).items():
+            after = _after_flush(table, s, cut, may_lack)
+            variants = [{**v, k: a} for v in variants for a in after]
+        out += [evolve(done, data={**done.data, table.id: v}) for v in variants]
     return tuple(out)
+
+
+def _after_flush(table: Table, scope: Scope, cut: int, may_lack: frozenset[str]) -> list[Scope]:
+    """The scope after a completed flush, one per way KalamDB's SHARED cold cleanup went.
+
+    After a flush that leaves a SHARED table without live rows, KalamDB may (asynchronously,
+    when a permit is free) empty its cold tier: until the next flush the model keeps that open,
+    and the next flush wrote on whichever tier the cleanup left."""
+    before = [scope, cleared(scope)] if scope.clearable else [scope]
+    out = []
+    for b in before:
+        after = evolve(flush_scope(table, b, cut, may_lack), clearable=False)
+        if table.type is TableType.SHARED and not after.live(table):
+            after = evolve(after, clearable=True)
+        if after not in out:
+            out.append(after)
+    return out
 
 
 # --- DDL --------------------------------------------------------------------------------------
@@ -672,7 +706,7 @@ def _ddl(state: ModelState, op: Operation) -> tuple[Prediction | OneOf, ModelSta
 
 
 def _exists(name: str, item: ContractItem = ContractItem.TIERS) -> Rejected:
-    return execution_error(f"{name} already exists", item, "already exists")
+    return execution_error(f"{name} already exists", item, "already exists", kept=True)
 
 
 def _create_table(state: ModelState, op: CreateTable) -> tuple[Prediction | OneOf, ModelState]:

@@ -19,10 +19,10 @@ def flush_scope(
 ) -> Scope:
     """The scope after a flush that took the hot versions with ordinal <= ``cut``.
 
-    Per key only the newest taken version is written; a tombstone is written only when an
-    older cold segment holds the key (otherwise the key simply vanishes). Every taken
-    version leaves the hot tier, written or not. ``may_lack``: columns added while the job
-    ran, which its file may not have.
+    Per key only the newest taken version counts, and only a live one is written: Parquet
+    never holds tombstones. A newest tombstone whose key has a cold version stays hot (it hides
+    that version from reads); every other taken version leaves the hot tier. ``may_lack``:
+    columns added while the job ran, which its file may not have.
     """
     taken = [v for v in scope.hot if v.ordinal <= cut and v.ordinal not in scope.adopted]
     if not taken:
@@ -31,29 +31,38 @@ def flush_scope(
     for v in taken:
         newest[v.key] = v  # hot is in commit order, so the last one wins
     cold_keys = scope.cold_keys()
-    kept = sorted(
-        (v for v in newest.values() if not v.deleted or v.key in cold_keys),
-        key=lambda v: v.ordinal,
-    )
-    remaining = scope.remove(frozenset(v.ordinal for v in taken))
-    if not kept:
+    written = sorted((v for v in newest.values() if not v.deleted), key=lambda v: v.ordinal)
+    kept = frozenset(v.ordinal for v in newest.values() if v.deleted and v.key in cold_keys)
+    remaining = scope.remove(frozenset(v.ordinal for v in taken) - kept)
+    remaining = evolve(remaining, kept=(remaining.kept & _ordinals(remaining)) | kept)
+    if not written:
         return remaining
     batch = scope.cold[-1].batch + 1 if scope.cold else 0
     segment = Segment(
         batch=batch,
-        versions=tuple(kept),
+        versions=tuple(written),
         columns=tuple(c.name for c in table.columns),
-        rows=tuple(row_of(table, v) | {"_deleted": v.deleted} for v in kept),
+        rows=tuple(row_of(table, v) for v in written),
         schema_version=table.schema_version,
         may_lack=may_lack,
     )
-    return evolve(remaining, cold=(*remaining.cold, segment))
+    return evolve(remaining, cold=(*remaining.cold, segment), cleared=False)
+
+
+def _ordinals(scope: Scope) -> frozenset[int]:
+    return frozenset(v.ordinal for v in scope.hot)
 
 
 def pending(scope: Scope, cut: int | None = None) -> bool:
-    return any(
-        (cut is None or v.ordinal <= cut) and v.ordinal not in scope.adopted for v in scope.hot
-    )
+    """Whether the scope holds writes a flush would take (re-learned rows and tombstones an
+    earlier flush left hot are not such writes)."""
+    skip = scope.adopted | scope.kept
+    return any((cut is None or v.ordinal <= cut) and v.ordinal not in skip for v in scope.hot)
+
+
+def cleared(scope: Scope) -> Scope:
+    """The scope after KalamDB's SHARED cold cleanup: no segments, a manifest without them."""
+    return evolve(scope, cold=(), cleared=True, clearable=False)
 
 
 @frozen
@@ -75,15 +84,22 @@ class ExpectedCold:
     segments: tuple[ExpectedSegment, ...]
     #: Parquet file name -> (expected rows without ``_seq``, the versions' ordinals) in order.
     files: Mapping[str, tuple[tuple[Mapping[str, Value], int], ...]]
+    #: The SHARED cleanup emptied the scope: a manifest without segments, no Parquet file.
+    cleared: bool = False
+    #: The cleanup may have run since: the directory may also be in the cleared layout.
+    clearable: bool = False
 
     @property
     def last_sequence_number(self) -> int | None:
-        return int(self.segments[-1].path[6:-8]) if self.segments else None
+        if self.segments:
+            return int(self.segments[-1].path[6:-8])
+        return 0 if self.cleared else None
 
     @property
     def paths(self) -> frozenset[str]:
+        """The files the directory must hold (in the layout the model predicts)."""
         if not self.segments:
-            return frozenset()
+            return frozenset({MANIFEST}) if self.cleared else frozenset()
         return frozenset({MANIFEST, *(s.path for s in self.segments)})
 
 
@@ -110,4 +126,6 @@ def expected_cold(
         directory=storage.scope_directory(table, scope_key),
         segments=tuple(segments),
         files=files,
+        cleared=scope.cleared,
+        clearable=scope.clearable,
     )

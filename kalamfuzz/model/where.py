@@ -200,6 +200,44 @@ def columns(pred: Pred | None) -> frozenset[str]:
     return frozenset({pred.operand.name})
 
 
+def never_true(pred: Pred | None) -> bool:
+    """Whether the predicate folds to a constant FALSE or NULL before any row is read, the
+    way DataFusion's simplifier folds it (``col = NULL`` is NULL, ``NULL AND NULL`` is NULL,
+    ``FALSE AND x`` is FALSE, ...): KalamDB then sees no WHERE at all."""
+    return pred is not None and _fold(pred) in (False, None)
+
+
+#: What constant folding makes of a predicate: a constant truth value, or ``_VARIES`` when the
+#: result still depends on the row.
+_VARIES = "varies"
+
+
+def _fold(pred: Pred) -> Truth | str:
+    if isinstance(pred, Cmp):
+        operands = (pred.left, pred.right)
+        if any(isinstance(o, Lit) and o.value is None for o in operands):
+            return None
+        if all(isinstance(o, Lit) for o in operands):
+            return pred.evaluate({})
+        return _VARIES
+    if isinstance(pred, Not):
+        inner = _fold(pred.inner)
+        return inner if inner == _VARIES else not3(inner)  # type: ignore[arg-type]
+    if isinstance(pred, And | Or):
+        a, b = _fold(pred.left), _fold(pred.right)
+        absorbing, neutral = (False, True) if isinstance(pred, And) else (True, False)
+        if a is absorbing or b is absorbing:
+            return absorbing
+        if a is neutral:
+            return b
+        if b is neutral:
+            return a
+        if a is None and b is None:
+            return None
+        return _VARIES
+    return _VARIES
+
+
 def to_sql(pred: Pred | None) -> str:
     """The ``WHERE ...`` clause, or an empty string."""
     return "" if pred is None else f" WHERE {pred.to_sql()}"

@@ -65,7 +65,8 @@ class TestFlush:
         seg = m.state.expected_cold(T, "u1").segments[0]
         assert (seg.min_seq, seg.max_seq, seg.row_count) == (seq_for(2), seq_for(3), 2)
 
-    def test_tombstone_written_only_over_older_cold_data(self):
+    def test_tombstones_never_reach_parquet_and_stay_hot_over_cold_data(self):
+        # KalamDB writes only live rows to Parquet; a tombstone hiding a cold row stays hot
         m = world()
         m.apply(Insert("u1", T, (row(1), row(2))), Succeeded())
         flush(m, "FL-1")
@@ -73,12 +74,21 @@ class TestFlush:
         m.apply(Insert("u1", T, (row(3),)), Succeeded())
         m.apply(Delete("u1", T, Cmp("=", Col("id"), Lit(3))), Succeeded())
         flush(m, "FL-2")
-        seg = m.state.scope(T, "u1").cold[1]
-        assert seg.batch == 1 and [(v.key, v.deleted) for v in seg.versions] == [(1, True)]
-        assert seg.rows[0]["_deleted"] is True
+        scope = m.state.scope(T, "u1")
+        assert len(scope.cold) == 1, "nothing live to write: no second file"
+        assert [(v.key, v.deleted) for v in scope.hot] == [(1, True)]
+        assert scope.kept == {scope.hot[0].ordinal}
         assert visible(m) == [(2, None)]
         assert isinstance(m.predict(Insert("u1", T, (row(2),))), Rejected)
         assert m.predict(Insert("u1", T, (row(1),))).row_count == 1
+        # the kept tombstone is no write waiting: a flush may start (and write nothing) or not
+        assert m.predict(Flush(SERVICE, T)) == OneOf((FlushSkipped(), FlushStarted()))
+        m.apply(Insert("u1", T, (row(4),)), Succeeded())
+        flush(m, "FL-3")
+        scope = m.state.scope(T, "u1")
+        assert [r["id"] for r in scope.cold[1].rows] == [4]
+        assert all(r["_deleted"] is False for seg in scope.cold for r in seg.rows)
+        assert visible(m) == [(2, None), (4, None)], "the deleted row stays deleted"
 
     def test_scope_with_only_dropped_tombstones_gets_no_file(self):
         m = world()
