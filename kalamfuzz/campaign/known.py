@@ -7,13 +7,14 @@ got wrong, a new one ends the example and is shrunk and saved. Known issues live
 (``regressions/known-issues.toml`` by default)::
 
     [[issue]]
-    id = "order-by-desc-limit"
-    title = "ORDER BY col DESC LIMIT n returns the right rows in ascending order"
+    id = "order-by-limit-resorted"
+    title = "ORDER BY ... LIMIT n returns the right rows re-sorted by primary key"
     status = "open"                       # open: still in KalamDB; fixed: a recurrence is new
     signature = "2 correct before/during/after flush: SELECT rows out of ORDER BY order"
-    where = "ORDER BY .* DESC"            # optional: regex searched in the check's statement
+                                          # (or a list: one bug, several symptoms)
+    where = "LIMIT"                       # optional: regex searched in the check's statement
     after = ["crash"]                     # optional: faults earlier in the same example
-    report = "regressions/kalamdb/order-by-desc-limit.md"
+    report = "regressions/kalamdb/test_data_1a2b3c4d.md"   # optional: its report
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ class KnownIssue:
     id: str
     title: str
     status: str
-    #: ``Violation.signature`` of the finding: contract item and masked summary.
-    signature: str
+    #: ``Violation.signature`` of each symptom: contract item and masked summary.
+    signatures: tuple[str, ...]
     #: Regex searched in the check's statement (its SQL, or the subscription's query).
     where: re.Pattern[str] | None = None
     #: Faults that must have happened earlier in the example (the bug needs them).
@@ -56,7 +57,7 @@ class KnownIssue:
     def matches(self, signature: str, where: str, faults: frozenset[str]) -> bool:
         return (
             self.open
-            and signature == self.signature
+            and signature in self.signatures
             and (self.where is None or self.where.search(where) is not None)
             and self.after <= faults
         )
@@ -111,9 +112,20 @@ def _issue(entry: Mapping[str, Any], where_from: str) -> KnownIssue:
             f"{where_from}: unknown key(s) {', '.join(unknown)}",
             hint="use " + ", ".join(sorted(_KEYS)),
         )
-    for key in ("id", "title", "status", "signature"):
+    for key in ("id", "title", "status"):
         if not isinstance(entry.get(key), str) or not entry[key]:
             raise ConfigError(f"{where_from}: {key!r} is missing", hint=f"give {key} as a string")
+    signature = entry.get("signature")
+    signatures = [signature] if isinstance(signature, str) else signature
+    if (
+        not isinstance(signatures, list)
+        or not signatures
+        or not all(isinstance(x, str) and x for x in signatures)
+    ):
+        raise ConfigError(
+            f"{where_from}: 'signature' is missing",
+            hint="give the finding's signature as a string, or a list of them",
+        )
     if entry["status"] not in STATUSES:
         raise ConfigError(
             f"{where_from}: status {entry['status']!r} is not one of {', '.join(STATUSES)}",
@@ -137,7 +149,7 @@ def _issue(entry: Mapping[str, Any], where_from: str) -> KnownIssue:
         id=entry["id"],
         title=entry["title"],
         status=entry["status"],
-        signature=entry["signature"],
+        signatures=tuple(signatures),
         where=pattern,
         after=frozenset(after),
         report=str(entry.get("report", "")),

@@ -62,7 +62,7 @@ class Names:
         if not self.tag:
             return text
         tag = self.tag
-        text = re.sub(rf"\S*/storage-(\w+)-{tag}", r"/data/storage-\1", text)
+        text = re.sub(rf"[^\s']*/storage-(\w+)-{tag}", r"/data/storage-\1", text)
         text = re.sub(rf"kf_{tag}_\d+\b", "app", text)
         return re.sub(rf"kf_{tag}_(\w+)", r"\1", text)
 
@@ -167,7 +167,9 @@ def render_report(failure: Failure, label: str = "", command: str = "") -> str:
     out.append("with `Authorization: Bearer <their token>`. Then, in this order:")
     out.append("")
     steps = [e for e in failure.transcript if not (e.step == 0 and e in world)]
-    for e in steps:
+    # In the order things happened: WebSocket messages are copied to the transcript when a
+    # check reads them, after the statements that caused them.
+    for e in sorted(steps, key=lambda e: e.sent_ms):
         out += _exchange_lines(e, names)
     out.append("")
     out.append("The last step is where the answer departs from the expected one.")

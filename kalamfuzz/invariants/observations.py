@@ -83,15 +83,22 @@ class QueryObservation:
     def named_rows(self) -> list[dict[str, Cell]]:
         return [dict(zip(self.columns, r, strict=False)) for r in self.rows]
 
-    def model_rows(self, table: Table) -> tuple[dict[str, Value], ...]:
-        return tuple(model_row(table, r) for r in self.named_rows())
+    def model_rows(
+        self, table: Table, columns: tuple[str, ...] | None = None
+    ) -> tuple[dict[str, Value], ...]:
+        """The rows coerced to model values; with ``columns``, only those (the invariants
+        report any other column the server sent on its own)."""
+        rows = (model_row(table, r) for r in self.named_rows())
+        if columns is None:
+            return tuple(rows)
+        return tuple({k: v for k, v in r.items() if k in columns} for r in rows)
 
-    def outcome(self, table: Table | None) -> Outcome:
+    def outcome(self, table: Table | None, columns: tuple[str, ...] | None = None) -> Outcome:
         if self.lost:
             return Unknown()
         if not self.ok:
             return Failed(self.code or f"HTTP_{self.status}", self.status)
-        return Succeeded(rows=self.model_rows(table) if table is not None else None)
+        return Succeeded(rows=self.model_rows(table, columns) if table is not None else None)
 
 
 @frozen

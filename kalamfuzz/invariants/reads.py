@@ -23,7 +23,13 @@ class SelectDiff:
     missing: tuple[Row, ...]
     unexpected: tuple[Row, ...]
     learned: dict[int, int]
-    problems: tuple[str, ...]
+    #: Columns the answer has that the query does not name, and named ones it lacks. Rows are
+    #: compared without the extra ones, so they are reported once, as a column finding.
+    extra_columns: tuple[str, ...] = ()
+    absent_columns: tuple[str, ...] = ()
+    #: LIMIT cut the result: the exact count it requires, when the answer has another.
+    count_problem: str | None = None
+    order_problem: str | None = None
 
     @property
     def subject(self) -> str:
@@ -36,13 +42,15 @@ def select_diff(
 ) -> SelectDiff:
     table = state.catalog.table(op.table_id)
     scope = state.scope_key(table, op.as_user or op.actor)
-    diff = result.compare(rows, state.seqs)
-    problems = []
+    names = list(rows[0]) if rows else []
+    extra = tuple(c for c in names if c not in result.columns)
+    absent = tuple(c for c in result.columns if rows and c not in rows[0])
+    compared = [{k: v for k, v in r.items() if k not in extra} for r in rows] if extra else rows
+    diff = result.compare(compared, state.seqs)
+    count = None
     if result.count is not None and len(rows) != result.count:
-        problems.append(f"{len(rows)} row(s), LIMIT requires exactly {result.count}")
-    if rows and tuple(rows[0]) != result.columns and set(rows[0]) != set(result.columns):
-        problems.append(f"columns {list(rows[0])}, expected {list(result.columns)}")
-    problems += _order_problems(result, rows)
+        count = f"{len(rows)} row(s), LIMIT requires exactly {result.count}"
+    orders = _order_problems(result, rows)
     return SelectDiff(
         table,
         scope,
@@ -51,7 +59,10 @@ def select_diff(
         diff.missing,
         diff.unexpected,
         dict(diff.learned),
-        tuple(problems),
+        extra,
+        absent,
+        count,
+        orders[0] if orders else None,
     )
 
 

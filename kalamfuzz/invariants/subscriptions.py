@@ -27,8 +27,19 @@ from kalamfuzz.model.state import ModelState, subscription_view
 from kalamfuzz.model.values import SEQ, Row, Value, render_row
 
 
-def _v(subj: str, summary: str, *diff: str, expected: str = "", observed: str = "") -> Violation:
-    return Violation(ContractItem.SUBSCRIPTIONS, subj, summary, expected, observed, tuple(diff))
+def _v(
+    subj: str,
+    summary: str,
+    *diff: str,
+    expected: str = "",
+    observed: str = "",
+    snapshot: bool = False,
+) -> Violation:
+    """A subscription finding; ``snapshot``: about the snapshot the client was sent (after a
+    known one the snapshot is no longer judged; a change finding re-subscribes instead)."""
+    return Violation(
+        ContractItem.SUBSCRIPTIONS, subj, summary, expected, observed, tuple(diff), not snapshot
+    )
 
 
 def _seq(row: Row) -> int | None:
@@ -59,10 +70,17 @@ def check_pages(sub: Subscription, obs: SubscriptionObservation, subj: str) -> l
         if last and i != len(pages) - 1:
             problems.append("has_more false before the last page")
         if problems:
-            out.append(_v(subj, f"snapshot page {i} is malformed", *problems))
+            out.append(_v(subj, f"snapshot page {i} is malformed", *problems, snapshot=True))
     complete = bool(pages) and not pages[-1].has_more
     if obs.quiescent and not complete:
-        out.append(_v(subj, "snapshot never reached status 'ready'", f"{len(pages)} page(s) seen"))
+        out.append(
+            _v(
+                subj,
+                "snapshot never reached status 'ready'",
+                f"{len(pages)} page(s) seen",
+                snapshot=True,
+            )
+        )
     return out
 
 
@@ -160,6 +178,12 @@ def check_changes(
                 if ok or not exps[j].optional:
                     break
                 j += 1
+            if not ok and j < len(exps) and exps[j].leave:
+                # The row left the filter and no delete said so; report that, not the
+                # later changes of the key it would make look out of order.
+                out.append(_left_silently(subj, key, exps[j], state.seqs))
+                j += 1
+                ok = j < len(exps) and _matches(exps[j], change, rows, old, state.seqs, learned)
             if ok:
                 matched.append(exps[j])
                 arrivals.append((i, exps[j]))
@@ -194,7 +218,9 @@ def check_changes(
             break
         else:
             rest = [e for e in exps[j:] if not e.optional]
-            if quiescent and rest:
+            if quiescent and rest and all(e.leave for e in rest):
+                out.append(_left_silently(subj, key, rest[0], state.seqs))
+            elif quiescent and rest:
                 out.append(
                     _v(
                         subj,
@@ -203,6 +229,14 @@ def check_changes(
                     )
                 )
     return out + _out_of_order(table, arrivals, state.seqs, subj), learned
+
+
+def _left_silently(subj: str, key: Value, e: ExpectedChange, seqs: SeqBook) -> Violation:
+    return _v(
+        subj,
+        f"no delete for key {key!r} when an UPDATE made it leave the filter",
+        f"- expected {_render_expected(e, seqs)}",
+    )
 
 
 def _out_of_order(
@@ -286,6 +320,19 @@ def check_subscription(
 
     snapshot = coerce([r for b in obs.batches for r in b.rows])
     complete = bool(obs.batches) and not obs.batches[-1].has_more
+    # A column the query does not name is its own finding; the rows are compared without it.
+    named = {*projected_columns(sent_with, sub.projection), SEQ}
+    extra = sorted({c for r in snapshot for c in r} - named)
+    if extra:
+        snapshot = [{k: v for k, v in r.items() if k in named} for r in snapshot]
+        if trusted:
+            out.append(
+                _v(
+                    subj,
+                    f"snapshot rows carry columns the query does not name ({', '.join(extra)})",
+                    snapshot=True,
+                )
+            )
     if trusted:
         out += _check_snapshot(state, table, sub, snapshot, complete, at, learned, subj)
     ready_at = obs.batches[-1].index if complete else None
@@ -348,11 +395,14 @@ def _check_snapshot(
                 *row_diff_lines(missing, rest, key),
                 expected=f"{len(sub.snapshot)} row(s)",
                 observed=f"{len(snapshot)} row(s)",
+                snapshot=True,
             )
         )
     seqs = [_seq(r) for r in snapshot]
     if any(a is not None and b is not None and a >= b for a, b in itertools.pairwise(seqs)):
-        out.append(_v(subj, "snapshot is not ordered by _seq", f"_seq order {seqs[:10]}"))
+        out.append(
+            _v(subj, "snapshot is not ordered by _seq", f"_seq order {seqs[:10]}", snapshot=True)
+        )
     if sub.from_seq is not None:
         replayed = [r for r in snapshot if (s := _seq(r)) is not None and s <= sub.from_seq]
         if replayed:
@@ -361,6 +411,7 @@ def _check_snapshot(
                     subj,
                     f"resume from _seq {sub.from_seq} replayed older rows",
                     *(f"+ replayed {render_row(r)}" for r in replayed[:5]),
+                    snapshot=True,
                 )
             )
     return out

@@ -24,6 +24,9 @@ class Violation:
     observed: str = ""
     #: A short minimal diff, one line each: ``- missing ...``, ``+ unexpected ...``, ``~ ...``.
     diff: tuple[str, ...] = ()
+    #: The server holds other data than the model (after a known finding the driver re-learns
+    #: it); False when only the answer's form is wrong: its columns, order or paging.
+    diverged: bool = True
 
     @property
     def signature(self) -> str:

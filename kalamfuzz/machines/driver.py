@@ -475,10 +475,13 @@ class Driver:
         at = Window(sent, max(sent, _now_ms()))
         reply = _reply(obs) | {"columns": list(obs.columns), "rows": [list(r) for r in obs.rows]}
         self._exchange(actor, "sql", sql, reply, at)
-        if self._judge(inv.check_query(self.model, op, obs, at), sql):
-            self.model.apply(op, obs.outcome(self.model.table(op.table_id)), at)
+        verdict = inv.check_query(self.model, op, obs, at)
+        table = self.model.table(op.table_id)
+        named = (op.projection or table.star_columns) if table is not None else None
+        if self._judge(verdict, sql) or not any(v.diverged for v in verdict.violations):
+            self.model.apply(op, obs.outcome(table, named), at)
         elif obs.ok:
-            # A read known to be wrong teaches no _seq; a full read of the scope re-learns it.
+            # A read known to show other data teaches no _seq; a full read re-learns the scope.
             self._relearn_scope(op.table_id, op.as_user or op.actor)
         return obs
 
@@ -503,7 +506,7 @@ class Driver:
         if not obs.ok:
             return
         key = self.user_id(owner) if table.type.per_user else None
-        self.model.adopt(table_id, key, obs.model_rows(table))
+        self.model.adopt(table_id, key, obs.model_rows(table, table.star_columns))
         for name, s in list(self._subs.items()):
             sub = self._model_sub(s.model_id)
             if sub.table_id == table_id and (not table.type.per_user or sub.user_id == key):
@@ -1047,7 +1050,11 @@ class Driver:
         if self._judge(verdict, f"subscription {s.model_id}: {sub.sql()}"):
             verdict.settle(self.model)
             return
-        # A known finding about a subscription: start it again from a fresh snapshot.
+        # A known finding about a subscription: about the snapshot's form only, stop judging
+        # the snapshot; else start again from a fresh one.
+        if not any(v.diverged for v in verdict.violations):
+            self.model.distrust_snapshot(s.model_id)
+            return
         name = next((n for n, x in self._subs.items() if x is s), None)
         if name is not None:
             self._resubscribe(name)

@@ -186,17 +186,28 @@ class TestDuplicates:
 
 
 class TestSchemaEvolution:
-    def test_added_column_reads_default_hot_and_cold(self):
+    def test_added_column_reads_null_for_old_rows_hot_and_cold(self):
+        # KalamDB applies a DEFAULT to new rows only (smoke_test_alter_with_data.rs)
         m = flushed_world()
         m.apply(AlterAddColumn("u1", T, Column("c", ColType.INT, default=7)), Succeeded())
         op = Select("u1", T, ("id", "c"))
         good = Echo.query(m, op)
-        assert {r[1] for r in good.rows} == {7}
+        assert {r[1] for r in good.rows} == {None}
         assert check_query(m, op, good).ok
-        bad = [(good.rows[0][0], None), *good.rows[1:]]
+        bad = [(good.rows[0][0], 7), *good.rows[1:]]
         verdict = check_query(m, op, with_rows(good, bad))
         assert items(verdict) == [ContractItem.SCHEMA_EVOLUTION]
-        assert "c: 7 -> None" in str(verdict)
+        assert "c: None -> 7" in str(verdict)
+
+    def test_a_column_added_again_must_not_show_the_dropped_values(self):
+        m = flushed_world()
+        m.apply(AlterDropColumn("root", T, "n"), Succeeded())
+        m.apply(AlterAddColumn("root", T, Column("n", ColType.INT)), Succeeded())
+        op = Select("u1", T, ("id", "n"))
+        good = Echo.query(m, op)
+        old = [(r[0], 10 * r[0]) for r in good.rows]  # the values n had before the DROP
+        verdict = check_query(m, op, with_rows(good, old))
+        assert "a column added again shows the dropped column's old values" in str(verdict)
 
     def test_dropped_column_must_vanish_and_fail_when_named(self):
         m = flushed_world()

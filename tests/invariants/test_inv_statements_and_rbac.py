@@ -32,7 +32,44 @@ from kalamfuzz.model.ops import CreateUser, DropTable
 from kalamfuzz.model.where import Cmp, Col, Lit
 
 DENIED = StatementObservation(403, "PERMISSION_DENIED", "Admin privileges required")
+ID1 = Cmp("=", Col("id"), Lit(1))
 OK = StatementObservation(200)
+
+
+class TestRedaction:
+    """KalamDB shows dba and system callers every error message; the others see most execution
+    errors as "SQL statement failed" but keep primary-key, constraint and column messages."""
+
+    REDACTED = StatementObservation(400, "SQL_EXECUTION_ERROR", "SQL statement failed")
+
+    def test_a_missing_table_is_named_to_admins_only(self):
+        m = world()
+        gone = TableId("app", "gone")
+        assert check_statement_reply(m, Delete("u1", gone, ID1), self.REDACTED).ok
+        assert check_statement_reply(m, Delete(SERVICE, gone, ID1), self.REDACTED).ok
+        verdict = check_statement_reply(m, Delete("root", gone, ID1), self.REDACTED)
+        assert "message lacks 'app.gone'" in str(verdict)
+
+    def test_an_unknown_column_is_named_to_everyone(self):
+        m = world()
+        op = Insert("u1", T, ({"id": 1, "zz": 1},))
+        assert "message lacks 'zz'" in str(check_statement_reply(m, op, self.REDACTED))
+        named = StatementObservation(400, "SQL_EXECUTION_ERROR", "Schema error: No field named zz")
+        assert check_statement_reply(m, op, named).ok
+
+    def test_execute_as_on_a_shared_table_refuses_dml_and_reads_as_a_user(self):
+        m = world(
+            table(TableType.SHARED, access_level=AccessLevel.PUBLIC),
+            table(TableType.SHARED, name="priv", access_level=AccessLevel.PRIVATE),
+        )
+        write = Insert(SERVICE, T, (row(1),), as_user="u1")
+        assert check_statement_reply(m, write, self.REDACTED).ok
+        assert "message lacks 'EXECUTE AS USER'" in str(
+            check_statement_reply(m, Insert("root", T, (row(1),), as_user="u1"), self.REDACTED)
+        )
+        assert m.predict(Select(SERVICE, T, as_user="u1")).rows == ()
+        private = m.predict(Select(SERVICE, TableId(T.namespace, "priv"), as_user="u1"))
+        assert private.codes == {"PERMISSION_DENIED"}
 
 
 class TestRbac:
@@ -113,7 +150,8 @@ class TestCountsAndItems:
         op = Update("u1", T, (("s", "x"),), Cmp(">", Col("id"), Lit(0)))
         assert check_statement_reply(m, op, StatementObservation(200, row_count=2)).ok
         verdict = check_statement_reply(m, op, StatementObservation(200, row_count=3))
-        assert items(verdict) == [ContractItem.TIERS] and "wrong result" in str(verdict)
+        assert items(verdict) == [ContractItem.TIERS]
+        assert "UPDATE affected another number of rows" in str(verdict)
         assert "success, 2 row(s)" in str(verdict)
 
     def test_stream_delete_range(self):

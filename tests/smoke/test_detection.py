@@ -36,6 +36,14 @@ HUNTER = {
     "wal_batched": "jobs",
     "drop_column_resurrects": "ddl",
     "flush_ignores_storage_id": "routing",
+    # shaped like bugs a real KalamDB build has (regressions/known-issues.toml)
+    "order_limit_resorted": "data",
+    "failed_flush_clears_pending": "jobs",
+    "flush_race_clears_pending": "flush",
+    "dml_never_true_refused": "data",
+    "restart_dml_blind": "jobs",
+    "live_filter_leave_silent": "live",
+    "live_filter_unsupported": "live",
 }
 
 
