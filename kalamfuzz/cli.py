@@ -73,10 +73,16 @@ def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     p.add_argument("--steps", type=int, default=25, help="steps per example (default 25)")
     p.add_argument(
+        "--shrink-runs",
+        type=int,
+        default=100,
+        help="work bound on shrinking one failure: examples run (default 100)",
+    )
+    p.add_argument(
         "--shrink-seconds",
         type=float,
-        default=60.0,
-        help="time bound on shrinking one failure (default 60)",
+        default=300.0,
+        help="time bound on shrinking one failure, on top of --shrink-runs (default 300)",
     )
     p.add_argument(
         "--regressions",
@@ -102,6 +108,7 @@ def _run(args: argparse.Namespace) -> int:
         seed=seed,
         bugs=bugs,
         steps=args.steps,
+        shrink_runs=args.shrink_runs,
         shrink_seconds=args.shrink_seconds,
         regressions_dir=args.regressions,
         command=command,

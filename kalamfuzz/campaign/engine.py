@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from attrs import define, field, frozen
-from hypothesis import HealthCheck, Phase, Verbosity, settings
+from hypothesis import HealthCheck, Phase, Verbosity, assume, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import Flaky, HypothesisException
 from hypothesis.internal.conjecture import engine as conjecture_engine
@@ -40,7 +40,7 @@ from kalamfuzz.campaign.minimize import minimize
 from kalamfuzz.errors import ConfigError, KalamError
 from kalamfuzz.invariants.violation import masked
 from kalamfuzz.machines.base import ALL_MACHINES, KalamMachine, get_machine
-from kalamfuzz.machines.driver import Driver, InvariantViolation
+from kalamfuzz.machines.driver import Driver, FailedExample, InvariantViolation
 
 Handler = Callable[[Event], None]
 
@@ -84,8 +84,12 @@ class CampaignConfig:
     seed: int = 0
     bugs: tuple[str, ...] = ()
     steps: int = 25
-    #: Bound on shrinking one failure (Hypothesis' own bound is five minutes).
-    shrink_seconds: float = 60.0
+    #: Bound on the work of shrinking one failure: examples run, half by Hypothesis' shrinker,
+    #: half by the direct pass over the program. Work, not time, so a loaded machine shrinks
+    #: as far as an idle one.
+    shrink_runs: int = 100
+    #: A wall-clock bound on top, for servers slow enough to make ``shrink_runs`` too long.
+    shrink_seconds: float = 300.0
     regressions_dir: Path | None = regressions.DEFAULT_DIR
     #: Stop at the first failure (the detection self-test wants only that one).
     stop_on_failure: bool = False
@@ -121,6 +125,20 @@ class _Round:
     first_failure: float | None = None
     #: The campaign's example count when the round first failed.
     failing_example: int = 0
+    #: The example that failed first, and the smallest one since that failed the same way.
+    first: FailedExample | None = None
+    best: FailedExample | None = None
+    #: Examples Hypothesis' shrinker has run for this round's failure.
+    shrink_runs: int = 0
+
+    def failed(self, example: FailedExample) -> None:
+        if self.first is None:
+            self.first = self.best = example
+            return
+        assert self.best is not None
+        same = signature(example.error) == signature(self.first.error)
+        if same and len(example.program) <= len(self.best.program):
+            self.best = example
 
 
 @define
@@ -283,6 +301,12 @@ class Campaign:
 
             def factory(state: _Round = state) -> object:
                 nonlocal last_progress
+                if state.first_failure is not None:
+                    state.shrink_runs += 1
+                    if state.shrink_runs > cfg.shrink_runs // 2:
+                        # Out of shrinking work: Hypothesis drops every further candidate
+                        # unrun and the round ends with the smallest failure found so far.
+                        assume(False)
                 self.examples += 1
                 share.ran += 1
                 now = time.monotonic()
@@ -360,8 +384,8 @@ class Campaign:
         state: _Round,
     ) -> None:
         tolerated: tuple[str, ...] = ()
-        if driver.last_failure is not None:
-            failed = driver.last_failure
+        failed = state.best or driver.last_failure
+        if failed is not None:
             program, imports, transcript = failed.program, failed.imports, failed.transcript
             exc: BaseException = failed.error
             tolerated = failed.tolerated
@@ -385,6 +409,7 @@ class Campaign:
             imports,
             lambda e: signature(e) == sig,
             time.monotonic() + cfg.shrink_seconds / 2,
+            max_runs=cfg.shrink_runs - cfg.shrink_runs // 2,
         )
         if smaller is not None and smaller.error is not None:
             program, transcript, exc = smaller.program, smaller.transcript, smaller.error
@@ -450,6 +475,8 @@ def _counted(share: _Share, driver: Driver, campaign: Campaign, state: _Round) -
             original()  # the sweep: it may be what fails
         finally:
             campaign._example_done(share, driver, state, max(0, checks - 1))
+            if driver.failed and driver.last_failure is not None:
+                state.failed(driver.last_failure)
             if driver.failed and state.first_failure is None:
                 state.first_failure = time.monotonic()
                 state.failing_example = campaign.examples

@@ -56,9 +56,10 @@ def minimize(
     imports: Sequence[str],
     same: Callable[[BaseException], bool],
     deadline: float,
+    max_runs: int = 1_000_000,
 ) -> Run | None:
-    """The smallest sub-program found before ``deadline`` that fails as ``same`` says, or None
-    if no smaller one was found.
+    """The smallest sub-program found within ``max_runs`` runs (and before ``deadline``) that
+    fails as ``same`` says, or None if no smaller one was found.
 
     Background flushes are first made to wait for their jobs where the failure stays: the
     program then no longer depends on timing, and the steps that only gave a job time to
@@ -66,21 +67,28 @@ def minimize(
     """
     best: Run | None = None
     current = list(program)
+    runs = 0
+
+    def more() -> bool:
+        return runs < max_runs and time.monotonic() < deadline
+
     for i, line in enumerate(current):
         waited = _waited(line)
-        if waited is None or time.monotonic() >= deadline:
+        if waited is None or not more():
             continue
         candidate = [*current[:i], waited, *current[i + 1 :]]
         result = run(driver, tables, candidate, imports)
+        runs += 1
         if result.error is not None and same(result.error):
             best, current = result, candidate
     chunk = max(1, len(current) // 2)
-    while chunk >= 1 and time.monotonic() < deadline:
+    while chunk >= 1 and more():
         progressed = False
         i = len(current) - chunk
-        while i >= 0 and time.monotonic() < deadline:
+        while i >= 0 and more():
             candidate = current[:i] + current[i + chunk :]
             result = run(driver, tables, candidate, imports)
+            runs += 1
             if result.error is not None and same(result.error):
                 best, current, progressed = result, candidate, True
             i -= chunk

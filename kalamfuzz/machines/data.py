@@ -3,6 +3,7 @@ service writing through EXECUTE AS USER, and duplicate keys (keys come from a sm
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 from hypothesis import strategies as st
@@ -98,25 +99,40 @@ class DataMachine(KalamMachine):
         return (name, table, *self.actor(data, table))
 
     def write(
-        self, data: st.DataObject, kind: str, name: str, actor: str, as_user: str | None = None
+        self,
+        data: st.DataObject,
+        kind: str,
+        name: str,
+        actor: str,
+        as_user: str | None = None,
+        prefer: Sequence[str] = (),
     ) -> None:
-        """One INSERT, UPDATE or DELETE (``kind``) on ``name`` by ``actor``."""
+        """One INSERT, UPDATE or DELETE (``kind``) on ``name`` by ``actor``; an UPDATE sets the
+        ``prefer`` columns."""
         table = self.table(name)
         if kind == "insert":
             self.insert_rows(actor, name, self.rows(data, table), as_user=as_user)
         elif kind == "update":
             if all(c.primary_key for c in table.columns):
                 return  # DDL dropped every other column: there is nothing to set
-            sets = data.draw(kst.assignments(table), label="set")
+            sets = data.draw(kst.assignments(table, prefer), label="set")
             where = self.where(data, name, actor, as_user)
             self.d.update(actor, name, sets, where, as_user=as_user)
         else:
             self.d.delete(actor, name, self.where(data, name, actor, as_user), as_user=as_user)
 
-    def writes(self, data: st.DataObject, name: str, actor: str, as_user: str | None) -> None:
-        """One to three writes of any kind on one table by one actor (a burst)."""
-        for kind in data.draw(st.lists(st.sampled_from(WRITES), min_size=1, max_size=3)):
-            self.write(data, kind, name, actor, as_user)
+    def writes(
+        self,
+        data: st.DataObject,
+        name: str,
+        actor: str,
+        as_user: str | None,
+        prefer: Sequence[str] = (),
+        kinds: Sequence[str] = WRITES,
+    ) -> None:
+        """One to three writes of the ``kinds`` on one table by one actor (a burst)."""
+        for kind in data.draw(st.lists(st.sampled_from(kinds), min_size=1, max_size=3)):
+            self.write(data, kind, name, actor, as_user, prefer)
 
     @precondition(lambda self: bool(self.live_tables()))
     @rule(data=st.data())

@@ -69,9 +69,14 @@ class FlushMachine(SyncFlushMachine):
         name = data.draw(st.sampled_from(self.live_tables()), label="table")
         actor, as_user = self.actor(data, self.table(name))
         self.write(data, "insert", name, actor, as_user)
-        self.d.flush(data.draw(st.sampled_from(FLUSHERS), label="flusher"), name)
+        flusher = data.draw(st.sampled_from(FLUSHERS), label="flusher")
+        self.d.flush(flusher, name)
         self.background = True
         self.writes(data, name, actor, as_user)
+        if data.draw(st.booleans(), label="flush again"):
+            # The next flush must take what the first one left: nothing else marks it pending.
+            self.d.wait_jobs()
+            self.d.flush(flusher, name, wait=True)
 
     @precondition(lambda self: bool(self._durable_tables()))
     @rule(data=st.data())

@@ -10,10 +10,13 @@ from hypothesis.stateful import precondition, rule
 
 from kalamfuzz.machines import strategies as kst
 from kalamfuzz.machines.base import machine
+from kalamfuzz.machines.driver import Driver
 from kalamfuzz.machines.flush import SyncFlushMachine
 from kalamfuzz.machines.world import ACTORS
+from kalamfuzz.model.where import Pred, columns
 
 SUBS = ("s1", "s2", "s3")
+WATCHED_WRITES = ("update", "insert", "delete", "update")
 BATCH_SIZES = (1, 2, 3, 1000)
 PAGE_SIZES = (1, 2)
 
@@ -21,6 +24,11 @@ PAGE_SIZES = (1, 2)
 @machine("live")
 class LiveMachine(SyncFlushMachine):
     TABLES: ClassVar[tuple[str, ...]] = ("notes", "board")
+
+    def __init__(self, driver: Driver) -> None:
+        super().__init__(driver)
+        #: The filter each open subscription was drawn with (drawn facts, timing-free).
+        self.filters: dict[str, Pred | None] = {}
 
     # Reads are checked by every write's read-back already; here the steps go to streams.
     select = None  # type: ignore[assignment]
@@ -37,12 +45,14 @@ class LiveMachine(SyncFlushMachine):
         projection = data.draw(kst.projections(self.table(name)), label="projection")
         # The whole table is what a subscriber usually watches, and what pages longest.
         filtered = data.draw(st.booleans(), label="filtered")
-        where = self.where(data, name, actor) if filtered else None
+        known = self.written.get((name, self._owner(name, actor, None)), [])
+        where = data.draw(kst.filters(self.table(name), known), label="where") if filtered else None
         # A snapshot fetched page by page holds back the changes made meanwhile: small pages.
         paged = data.draw(st.booleans(), label="paged")
         sizes = PAGE_SIZES if paged else BATCH_SIZES
         batch_size = data.draw(st.sampled_from(sizes), label="batch_size")
         self.d.subscribe(actor, sub, name, projection, where, batch_size=batch_size, paged=paged)
+        self.filters[sub] = where
 
     @precondition(lambda self: bool(self._open()))
     @rule(data=st.data())
@@ -55,7 +65,10 @@ class LiveMachine(SyncFlushMachine):
             return
         # On a SHARED table a user may not write: an admin writes what the user watches.
         writer = subscriber if self.table(name).type.per_user else "dba"
-        self.writes(data, name, writer, None)
+        # Updates set what the filter reads, so rows enter and leave the subscription; they
+        # come first and last (where Hypothesis draws most often), inserts and deletes between.
+        prefer = sorted(columns(self.filters.get(sub)))
+        self.writes(data, name, writer, None, prefer, kinds=WATCHED_WRITES)
 
     @precondition(lambda self: bool(self.d.paging_subscriptions()))
     @rule(data=st.data())

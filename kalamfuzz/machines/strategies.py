@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from typing import TypeVar
 
 from hypothesis import strategies as st
 
@@ -83,13 +84,18 @@ def _rows(
     )
 
 
-def assignments(table: Table) -> st.SearchStrategy[dict[str, Value]]:
-    return _assignments(table.columns)
+def assignments(table: Table, prefer: Sequence[str] = ()) -> st.SearchStrategy[dict[str, Value]]:
+    """SET clauses: one or two columns, always the ``prefer`` ones (those a subscription's
+    filter reads, so that an UPDATE moves rows in and out of it)."""
+    return _assignments(table.columns, tuple(sorted(set(prefer))))
 
 
 @functools.lru_cache(maxsize=256)
-def _assignments(columns: Columns) -> st.SearchStrategy[dict[str, Value]]:
+def _assignments(columns: Columns, prefer: tuple[str, ...]) -> st.SearchStrategy[dict[str, Value]]:
     cols = _value_columns(columns)
+    must = [c for c in cols if c.name in prefer]
+    if must:
+        return st.fixed_dictionaries({c.name: values_of(c.type) for c in must})
     return st.lists(
         st.sampled_from(cols), min_size=1, max_size=2, unique_by=lambda c: c.name
     ).flatmap(lambda cs: st.fixed_dictionaries({c.name: values_of(c.type) for c in cs}))
@@ -128,9 +134,10 @@ def _value_leaf(columns: Columns) -> st.SearchStrategy[Pred]:
     return st.one_of(out) if out else _key_leaf(columns, ())
 
 
-def _weighted(
-    *choices: tuple[st.SearchStrategy[Pred | None], int],
-) -> st.SearchStrategy[Pred | None]:
+T = TypeVar("T")
+
+
+def _weighted(*choices: tuple[st.SearchStrategy[T], int]) -> st.SearchStrategy[T]:
     # one_of picks a branch uniformly, so a branch listed k times is drawn k times as often.
     return st.one_of([s for s, weight in choices for _ in range(weight)])
 
@@ -161,6 +168,21 @@ def _predicates(columns: Columns, known: tuple[int, ...]) -> st.SearchStrategy[P
         st.builds(And, st.builds(Or, leaf, leaf), st.builds(Not, leaf)),
     )
     return _weighted((key, 4), (value, 2), (compound, 3), (st.none(), 1))
+
+
+def filters(table: Table, known: Sequence[int] = ()) -> st.SearchStrategy[Pred]:
+    """A subscription's WHERE: mostly on values the writes change, so rows enter and leave the
+    filter (a key never changes, so a key filter only ever sees its rows come and go by
+    INSERT and DELETE); sometimes on keys, sometimes compound."""
+    return _filters(table.columns, tuple(sorted(set(known))))
+
+
+@functools.lru_cache(maxsize=1024)
+def _filters(columns: Columns, known: tuple[int, ...]) -> st.SearchStrategy[Pred]:
+    value = _value_leaf(columns)
+    key = _key_leaf(columns, known)
+    compound = st.one_of(st.builds(Or, value, key), st.builds(And, value, st.builds(Not, value)))
+    return _weighted((value, 4), (key, 1), (compound, 2))
 
 
 def projections(table: Table) -> st.SearchStrategy[list[str] | None]:
