@@ -13,7 +13,7 @@ got wrong, a new one ends the example and is shrunk and saved. Known issues live
     signature = "2 correct before/during/after flush: SELECT rows out of ORDER BY order"
                                           # (or a list: one bug, several symptoms)
     where = "LIMIT"                       # optional: regex searched in the check's statement
-    after = ["crash"]                     # optional: faults earlier in the same example
+    after = ["crash"]                     # optional: events earlier in the same example
     report = "regressions/kalamdb/test_data_1a2b3c4d.md"   # optional: its report
 """
 
@@ -32,7 +32,9 @@ from kalamfuzz.invariants.violation import Violation
 
 DEFAULT_FILE = Path("regressions/known-issues.toml")
 STATUSES = ("open", "fixed")
-FAULTS = ("crash",)
+#: What happened earlier in an example that a known bug may need: a SIGKILL and restart, an
+#: ADD COLUMN of a name dropped before.
+EVENTS = ("crash", "column-readded")
 _KEYS = {"id", "title", "status", "signature", "where", "after", "report"}
 
 
@@ -45,7 +47,7 @@ class KnownIssue:
     signatures: tuple[str, ...]
     #: Regex searched in the check's statement (its SQL, or the subscription's query).
     where: re.Pattern[str] | None = None
-    #: Faults that must have happened earlier in the example (the bug needs them).
+    #: Events that must have happened earlier in the example (the bug needs them).
     after: frozenset[str] = frozenset()
     #: The upstream-ready report, relative to the repository.
     report: str = ""
@@ -54,12 +56,12 @@ class KnownIssue:
     def open(self) -> bool:
         return self.status == "open"
 
-    def matches(self, signature: str, where: str, faults: frozenset[str]) -> bool:
+    def matches(self, signature: str, where: str, events: frozenset[str]) -> bool:
         return (
             self.open
             and signature in self.signatures
             and (self.where is None or self.where.search(where) is not None)
-            and self.after <= faults
+            and self.after <= events
         )
 
 
@@ -98,8 +100,8 @@ class KnownIssues:
             seen.add(issues[-1].id)
         return cls(tuple(issues), source)
 
-    def find(self, signature: str, where: str, faults: frozenset[str]) -> KnownIssue | None:
-        return next((k for k in self.issues if k.matches(signature, where, faults)), None)
+    def find(self, signature: str, where: str, events: frozenset[str]) -> KnownIssue | None:
+        return next((k for k in self.issues if k.matches(signature, where, events)), None)
 
     def by_id(self, issue_id: str) -> KnownIssue | None:
         return next((k for k in self.issues if k.id == issue_id), None)
@@ -140,9 +142,9 @@ def _issue(entry: Mapping[str, Any], where_from: str) -> KnownIssue:
                 f"{where_from}: 'where' is not a regex: {exc}", hint="escape it or drop it"
             ) from None
     after = entry.get("after", [])
-    if not isinstance(after, list) or any(a not in FAULTS for a in after):
+    if not isinstance(after, list) or any(a not in EVENTS for a in after):
         raise ConfigError(
-            f"{where_from}: 'after' must list faults among {', '.join(FAULTS)}",
+            f"{where_from}: 'after' must list events among {', '.join(EVENTS)}",
             hint='after = ["crash"]',
         )
     return KnownIssue(
@@ -161,7 +163,7 @@ class Triage:
     """Whether a violation is a known finding: listed in the known-issues file, or found earlier
     in this campaign (then it is shrunk and saved once, and counted after that).
 
-    Called by the driver with the violation, the statement the check was about and the faults
+    Called by the driver with the violation, the statement the check was about and the events
     of the example so far; returns the label it is counted under, or None for a new finding.
     """
 
@@ -169,8 +171,8 @@ class Triage:
     #: Signatures of the new findings this campaign has already saved.
     seen: set[str] = field(factory=set)
 
-    def __call__(self, violation: Violation, where: str, faults: frozenset[str]) -> str | None:
-        issue = self.known.find(violation.signature, where, faults)
+    def __call__(self, violation: Violation, where: str, events: frozenset[str]) -> str | None:
+        issue = self.known.find(violation.signature, where, events)
         if issue is not None:
             return issue.id
         if violation.signature in self.seen:

@@ -129,9 +129,7 @@ def check_statement(
         summary = f"accepted what must fail: {rejected_preds[0].reason}"
     elif not obs.ok and not rejected_preds:
         item = item_for(state, op, obs.code)
-        summary = "refused what must succeed"
-        if isinstance(op, Update | Delete) and never_true(op.where):
-            summary = "refused an UPDATE or DELETE whose WHERE is never true"
+        summary = _refused(state, op)
     elif not obs.ok:
         item = rejected_preds[0].item
         summary = "refused with the wrong error"
@@ -139,6 +137,21 @@ def check_statement(
         item = item_for(state, op, None)
         summary = _wrong_result(state, op, opts, obs)
     return [Violation(item, subj, summary, expected, _seen(obs))]
+
+
+def _refused(state: ModelState, op: Operation) -> str:
+    """Why a statement the model accepts may have been refused, when the model can tell."""
+    if isinstance(op, Update | Delete) and never_true(op.where):
+        return "refused an UPDATE or DELETE whose WHERE is never true"
+    if isinstance(op, Insert):
+        table = state.catalog.tables.get(op.table_id)
+        if table is not None:
+            scope = state.scope(table.id, state.scope_key(table, op.as_user or op.actor))
+            latest = scope.latest()
+            keys = {r.get(table.pk.name) for r in op.rows}
+            if any(k in latest and latest[k].deleted and k in scope.cold_keys() for k in keys):
+                return "INSERT of a deleted key refused while its old row is in the cold tier"
+    return "refused what must succeed"
 
 
 def _wrong_result(

@@ -7,7 +7,9 @@ import posixpath
 
 from kalamfuzz.invariants.observations import StorageListing
 from kalamfuzz.invariants.violation import Finding, Violation
+from kalamfuzz.model.catalog import TableId
 from kalamfuzz.model.outcomes import ContractItem
+from kalamfuzz.model.rows import ScopeKey
 from kalamfuzz.model.state import ModelState
 from kalamfuzz.model.tiers import MANIFEST
 
@@ -23,6 +25,8 @@ def expected_files(state: ModelState) -> tuple[set[str], set[str]]:
     required: set[str] = set()
     allowed: set[str] = set()
     for table_id, scope in state.flushed_scopes():
+        if _unknown(state, table_id, scope):
+            continue
         exp = state.expected_cold(table_id, scope)
         paths = {posixpath.join(exp.directory, p) for p in exp.paths}
         allowed |= paths
@@ -31,6 +35,32 @@ def expected_files(state: ModelState) -> tuple[set[str], set[str]]:
         else:
             required |= paths
     return required, allowed
+
+
+def _unknown(state: ModelState, table_id: TableId, key: ScopeKey) -> bool:
+    """A scope whose cold files the model no longer predicts (re-learned, or its table lost)."""
+    return table_id in state.catalog.lost_tables or state.scope(table_id, key).relearned
+
+
+def unknown_directories(state: ModelState) -> set[str]:
+    """Scope directories that may hold any cold artifact."""
+    out = set()
+    for table_id, scopes in state.data.items():
+        table = state.catalog.tables.get(table_id)
+        if table is None:
+            continue
+        for key in scopes:
+            if _unknown(state, table_id, key):
+                out.add(posixpath.normpath(state.expected_cold(table_id, key).directory))
+        if table_id in state.catalog.lost_tables:
+            # scopes the model never saw a write in may have been written too
+            storage = state.catalog.storages[table.storage_id]
+            if table.type.per_user:
+                path = posixpath.dirname(storage.scope_directory(table, "x"))
+            else:
+                path = storage.scope_directory(table, None)
+            out.add(posixpath.normpath(path))
+    return out
 
 
 def check_listing(state: ModelState, listing: StorageListing) -> Finding:
@@ -47,7 +77,9 @@ def check_listing(state: ModelState, listing: StorageListing) -> Finding:
     required, allowed = expected_files(state)
     want = {posixpath.normpath(f) for f in required}
     may = {posixpath.normpath(f) for f in allowed}
-    missing, extra = sorted(want - seen), sorted(seen - may)
+    free = unknown_directories(state)
+    missing = sorted(want - seen)
+    extra = sorted(f for f in seen - may if not any(f.startswith(d + "/") for d in free))
     if not missing and not extra:
         return [], {}
     return [

@@ -97,8 +97,9 @@ class Table:
 
     @property
     def system_columns(self) -> tuple[str, ...]:
-        # STREAM tables carry only _seq (see docs/contract.md); the others also _deleted.
-        return (SEQ,) if self.type is TableType.STREAM else (SEQ, DELETED)
+        # Every table has both, STREAM tables too: `_deleted` is always false there
+        # (docs/contract.md).
+        return (SEQ, DELETED)
 
     @property
     def star_columns(self) -> tuple[str, ...]:
@@ -214,6 +215,9 @@ class Catalog:
     tables: Mapping[TableId, Table] = field(factory=dict)
     #: Storages whose directory the fault injector made unwritable.
     broken_storages: frozenset[str] = frozenset()
+    #: Tables the model gave up on: a known bug left them in a state no read could re-learn
+    #: (rows that no longer read at all). Nothing about them is predicted any more.
+    lost_tables: frozenset[TableId] = frozenset()
 
     def role_of(self, user_id: str) -> Role:
         # EXECUTE AS USER treats unknown ids as plain users (HTTP_SQL.md §2.6).
@@ -230,7 +234,11 @@ class Catalog:
         return evolve(self, tables={**self.tables, table.id: table})
 
     def without_table(self, table_id: TableId) -> Catalog:
-        return evolve(self, tables={k: v for k, v in self.tables.items() if k != table_id})
+        return evolve(
+            self,
+            tables={k: v for k, v in self.tables.items() if k != table_id},
+            lost_tables=self.lost_tables - {table_id},
+        )
 
     def with_user(self, user: User) -> Catalog:
         return evolve(self, users={**self.users, user.user_id: user})

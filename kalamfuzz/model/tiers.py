@@ -21,8 +21,9 @@ def flush_scope(
 
     Per key only the newest taken version counts, and only a live one is written: Parquet
     never holds tombstones. A newest tombstone whose key has a cold version stays hot (it hides
-    that version from reads); every other taken version leaves the hot tier. ``may_lack``:
-    columns added while the job ran, which its file may not have.
+    that version from reads); so does every newest tombstone when nothing is written (KalamDB
+    then returns before deleting anything from the hot tier); every other taken version leaves
+    the hot tier. ``may_lack``: columns added while the job ran, which its file may not have.
     """
     taken = [v for v in scope.hot if v.ordinal <= cut and v.ordinal not in scope.adopted]
     if not taken:
@@ -32,7 +33,9 @@ def flush_scope(
         newest[v.key] = v  # hot is in commit order, so the last one wins
     cold_keys = scope.cold_keys()
     written = sorted((v for v in newest.values() if not v.deleted), key=lambda v: v.ordinal)
-    kept = frozenset(v.ordinal for v in newest.values() if v.deleted and v.key in cold_keys)
+    kept = frozenset(
+        v.ordinal for v in newest.values() if v.deleted and (v.key in cold_keys or not written)
+    )
     remaining = scope.remove(frozenset(v.ordinal for v in taken) - kept)
     remaining = evolve(remaining, kept=(remaining.kept & _ordinals(remaining)) | kept)
     if not written:

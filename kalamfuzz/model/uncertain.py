@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from attrs import define
+from attrs import define, evolve
 
 from kalamfuzz.model.catalog import Table, TableId, User
 from kalamfuzz.model.jobs import JobStatus
-from kalamfuzz.model.ops import Flush, JobFinished, Operation, Select
+from kalamfuzz.model.ops import DropTable, Flush, JobFinished, Operation, Select
 from kalamfuzz.model.outcomes import (
     Failed,
     FlushSkipped,
@@ -121,6 +121,8 @@ class Model:
 
     def apply(self, op: Operation, outcome: Outcome, at: Window | None = None) -> None:
         """Advance every possible state by what happened, keeping those that agree with it."""
+        if self.lost(getattr(op, "table_id", None)) and not isinstance(op, DropTable):
+            return  # nothing is predicted about a lost table
         agreeing: list[ModelState] = []
         fallback: list[ModelState] = []
         for s in self.states:
@@ -169,6 +171,16 @@ class Model:
         kept = tuple(s for s in self.states if decide(s))
         if kept:
             self.states = kept
+
+    def abandon(self, table_id: TableId) -> None:
+        """Stop predicting anything about a table (see ``Catalog.lost_tables``)."""
+        self.states = tuple(
+            evolve(s, catalog=evolve(s.catalog, lost_tables=s.catalog.lost_tables | {table_id}))
+            for s in self.states
+        )
+
+    def lost(self, table_id: TableId | None) -> bool:
+        return table_id is not None and table_id in self.states[0].catalog.lost_tables
 
     def adopt(self, table_id: TableId, key: ScopeKey, rows: Sequence[Row]) -> None:
         """Re-learn a scope from a full read of it (after a known finding)."""

@@ -203,7 +203,8 @@ def columns(pred: Pred | None) -> frozenset[str]:
 def never_true(pred: Pred | None) -> bool:
     """Whether the predicate folds to a constant FALSE or NULL before any row is read, the
     way DataFusion's simplifier folds it (``col = NULL`` is NULL, ``NULL AND NULL`` is NULL,
-    ``FALSE AND x`` is FALSE, ...): KalamDB then sees no WHERE at all."""
+    ``FALSE AND x`` is FALSE, and absorption: ``NULL AND (x OR NULL)`` is NULL, as a real
+    server showed): KalamDB then sees no WHERE at all."""
     return pred is not None and _fold(pred) in (False, None)
 
 
@@ -234,6 +235,11 @@ def _fold(pred: Pred) -> Truth | str:
             return a
         if a is None and b is None:
             return None
+        # Absorption, A AND (A OR B) = A and A OR (A AND B) = A, with A the NULL literal.
+        dual = Or if isinstance(pred, And) else And
+        for x, y in ((a, pred.right), (b, pred.left)):
+            if x is None and isinstance(y, dual) and None in (_fold(y.left), _fold(y.right)):
+                return None
         return _VARIES
     return _VARIES
 

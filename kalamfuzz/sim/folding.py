@@ -82,6 +82,15 @@ def _connective(node: exp.And | exp.Or, left: Const | None, right: Const | None)
         return left
     if _is(left, None) and _is(right, None):
         return Const(None)
+    # Absorption, A AND (A OR B) = A and A OR (A AND B) = A, with A the NULL literal (what a
+    # real server refuses, e.g. ``(n < 0 OR n = NULL) AND n = NULL``).
+    dual = exp.Or if isinstance(node, exp.And) else exp.And
+    for folded, other in ((left, node.expression), (right, node.this)):
+        while isinstance(other, exp.Paren):
+            other = other.this
+        if _is(folded, None) and isinstance(other, dual):
+            if _is(fold(other.this), None) or _is(fold(other.expression), None):
+                return Const(None)
     return None
 
 

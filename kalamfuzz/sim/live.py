@@ -163,7 +163,7 @@ class LiveManager:
         keep_deleted = engine.has(SNAPSHOT_INCLUDES_DELETED)
         data = engine.scope_arrow(sub.table, sub.owner, keep_deleted)
         names = [c.name for c in sub.table.columns] if sub.star else list(sub.columns or [])
-        extra = ["_seq"] + (["_deleted"] if sub.star and sub.table.table_type != "stream" else [])
+        extra = ["_seq"] + (["_deleted"] if sub.star else [])
         query = exp.select(*[exp.column(n, quoted=True) for n in names + extra]).from_(
             exp.Table(
                 this=exp.to_identifier("__s"),

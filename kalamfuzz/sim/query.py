@@ -21,8 +21,9 @@ SYSTEM_FIELDS = [
 
 def table_schema(table: TableDef) -> pa.Schema:
     fields = [pa.field(c.name, ARROW[c.kind]) for c in table.columns]
-    # STREAM rows are events, not versions: they carry _seq but no _deleted (docs/contract.md)
-    return pa.schema(fields + SYSTEM_FIELDS[: 1 if table.table_type == "stream" else 2])
+    # Every table has both system columns, STREAM tables too (always false there), as
+    # KalamDB's table_creation.rs makes them (docs/contract.md)
+    return pa.schema(fields + SYSTEM_FIELDS)
 
 
 def visible_versions(
@@ -59,8 +60,7 @@ def versions_to_arrow(
         for c in table.columns
     ]
     arrays.append(pa.array([v.seq for v in versions], type=pa.int64()))
-    if table.table_type != "stream":
-        arrays.append(pa.array([v.deleted for v in versions], type=pa.bool_()))
+    arrays.append(pa.array([v.deleted for v in versions], type=pa.bool_()))
     schema = table_schema(table)
     if extra:
         for name, values in extra.items():

@@ -84,7 +84,7 @@ class Subscription:
             if col is not None:
                 out[col.name] = stored_to_json(v.values.get(col.id), col.kind)
         out["_seq"] = str(v.seq if seq is None else seq)
-        if self.star and self.table.table_type != "stream":
+        if self.star:
             out["_deleted"] = v.deleted if deleted is None else deleted
         return out
 
@@ -152,10 +152,9 @@ class Subscription:
             out.append(entry)
         if self.star:
             out.append({"name": "_seq", "data_type": "BigInt", "index": len(out), "flags": ["nn"]})
-            if self.table.table_type != "stream":
-                out.append(
-                    {"name": "_deleted", "data_type": "Boolean", "index": len(out), "flags": ["nn"]}
-                )
+            out.append(
+                {"name": "_deleted", "data_type": "Boolean", "index": len(out), "flags": ["nn"]}
+            )
         return out
 
 

@@ -178,7 +178,7 @@ class TestSchemaAndPaths:
             t2.type_of("zz")
 
     def test_star_columns_and_ddl(self):
-        assert table(TableType.STREAM).star_columns[-1] == "_seq"
+        assert table(TableType.STREAM).star_columns[-2:] == ("_seq", "_deleted")
         assert table().star_columns[-2:] == ("_seq", "_deleted")
         sql = table(TableType.SHARED).create_sql()
         assert "ACCESS_LEVEL = 'PUBLIC'" in sql and "id INT PRIMARY KEY" in sql

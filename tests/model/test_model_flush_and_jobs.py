@@ -76,8 +76,9 @@ class TestFlush:
         flush(m, "FL-2")
         scope = m.state.scope(T, "u1")
         assert len(scope.cold) == 1, "nothing live to write: no second file"
-        assert [(v.key, v.deleted) for v in scope.hot] == [(1, True)]
-        assert scope.kept == {scope.hot[0].ordinal}
+        # with nothing to write KalamDB deletes nothing: both tombstones stay hot
+        assert [(v.key, v.deleted) for v in scope.hot] == [(1, True), (3, True)]
+        assert scope.kept == {v.ordinal for v in scope.hot}
         assert visible(m) == [(2, None)]
         assert isinstance(m.predict(Insert("u1", T, (row(2),))), Rejected)
         assert m.predict(Insert("u1", T, (row(1),))).row_count == 1
@@ -87,6 +88,8 @@ class TestFlush:
         flush(m, "FL-3")
         scope = m.state.scope(T, "u1")
         assert [r["id"] for r in scope.cold[1].rows] == [4]
+        # a flush that writes keeps only the tombstone that hides a cold row
+        assert [(v.key, v.deleted) for v in scope.hot] == [(1, True)]
         assert all(r["_deleted"] is False for seg in scope.cold for r in seg.rows)
         assert visible(m) == [(2, None), (4, None)], "the deleted row stays deleted"
 
@@ -96,7 +99,7 @@ class TestFlush:
         m.apply(Delete("u1", T, Cmp("=", Col("id"), Lit(1))), Succeeded())
         flush(m)
         scope = m.state.scope(T, "u1")
-        assert scope.hot == () and scope.cold == ()
+        assert scope.cold == () and scope.kept == {v.ordinal for v in scope.hot}
         assert m.state.expected_cold(T, "u1").paths == frozenset()
 
     def test_flush_predictions(self):

@@ -70,7 +70,8 @@ class TestStreamStatements:
         assert [(r.key, r.optional) for r in pred.rows] == [(2, False)]
         pred = m.predict(Select("u1", T), at=at_ms(TTL_MS, 1))
         assert [(r.key, r.optional) for r in pred.rows] == [(1, True), (2, False)]
-        assert pred.columns[-1] == "_seq" and "_deleted" not in pred.columns
+        assert pred.columns[-2:] == ("_seq", "_deleted")
+        assert all(r.values["_deleted"] is False for r in pred.rows)
         with pytest.raises(ModelError):
             m.predict(Select("u1", T))
 

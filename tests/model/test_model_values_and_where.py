@@ -33,8 +33,10 @@ from kalamfuzz.model.where import (
     Lit,
     Not,
     Or,
+    Pred,
     columns,
     matches,
+    never_true,
     to_sql,
 )
 
@@ -219,3 +221,27 @@ class TestWhere:
         assert And(pred, Not(pred)).evaluate(row) is not True
         assert columns(pred) <= set(row)
         assert pred.to_sql()
+
+
+_N = Col("n")
+_NULL = Lit(None)
+
+
+@pytest.mark.parametrize(
+    ("pred", "refused"),
+    [
+        # what a release build of KalamDB (66dc492b) answered to DELETE ... WHERE <pred>
+        (Cmp("=", _N, _NULL), True),
+        (Not(Cmp("=", _N, _NULL)), True),
+        (Or(Cmp("=", _N, _NULL), Cmp(">", _N, _NULL)), True),
+        (And(Cmp("=", Col("id"), Lit(3)), Cmp("=", _N, _NULL)), False),
+        (Or(Cmp("=", Col("id"), Lit(3)), Cmp("=", _N, _NULL)), False),
+        (And(IsNull(_N), Cmp("=", _N, _NULL)), False),
+        (And(Or(Cmp("<", _N, Lit(0)), Cmp("=", _N, _NULL)), Cmp("=", _N, _NULL)), True),
+        (Or(And(Cmp("<", _N, Lit(0)), Cmp("=", _N, _NULL)), Cmp("=", _N, _NULL)), True),
+        (Not(And(Cmp("<", _N, Lit(0)), Cmp("=", _N, _NULL))), False),
+        (And(Or(Cmp("<", _N, Lit(0)), Cmp("=", Col("id"), Lit(1))), Cmp("=", _N, _NULL)), False),
+    ],
+)
+def test_never_true_folds_like_datafusion(pred: Pred, refused: bool) -> None:
+    assert never_true(pred) is refused

@@ -389,6 +389,7 @@ def test_stream_tables(sim: Sim, ns: str) -> None:
         "id",
         "kind",
         "_seq",
+        "_deleted",
     ]
     time.sleep(1.2)
     assert sim.rows(f"SELECT id FROM {ns}.ev") == []

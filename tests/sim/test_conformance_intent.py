@@ -169,7 +169,8 @@ def test_stream_tables_accept_repeated_keys(sim: Sim, ns: str) -> None:
     assert sim.sql(f"DELETE FROM {ns}.ev WHERE kind = 'b'")[0]["message"] == "Deleted 1 row(s)"
     assert sim.rows(f"SELECT kind FROM {ns}.ev ORDER BY _seq") == [["a"], ["c"]]
     names = [c["name"] for c in sim.sql(f"SELECT * FROM {ns}.ev")[0]["schema"]]
-    assert names == ["id", "kind", "_seq"]  # no _deleted on STREAM tables
+    # both system columns, as on every KalamDB table (`_deleted` always false here)
+    assert names == ["id", "kind", "_seq", "_deleted"]
 
 
 # ---------------------------------------------------------------------------- e. EXECUTE AS USER
