@@ -11,7 +11,7 @@ from kalamfuzz.invariants.reads import SelectDiff
 from kalamfuzz.invariants.violation import Violation
 from kalamfuzz.model.catalog import Table
 from kalamfuzz.model.outcomes import ContractItem
-from kalamfuzz.model.values import Row
+from kalamfuzz.model.values import SEQ, Row
 
 
 def _evolved(table: Table, column: str) -> bool:
@@ -30,7 +30,13 @@ def evolution_pairs(diff: SelectDiff) -> list[tuple[Row, Row, list[str]]]:
         for i, u in enumerate(diff.unexpected):
             if i in taken or u.get(key) != m.get(key):
                 continue
-            cols = sorted(c for c in set(m) | set(u) if m.get(c, ...) != u.get(c, ...))
+            cols = sorted(
+                c
+                for c in set(m) | set(u)
+                if m.get(c, ...) != u.get(c, ...)
+                # an unknown _seq (a version the model has not read yet) matches any
+                and not (c == SEQ and m.get(c) is None)
+            )
             if cols and all(_evolved(diff.table, c) for c in cols):
                 out.append((m, u, cols))
                 taken.add(i)

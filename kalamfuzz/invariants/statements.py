@@ -128,8 +128,8 @@ def check_statement(
         item = rejected_preds[0].item
         summary = f"accepted what must fail: {rejected_preds[0].reason}"
     elif not obs.ok and not rejected_preds:
-        item = item_for(state, op, obs.code)
-        summary = _refused(state, op)
+        summary, known_item = _refused(state, op)
+        item = known_item or item_for(state, op, obs.code)
     elif not obs.ok:
         item = rejected_preds[0].item
         summary = "refused with the wrong error"
@@ -139,10 +139,11 @@ def check_statement(
     return [Violation(item, subj, summary, expected, _seen(obs))]
 
 
-def _refused(state: ModelState, op: Operation) -> str:
-    """Why a statement the model accepts may have been refused, when the model can tell."""
+def _refused(state: ModelState, op: Operation) -> tuple[str, ContractItem | None]:
+    """Why a statement the model accepts may have been refused, when the model can tell (and
+    then the item it breaks, whatever the table has been through)."""
     if isinstance(op, Update | Delete) and never_true(op.where):
-        return "refused an UPDATE or DELETE whose WHERE is never true"
+        return "refused an UPDATE or DELETE whose WHERE is never true", ContractItem.TIERS
     if isinstance(op, Insert):
         table = state.catalog.tables.get(op.table_id)
         if table is not None:
@@ -150,8 +151,11 @@ def _refused(state: ModelState, op: Operation) -> str:
             latest = scope.latest()
             keys = {r.get(table.pk.name) for r in op.rows}
             if any(k in latest and latest[k].deleted and k in scope.cold_keys() for k in keys):
-                return "INSERT of a deleted key refused while its old row is in the cold tier"
-    return "refused what must succeed"
+                return (
+                    "INSERT of a deleted key refused while its old row is in the cold tier",
+                    ContractItem.IDEMPOTENCY,
+                )
+    return "refused what must succeed", None
 
 
 def _wrong_result(

@@ -951,14 +951,16 @@ class Driver:
         self._log_ws(actor, entry)
         outcome = Succeeded() if obs.error_code is None else Failed(obs.error_code)
         self.model.apply(op, outcome, at)
-        if not self._judge(
+        passed = self._judge(
             inv.check_subscribe(self.model, op, obs, at), f"subscribe {op.sub_id}: {op.to_sql()}"
-        ):
-            if op.sub_id not in self.model.states[0].subs:
-                # The server took a subscription the model refuses: nothing to follow.
-                if obs.error_code is None:
-                    self._call(handle.unsubscribe)
-                return
+        )
+        if op.sub_id not in self.model.states[0].subs:
+            # The server took a subscription the model refuses (a known finding), or one on a
+            # table the model gave up on: nothing to follow.
+            if obs.error_code is None:
+                self._call(handle.unsubscribe)
+            return
+        if not passed:
             self.model.distrust_snapshot(op.sub_id)
         if obs.error_code is None:
             # ``paged`` stays as drawn even if one page held everything: preconditions read

@@ -106,6 +106,12 @@ DUP_PK_COLD = PlantedBug(
     "idempotency",
     "the primary-key check looks at the hot tier only, so a flushed key can be inserted again",
 )
+PK_CHECK_IGNORES_TOMBSTONES = PlantedBug(
+    "pk_check_ignores_tombstones",
+    "idempotency",
+    "the primary-key check sees a cold row even when a hot tombstone deleted it: the key cannot "
+    "be inserted again",
+)
 FAILED_FLUSH_DROPS_HOT = PlantedBug(
     "failed_flush_drops_hot",
     "idempotency/safety",
@@ -169,7 +175,8 @@ LIVE_FILTER_LEAVE_SILENT = PlantedBug(
 LIVE_FILTER_UNSUPPORTED = PlantedBug(
     "live_filter_unsupported",
     "subscriptions/filter",
-    "a subscription whose WHERE uses IS [NOT] NULL, IN or BETWEEN gets its snapshot but no change",
+    "a subscription whose WHERE uses IS [NOT] NULL, IN, BETWEEN or a negative number gets its "
+    "snapshot but no change",
 )
 
 BUGS: tuple[PlantedBug, ...] = (
@@ -202,6 +209,7 @@ BUGS: tuple[PlantedBug, ...] = (
     RESTART_DML_BLIND,
     LIVE_FILTER_LEAVE_SILENT,
     LIVE_FILTER_UNSUPPORTED,
+    PK_CHECK_IGNORES_TOMBSTONES,
 )
 
 BY_NAME: dict[str, PlantedBug] = {bug.name: bug for bug in BUGS}

@@ -14,6 +14,7 @@ from .access import check_write, may_impersonate
 from .bugs import (
     DML_NEVER_TRUE_REFUSED,
     DUP_PK_COLD,
+    PK_CHECK_IGNORES_TOMBSTONES,
     EXECUTE_AS_WRONG_SCOPE,
     ORDER_LIMIT_RESORTED,
 )
@@ -136,6 +137,8 @@ def plan_insert(
             if engine.has(DUP_PK_COLD):
                 hot = scope.hot.get(pk)
                 current = hot[-1] if hot else None
+            elif engine.has(PK_CHECK_IGNORES_TOMBSTONES) and pk in scope.cold:
+                current = scope.cold[pk]
             else:
                 current = scope.latest(pk)
             if current is not None and not current.deleted:

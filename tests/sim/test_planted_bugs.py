@@ -477,6 +477,25 @@ def test_dup_pk_cold(target: MakeSim, on: bool) -> None:
 
 
 @ON_OFF
+def test_pk_check_ignores_tombstones(target: MakeSim, on: bool) -> None:
+    # a release build of KalamDB refuses to insert a deleted key whose old row is cold
+    sim = target("pk_check_ignores_tombstones", on)
+    ns = new_ns(sim)
+    t = shared_table(sim, ns)
+    sim.sql(f"INSERT INTO {t} (id, v) VALUES (1, 'first')")
+    assert sim.flush(t)[0] == "completed"
+    sim.sql(f"DELETE FROM {t} WHERE id = 1")
+    assert sim.rows(f"SELECT v FROM {t}") == []
+    r = sim.sql_response(f"INSERT INTO {t} (id, v) VALUES (1, 'again')")
+    if on:
+        assert r.status_code == 400
+        assert "Primary key violation" in r.json()["error"]["message"]
+    else:
+        assert r.status_code == 200
+        assert sim.rows(f"SELECT v FROM {t} WHERE id = 1") == [["again"]]
+
+
+@ON_OFF
 def test_failed_flush_drops_hot(target: MakeSim, on: bool, tmp_path: Path) -> None:
     sim = target("failed_flush_drops_hot", on)
     ns = new_ns(sim)

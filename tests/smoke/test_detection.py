@@ -44,6 +44,7 @@ HUNTER = {
     "restart_dml_blind": "jobs",
     "live_filter_leave_silent": "live",
     "live_filter_unsupported": "live",
+    "pk_check_ignores_tombstones": "flush",
 }
 
 
