@@ -33,8 +33,8 @@ from kalamfuzz.invariants.violation import Violation
 DEFAULT_FILE = Path("regressions/known-issues.toml")
 STATUSES = ("open", "fixed")
 #: What happened earlier in an example that a known bug may need: a SIGKILL and restart, an
-#: ADD COLUMN of a name dropped before.
-EVENTS = ("crash", "column-readded")
+#: ADD COLUMN of a name dropped before, a flush while a tombstone hid a cold row.
+EVENTS = ("crash", "column-readded", "flush-over-tombstone")
 _KEYS = {"id", "title", "status", "signature", "where", "after", "report"}
 
 
