@@ -55,12 +55,13 @@ def unknown_directories(state: ModelState) -> set[str]:
         if table_id in state.catalog.lost_tables:
             # scopes the model never saw a write in may have been written too
             storage = state.catalog.storages[table.storage_id]
-            if table.type.per_user:
-                path = posixpath.dirname(storage.scope_directory(table, "x"))
-            else:
-                path = storage.scope_directory(table, None)
-            out.add(posixpath.normpath(path))
-    return out
+            out.add(posixpath.normpath(storage.table_directory(table)))
+    live = {
+        posixpath.normpath(state.catalog.storages[t.storage_id].table_directory(t))
+        for t in state.catalog.tables.values()
+    }
+    # A dropped table's files wait for KalamDB's cleanup job (unless a new table took the name).
+    return out | {posixpath.normpath(d) for d in state.catalog.dropped_dirs} - live
 
 
 def check_listing(state: ModelState, listing: StorageListing) -> Finding:

@@ -693,8 +693,12 @@ class Driver:
             self._exchange(
                 "root",
                 "sql",
-                f"SELECT * FROM system.jobs WHERE job_id = '{job_id}'",
-                {"status": obs.status.value, "message": obs.message},
+                f"SELECT job_id, status, message FROM system.jobs WHERE job_id = '{job_id}'",
+                {
+                    "status": 200,
+                    "columns": ["job_id", "status", "message"],
+                    "rows": [[job_id, obs.status.value, obs.message]],
+                },
                 Window(now, now),
             )
             op = JobFinished(job_id)

@@ -181,6 +181,12 @@ class Storage:
     shared_template: str = DEFAULT_SHARED_TEMPLATE
     user_template: str = DEFAULT_USER_TEMPLATE
 
+    def table_directory(self, table: Table) -> str:
+        """The directory that holds every scope of ``table``."""
+        if table.type.per_user:
+            return self.scope_directory(table, "x").rsplit("/", 1)[0]
+        return self.scope_directory(table, None)
+
     def scope_directory(self, table: Table, user_id: str | None) -> str:
         """Where a flush of ``table`` for ``user_id`` (None for SHARED) must write."""
         per_user = table.type.per_user
@@ -218,6 +224,9 @@ class Catalog:
     #: Tables the model gave up on: a known bug left them in a state no read could re-learn
     #: (rows that no longer read at all). Nothing about them is predicted any more.
     lost_tables: frozenset[TableId] = frozenset()
+    #: Directories of dropped tables: KalamDB deletes their files in a cleanup job of its own,
+    #: some time after DROP TABLE answered (kalamdb-jobs executors/cleanup.rs).
+    dropped_dirs: frozenset[str] = frozenset()
 
     def role_of(self, user_id: str) -> Role:
         # EXECUTE AS USER treats unknown ids as plain users (HTTP_SQL.md §2.6).

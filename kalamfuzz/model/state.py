@@ -676,7 +676,9 @@ def _ddl(state: ModelState, op: Operation) -> tuple[Prediction | OneOf, ModelSta
             for k, s in state.subs.items()
         }
         data = {k: v for k, v in state.data.items() if k != table.id}
-        return Ok(), evolve(state, catalog=cat.without_table(table.id), data=data, subs=subs)
+        directory = cat.storages[table.storage_id].table_directory(table)
+        catalog = evolve(cat.without_table(table.id), dropped_dirs=cat.dropped_dirs | {directory})
+        return Ok(), evolve(state, catalog=catalog, data=data, subs=subs)
     if not perm.can_alter_table(role, table):
         return permission_denied(f"{role.value} may not ALTER {table.id}"), state
     if isinstance(op, AlterAddColumn):
