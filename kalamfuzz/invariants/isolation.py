@@ -9,9 +9,9 @@ from kalamfuzz.invariants.violation import Violation
 from kalamfuzz.model.catalog import Table
 from kalamfuzz.model.live import full_row
 from kalamfuzz.model.outcomes import ContractItem
-from kalamfuzz.model.rows import Scope, ScopeKey
+from kalamfuzz.model.rows import Scope, ScopeKey, Version
 from kalamfuzz.model.state import ModelState
-from kalamfuzz.model.values import Row, render_row
+from kalamfuzz.model.values import SEQ, Row, render_row
 
 
 def owner_elsewhere(state: ModelState, table: Table, own: ScopeKey, row: Row) -> ScopeKey:
@@ -19,8 +19,18 @@ def owner_elsewhere(state: ModelState, table: Table, own: ScopeKey, row: Row) ->
     if not table.type.per_user or not row:
         return None
 
+    seq = row.get(SEQ)
+
+    def shows(v: Version) -> bool:
+        # A _seq names one version on the whole server: when both are known they decide (a
+        # row of one's own that reads wrong may look like a neighbour's by its values alone).
+        known = state.seqs.get(v.ordinal)
+        if isinstance(seq, int) and known is not None and known != seq:
+            return False
+        return same_values(full_row(table, v), row)
+
     def shown_in(scope: Scope) -> bool:
-        return any(same_values(full_row(table, v), row) for v in scope.all_versions())
+        return any(shows(v) for v in scope.all_versions())
 
     scopes = state.scopes(table.id)
     # A row that equals a version of one's own (a stale one, say) is a wrong read, not a leak:

@@ -32,7 +32,7 @@ from kalamfuzz.model.outcomes import (
 )
 from kalamfuzz.model.state import ModelState
 from kalamfuzz.model.uncertain import agrees, options
-from kalamfuzz.model.where import never_true
+from kalamfuzz.model.where import constant, never_true
 
 
 def item_for(state: ModelState, op: Operation, observed_code: str | None) -> ContractItem:
@@ -147,8 +147,8 @@ def check_statement(
 def _refused(state: ModelState, op: Operation) -> tuple[str, ContractItem | None]:
     """Why a statement the model accepts may have been refused, when the model can tell (and
     then the item it breaks, whatever the table has been through)."""
-    if isinstance(op, Update | Delete) and never_true(op.where):
-        return "refused an UPDATE or DELETE whose WHERE is never true", ContractItem.TIERS
+    if isinstance(op, Update | Delete) and constant(op.where):
+        return "refused an UPDATE or DELETE whose WHERE folds to a constant", ContractItem.TIERS
     if isinstance(op, Insert):
         table = state.catalog.tables.get(op.table_id)
         if table is not None:

@@ -201,11 +201,18 @@ def columns(pred: Pred | None) -> frozenset[str]:
 
 
 def never_true(pred: Pred | None) -> bool:
-    """Whether the predicate folds to a constant FALSE or NULL before any row is read, the
-    way DataFusion's simplifier folds it (``col = NULL`` is NULL, ``NULL AND NULL`` is NULL,
-    ``FALSE AND x`` is FALSE, and absorption: ``NULL AND (x OR NULL)`` is NULL, as a real
-    server showed): KalamDB then sees no WHERE at all."""
+    """Whether the predicate folds to a constant FALSE or NULL (see :func:`constant`): then
+    DataFusion drops the scan too, and with it KalamDB's access check."""
     return pred is not None and _fold(pred) in (False, None)
+
+
+def constant(pred: Pred | None) -> bool:
+    """Whether the predicate folds to a constant before any row is read, the way DataFusion's
+    simplifier folds it: ``col = NULL`` is NULL, ``NULL AND NULL`` is NULL, ``FALSE AND x`` is
+    FALSE; absorption, ``NULL AND (x OR NULL)`` is NULL; IN lists of one column, ``c NOT IN
+    (5, 8) OR c NOT IN (9)`` is TRUE, ``c IN (1) AND c IN (2)`` is FALSE (as a real server
+    showed). The filter is then dropped and KalamDB sees no WHERE at all."""
+    return pred is not None and _fold(pred) != _VARIES
 
 
 #: What constant folding makes of a predicate: a constant truth value, or ``_VARIES`` when the
@@ -225,6 +232,9 @@ def _fold(pred: Pred) -> Truth | str:
         inner = _fold(pred.inner)
         return inner if inner == _VARIES else not3(inner)  # type: ignore[arg-type]
     if isinstance(pred, And | Or):
+        lists = _in_lists(pred)
+        if lists is not None:
+            return lists
         a, b = _fold(pred.left), _fold(pred.right)
         absorbing, neutral = (False, True) if isinstance(pred, And) else (True, False)
         if a is absorbing or b is absorbing:
@@ -241,6 +251,25 @@ def _fold(pred: Pred) -> Truth | str:
             if x is None and isinstance(y, dual) and None in (_fold(y.left), _fold(y.right)):
                 return None
         return _VARIES
+    return _VARIES
+
+
+def _in_lists(pred: And | Or) -> Truth | str | None:
+    """DataFusion's rules for two IN lists on one column: an empty intersection, or an empty
+    difference, is a constant (``expr_simplifier.rs`` inlist_intersection/except); None when
+    the rule does not apply."""
+    a, b = pred.left, pred.right
+    if not (isinstance(a, InList) and isinstance(b, InList) and a.operand == b.operand):
+        return None
+    left, right = {v.value for v in a.values}, {v.value for v in b.values}
+    if isinstance(pred, Or):
+        # NOT IN (A) OR NOT IN (B) = NOT IN (A & B): TRUE when nothing is in both
+        return True if a.negated and b.negated and not left & right else _VARIES
+    if not a.negated and not b.negated:
+        return False if not left & right else _VARIES  # IN (A & B)
+    if a.negated != b.negated:
+        inside, outside = (left, right) if not a.negated else (right, left)
+        return False if not inside - outside else _VARIES  # IN (A - B)
     return _VARIES
 
 

@@ -7,6 +7,7 @@ import statistics
 
 from kalamfuzz.campaign.engine import Budget, Campaign, CampaignConfig
 from kalamfuzz.campaign.known import KnownIssues
+from kalamfuzz.machines.base import ALL_MACHINES
 
 STEPS = 12
 #: A user's INSERT into a PUBLIC SHARED table is accepted: a write the model refused, so the
@@ -59,3 +60,13 @@ def test_unknown_the_same_bug_is_saved_once_then_counted() -> None:
     assert len(accepted) == 1, "saved once"
     counts = {k.label: k.count for k in finished.known}
     assert counts.get(accepted[0].signature, 0) >= 1, "then counted as known"
+
+
+def test_machine_all_gives_every_machine_a_share_and_one_table() -> None:
+    config = CampaignConfig(
+        machine="all", budget=Budget(examples=9), seed=1, steps=4, regressions_dir=None
+    )
+    finished = Campaign(config).run()
+    assert finished.exit_code == 0, [f.message for f in finished.failures]
+    assert [m.machine for m in finished.machines] == list(ALL_MACHINES)
+    assert all(m.examples >= 1 and 1 <= m.median_steps <= 4 for m in finished.machines)

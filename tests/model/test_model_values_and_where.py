@@ -36,6 +36,7 @@ from kalamfuzz.model.where import (
     Pred,
     columns,
     matches,
+    constant,
     never_true,
     to_sql,
 )
@@ -245,3 +246,25 @@ _NULL = Lit(None)
 )
 def test_never_true_folds_like_datafusion(pred: Pred, refused: bool) -> None:
     assert never_true(pred) is refused
+    assert constant(pred) is refused
+
+
+def _ids(*keys: int, negated: bool = False) -> InList:
+    return InList(Col("id"), tuple(Lit(k) for k in keys), negated)
+
+
+@pytest.mark.parametrize(
+    ("pred", "folded"),
+    [
+        # DataFusion's IN-list rules: the first was refused by a release build
+        (Or(_ids(5, 8, 8, negated=True), _ids(9, negated=True)), True),
+        (Or(_ids(5, 9, negated=True), _ids(9, negated=True)), False),
+        (And(_ids(1, 2), _ids(3)), True),
+        (And(_ids(1, 2), _ids(2, 3)), False),
+        (And(_ids(1, 2), _ids(1, 2, 3, negated=True)), True),
+        (And(_ids(5, negated=True), _ids(1, 5)), False),
+        (Or(_ids(1), _ids(2)), False),
+    ],
+)
+def test_in_lists_of_one_column_fold_like_datafusion(pred: Pred, folded: bool) -> None:
+    assert constant(pred) is folded
