@@ -92,14 +92,17 @@ def check_cold_scope(
             why = f.error or ("empty file" if f.size_bytes == 0 else "no rows")
             v(safety, f"{es.path} is unreadable or empty: {why}")
             continue
-        rows = [model_row(table, r) for r in f.rows]
-        # A job that took its rows before an ADD COLUMN may write them with the schema it took:
-        # only a column added while the job ran may be missing from the file.
+        # A job that took its rows before an ALTER may write them with the schema it took: a
+        # column added or dropped while the job ran is compared only where both sides have it.
         in_file = {k for r in f.rows for k in r}
-        absent = es.may_lack - in_file
+        absent = es.unsettled - in_file
         expected_rows = [
             ExpectedRow({k: val for k, val in row.items() if k not in absent}, ordinal, scope, None)
             for row, ordinal in exp.files[es.path]
+        ]
+        stale = es.unsettled - {k for e in expected_rows for k in e.values}
+        rows = [
+            {k: val for k, val in model_row(table, r).items() if k not in stale} for r in f.rows
         ]
         diff = match_rows(expected_rows, rows, state.seqs)
         learned.update(diff.learned)

@@ -1071,8 +1071,7 @@ class Driver:
             return table is not None
         names = set(sub.projection or ()) | where_columns(sub.where)
         return all(
-            table.column(n) is not None and table.type_of(n) is sub.schema.type_of(n)
-            for n in names
+            table.column(n) is not None and table.type_of(n) is sub.schema.type_of(n) for n in names
         )
 
     def _model_sub(self, model_id: str) -> Any:

@@ -44,8 +44,9 @@ class Job:
     #: then, or still on): the job may have met it. ``storage_was_writable`` is the converse.
     storage_was_broken: bool = False
     storage_was_writable: bool = True
-    #: The table's columns when the flush was requested: a column added after that may be
-    #: missing from the files the job writes (it may have taken its rows first).
+    #: The table's columns when the flush was requested: a column added or dropped after that
+    #: may be missing from, or still in, the files the job writes (it may have taken its rows
+    #: first).
     columns: tuple[str, ...] = ()
     #: The model's commit counter when the job was seen finished: writes after its request
     #: and up to here may have landed while it ran.

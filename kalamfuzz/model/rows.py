@@ -70,8 +70,9 @@ class Segment:
     columns: tuple[str, ...]
     rows: tuple[Mapping[str, Value], ...]
     schema_version: int
-    #: Columns added while the segment's job ran: the file may have been written without them.
-    may_lack: frozenset[str] = frozenset()
+    #: Columns added or dropped while the segment's job ran: the job may have taken its rows
+    #: under either schema, so the file may hold them or not.
+    unsettled: frozenset[str] = frozenset()
 
     @property
     def path(self) -> str:

@@ -612,18 +612,18 @@ def finish_job(state: ModelState, job_id: str, status: JobStatus) -> tuple[Model
             if v.ordinal > job.requested_at
         }
     )
-    may_lack = frozenset(c.name for c in table.columns) - frozenset(job.columns)
+    unsettled = frozenset(c.name for c in table.columns) ^ frozenset(job.columns)
     out = []
     for cut in [job.requested_at, *later]:
         variants: list[dict[ScopeKey, Scope]] = [{}]
         for k, s in done.scopes(table.id).items():
-            after = _after_flush(table, s, cut, may_lack)
+            after = _after_flush(table, s, cut, unsettled)
             variants = [{**v, k: a} for v in variants for a in after]
         out += [evolve(done, data={**done.data, table.id: v}) for v in variants]
     return tuple(out)
 
 
-def _after_flush(table: Table, scope: Scope, cut: int, may_lack: frozenset[str]) -> list[Scope]:
+def _after_flush(table: Table, scope: Scope, cut: int, unsettled: frozenset[str]) -> list[Scope]:
     """The scope after a completed flush, one per way KalamDB's SHARED cold cleanup went.
 
     After a flush that leaves a SHARED table without live rows, KalamDB may (asynchronously,
@@ -632,7 +632,7 @@ def _after_flush(table: Table, scope: Scope, cut: int, may_lack: frozenset[str])
     before = [scope, cleared(scope)] if scope.clearable else [scope]
     out = []
     for b in before:
-        after = evolve(flush_scope(table, b, cut, may_lack), clearable=False)
+        after = evolve(flush_scope(table, b, cut, unsettled), clearable=False)
         if table.type is TableType.SHARED and not after.live(table):
             after = evolve(after, clearable=True)
         if after not in out:

@@ -15,7 +15,7 @@ MANIFEST = "manifest.json"
 
 
 def flush_scope(
-    table: Table, scope: Scope, cut: int, may_lack: frozenset[str] = frozenset()
+    table: Table, scope: Scope, cut: int, unsettled: frozenset[str] = frozenset()
 ) -> Scope:
     """The scope after a flush that took the hot versions with ordinal <= ``cut``.
 
@@ -23,7 +23,8 @@ def flush_scope(
     never holds tombstones. A newest tombstone whose key has a cold version stays hot (it hides
     that version from reads); so does every newest tombstone when nothing is written (KalamDB
     then returns before deleting anything from the hot tier); every other taken version leaves
-    the hot tier. ``may_lack``: columns added while the job ran, which its file may not have.
+    the hot tier. ``unsettled``: columns added or dropped while the job ran, which its file may
+    hold or not.
     """
     taken = [v for v in scope.hot if v.ordinal <= cut and v.ordinal not in scope.adopted]
     if not taken:
@@ -47,7 +48,7 @@ def flush_scope(
         columns=tuple(c.name for c in table.columns),
         rows=tuple(row_of(table, v) for v in written),
         schema_version=table.schema_version,
-        may_lack=may_lack,
+        unsettled=unsettled,
     )
     return evolve(remaining, cold=(*remaining.cold, segment), cleared=False)
 
@@ -75,8 +76,8 @@ class ExpectedSegment:
     #: None until the server's ``_seq`` of those versions is known.
     min_seq: int | None
     max_seq: int | None
-    #: Columns the file may lack (added while its job ran).
-    may_lack: frozenset[str] = frozenset()
+    #: Columns the file may hold or not (added or dropped while its job ran).
+    unsettled: frozenset[str] = frozenset()
 
 
 @frozen
@@ -121,7 +122,7 @@ def expected_cold(
                 row_count=len(seg.versions),
                 min_seq=min(known) if complete else None,
                 max_seq=max(known) if complete else None,
-                may_lack=seg.may_lack,
+                unsettled=seg.unsettled,
             )
         )
         files[seg.path] = tuple(zip(seg.rows, (v.ordinal for v in seg.versions), strict=True))

@@ -88,9 +88,12 @@ def _connective(node: exp.And | exp.Or, left: Const | None, right: Const | None)
     for folded, other in ((left, node.expression), (right, node.this)):
         while isinstance(other, exp.Paren):
             other = other.this
-        if _is(folded, None) and isinstance(other, dual):
-            if _is(fold(other.this), None) or _is(fold(other.expression), None):
-                return Const(None)
+        if (
+            _is(folded, None)
+            and isinstance(other, dual)
+            and (_is(fold(other.this), None) or _is(fold(other.expression), None))
+        ):
+            return Const(None)
     return None
 
 

@@ -14,9 +14,9 @@ from .access import check_write, may_impersonate
 from .bugs import (
     DML_NEVER_TRUE_REFUSED,
     DUP_PK_COLD,
-    PK_CHECK_IGNORES_TOMBSTONES,
     EXECUTE_AS_WRONG_SCOPE,
     ORDER_LIMIT_RESORTED,
+    PK_CHECK_IGNORES_TOMBSTONES,
 )
 from .catalog import Column, TableDef
 from .errors import SqlError, denied, exec_error, invalid_sql

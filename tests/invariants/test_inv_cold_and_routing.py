@@ -17,6 +17,7 @@ from kalamfuzz.invariants import (
 )
 from kalamfuzz.model import (
     AlterAddColumn,
+    AlterDropColumn,
     ColType,
     Column,
     ContractItem,
@@ -97,6 +98,24 @@ class TestColdArtifacts:
         rows = obs.parquet[1].rows
         without_x = tuple({k: v for k, v in r.items() if k != "x"} for r in rows)
         assert not check_cold(m, T, "u1", replace_file(obs, "batch-1.parquet", rows=without_x)).ok
+
+    def test_a_file_may_still_hold_a_column_dropped_while_its_job_ran(self):
+        # Found by the smoke run's no-bug shard: a DROP COLUMN landed while the flush job ran,
+        # whose file was written under the schema it took.
+        m = world()
+        put(m, "u1", row(1, s="a", n=4))
+        m.apply(Flush(SERVICE, T), Succeeded(job_id="FL-1"))
+        m.apply(AlterDropColumn("root", T, "n"), Succeeded())
+        m.apply(JobFinished("FL-1"), Succeeded(job_status=JobStatus.COMPLETED))
+        obs = cold(m)
+        rows = obs.parquet[0].rows
+        assert "n" not in rows[0]
+        with_n = tuple({**r, "n": 4} for r in rows)
+        assert check_cold(m, T, "u1", replace_file(obs, "batch-0.parquet", rows=with_n)).ok
+        assert check_cold(m, T, "u1", obs).ok
+        # the columns the table kept are still compared
+        wrong_s = tuple({**r, "n": 4, "s": "zz"} for r in rows)
+        assert not check_cold(m, T, "u1", replace_file(obs, "batch-0.parquet", rows=wrong_s)).ok
 
     def test_flags_missing_empty_and_stray_files(self):
         m = flushed()

@@ -35,8 +35,8 @@ from kalamfuzz.model.where import (
     Or,
     Pred,
     columns,
-    matches,
     constant,
+    matches,
     never_true,
     to_sql,
 )
