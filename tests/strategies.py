@@ -11,17 +11,6 @@ from collections.abc import Mapping, Sequence
 
 from hypothesis import strategies as st
 
-from kalamfuzz.invariants.observations import (
-    Batch,
-    Change,
-    ColdScopeObservation,
-    Manifest,
-    ManifestSegment,
-    ParquetFile,
-    QueryObservation,
-    StorageListing,
-    SubscriptionObservation,
-)
 from kalamfuzz.model import (
     AccessLevel,
     ColType,
@@ -58,6 +47,17 @@ from kalamfuzz.model.where import (
     Not,
     Or,
     Pred,
+)
+from kalamfuzz.observations import (
+    Batch,
+    Change,
+    ColdScopeObservation,
+    Manifest,
+    ManifestSegment,
+    ParquetFile,
+    QueryObservation,
+    StorageListing,
+    SubscriptionObservation,
 )
 
 BASE_MS = 1_760_000_000_000

@@ -20,7 +20,6 @@ A scenario in ten lines::
             sub.wait_changes(1)
             assert sub.current_rows()[0]["body"] == "hi"
         job = admin.flush(f"{ns}.notes")            # system.jobs row, or None if nothing to flush
-        problems = validate_storage(target.storage_dir)
 
 SQL (:mod:`.sql`)
     SqlClient(url, user, password)   login (first-run setup on 428, refresh on TOKEN_EXPIRED)
@@ -48,21 +47,17 @@ Process and target (:mod:`.process`, :mod:`.target`)
                                      .capabilities .skip_reason(need) .kill() .restart()
 Cold tier (:mod:`.cold`) and faults (:mod:`.faults`)
     list_scopes(base) read_manifest(dir) read_batch(path) scope_rows(scope)
-    validate_scope(scope) validate_storage(base) → [Problem]
     block_directory(path)            replace a directory with a file (writes fail), then restore
 """
 
 from kalamfuzz.adapters.cold import (
     Manifest,
-    Problem,
     Scope,
     Segment,
     list_scopes,
     read_batch,
     read_manifest,
     scope_rows,
-    validate_scope,
-    validate_storage,
 )
 from kalamfuzz.adapters.faults import BlockedDirectory, block_directory
 from kalamfuzz.adapters.live import (
@@ -98,7 +93,6 @@ __all__ = [
     "LiveClient",
     "LiveQueryRow",
     "Manifest",
-    "Problem",
     "QueryResult",
     "Received",
     "Scope",
@@ -119,7 +113,5 @@ __all__ = [
     "read_batch",
     "read_manifest",
     "scope_rows",
-    "validate_scope",
-    "validate_storage",
     "wrap_execute_as",
 ]

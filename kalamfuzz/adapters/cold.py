@@ -1,14 +1,13 @@
-"""Read and check KalamDB's Parquet cold tier on disk (HTTP_SQL.md §5).
+"""Read KalamDB's Parquet cold tier on disk (HTTP_SQL.md §5).
 
 Layout under a storage's base directory (default ``<data>/storage``), default templates:
 SHARED ``<ns>/<table>/``, USER ``<ns>/<table>/<user_id>/``; each scope holds ``manifest.json`` and
 ``batch-<N>.parquet`` files (written as ``.parquet.tmp`` then renamed). Parquet rows hold the user
 columns plus ``_seq`` and ``_deleted``.
 
-* :func:`list_scopes` finds scopes; :func:`read_manifest` parses ``manifest.json`` into
-  :class:`Manifest`; :func:`read_batch` / :func:`scope_rows` read rows with pyarrow;
-* :func:`validate_scope` / :func:`validate_storage` compare manifests with files and return
-  :class:`Problem` s (row counts, seq ranges, stray ``.tmp``, empty files, orphans, ...).
+:func:`list_scopes` finds scopes; :func:`read_manifest` parses ``manifest.json`` into
+:class:`Manifest`; :func:`read_batch` (the one Parquet reader) and :func:`scope_rows` read rows
+with pyarrow. Judging what they hold is the invariants' job (``invariants.cold_artifacts``).
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +26,12 @@ from kalamfuzz.errors import ColdArtifactError
 __all__ = [
     "ColumnStats",
     "Manifest",
-    "Problem",
     "Scope",
     "Segment",
     "list_scopes",
     "read_batch",
     "read_manifest",
     "scope_rows",
-    "validate_scope",
-    "validate_storage",
 ]
 
 MANIFEST = "manifest.json"
@@ -144,23 +140,6 @@ class Scope:
         return self.path / MANIFEST
 
 
-@frozen
-class Problem:
-    """One disagreement between a scope's manifest and its files."""
-
-    scope: Path
-    kind: str
-    detail: str
-    file: Path | None = None
-
-    def __str__(self) -> str:
-        where = self.file if self.file is not None else self.scope
-        return f"{self.kind}: {where}: {self.detail}"
-
-
-# ---------------------------------------------------------------------------------------------
-
-
 def _int(v: Any) -> int | None:
     if v is None or isinstance(v, bool):
         return None
@@ -258,6 +237,8 @@ def read_batch(path: str | Path) -> list[dict[str, Any]]:
 
     try:
         table = pq.read_table(str(path))
+    except FileNotFoundError:
+        raise  # gone, not unreadable: the caller decides what a vanished file means
     except (OSError, ValueError) as exc:
         raise ColdArtifactError(f"cannot read Parquet file {path}: {exc}") from None
     rows: list[dict[str, Any]] = table.to_pylist()
@@ -276,121 +257,3 @@ def scope_rows(
     for seg in segs:
         rows.extend(read_batch(d / seg.path))
     return rows
-
-
-def validate_scope(scope: Scope | str | Path) -> list[Problem]:
-    """Compare one scope's manifest with its files; an empty list means consistent."""
-    import pyarrow.parquet as pq
-
-    d = scope.path if isinstance(scope, Scope) else Path(scope)
-    parts = scope.parts if isinstance(scope, Scope) else ()
-    problems: list[Problem] = []
-
-    def add(kind: str, detail: str, file: Path | None = None) -> None:
-        problems.append(Problem(scope=d, kind=kind, detail=detail, file=file))
-
-    files = sorted(p for p in d.iterdir() if p.is_file()) if d.is_dir() else []
-    for f in files:
-        if f.name.endswith(".tmp"):
-            add("stray_tmp", "temporary file left behind", f)
-        elif f.stat().st_size == 0:
-            add("empty_file", "file has 0 bytes", f)
-    on_disk = {f.name for f in files if _BATCH.match(f.name)}
-
-    if not (d / MANIFEST).exists():
-        if on_disk:
-            add("missing_manifest", f"batch files without manifest.json: {sorted(on_disk)}")
-        return problems
-    try:
-        manifest = read_manifest(d)
-    except ColdArtifactError as exc:
-        add("bad_manifest", exc.message, d / MANIFEST)
-        return problems
-
-    if len(parts) in (2, 3):
-        expected_table = f"{parts[0]}.{parts[1]}"
-        if manifest.table_id != expected_table:
-            add("scope_mismatch", f"table_id {manifest.table_id!r} under {expected_table!r}")
-        expected_user = parts[2] if len(parts) == 3 else None
-        if manifest.user_id != expected_user:
-            add("scope_mismatch", f"user_id {manifest.user_id!r}, directory says {expected_user!r}")
-
-    ids = [s.id for s in manifest.segments]
-    for dup in sorted({i for i in ids if ids.count(i) > 1}):
-        add("duplicate_segment", f"segment {dup!r} listed more than once")
-
-    referenced = {Path(s.path).name for s in manifest.segments}
-    for orphan in sorted(on_disk - referenced):
-        add("orphan_file", "batch file not listed in the manifest", d / orphan)
-
-    numbers = [n for n in (s.batch_number for s in manifest.segments) if n is not None]
-    if numbers and manifest.last_sequence_number != max(numbers):
-        add(
-            "last_sequence_mismatch",
-            f"last_sequence_number {manifest.last_sequence_number} but highest batch is {max(numbers)}",
-        )
-
-    seen_seqs: dict[int, str] = {}
-    for seg in manifest.committed:
-        f = d / seg.path
-        if not f.exists():
-            add("missing_file", f"segment {seg.id} has no file", f)
-            continue
-        size = f.stat().st_size
-        if size == 0:
-            continue  # already reported as empty_file
-        if seg.size_bytes and seg.size_bytes != size:
-            add("size_mismatch", f"manifest says {seg.size_bytes} bytes, file has {size}", f)
-        try:
-            table = pq.read_table(str(f))
-        except (OSError, ValueError) as exc:
-            add("unreadable_parquet", str(exc).splitlines()[0] if str(exc) else "unreadable", f)
-            continue
-        if table.num_rows == 0:
-            add("empty_batch", "Parquet file has no rows", f)
-        if seg.row_count is not None and seg.row_count != table.num_rows:
-            add(
-                "row_count_mismatch",
-                f"manifest row_count {seg.row_count}, file has {table.num_rows}",
-                f,
-            )
-        if "_seq" not in table.column_names:
-            add("missing_seq_column", f"columns {table.column_names}", f)
-            continue
-        seqs = [int(s) for s in table.column("_seq").to_pylist() if s is not None]
-        if seqs:
-            lo, hi = min(seqs), max(seqs)
-            if (seg.min_seq, seg.max_seq) != (lo, hi):
-                add(
-                    "seq_range_mismatch",
-                    f"manifest min_seq/max_seq {seg.min_seq}/{seg.max_seq}, file has {lo}/{hi}",
-                    f,
-                )
-        for s in seqs:
-            if s in seen_seqs:
-                add("duplicate_seq", f"_seq {s} also in {seen_seqs[s]}", f)
-            else:
-                seen_seqs[s] = f.name
-    return problems
-
-
-def validate_storage(
-    base_dir: str | Path, under: str | Path | None = None, scopes: Iterable[Scope] | None = None
-) -> list[Problem]:
-    """:func:`validate_scope` over every scope under ``base_dir`` (optionally only ``under`` a
-    sub-path such as a namespace), plus stray ``.tmp`` and empty files anywhere below it."""
-    base = Path(base_dir)
-    root = base / under if under is not None else base
-    problems: list[Problem] = []
-    scope_list = list(scopes) if scopes is not None else list_scopes(base, under)
-    scope_dirs = {s.path for s in scope_list}
-    for s in scope_list:
-        problems.extend(validate_scope(s))
-    if root.exists():
-        for p in sorted(root.rglob("*")):
-            if p.is_file() and p.parent not in scope_dirs:
-                if p.name.endswith(".tmp"):
-                    problems.append(Problem(p.parent, "stray_tmp", "temporary file left behind", p))
-                elif p.stat().st_size == 0:
-                    problems.append(Problem(p.parent, "empty_file", "file has 0 bytes", p))
-    return problems

@@ -1,4 +1,4 @@
-"""Thin conversion from adapter results to :mod:`kalamfuzz.invariants.observations`.
+"""Thin conversion from adapter results to :mod:`kalamfuzz.observations`.
 
 Machines call these so that protocol details stay in the adapters: each function runs one adapter
 call (or reads one recorded object) and returns the observation the invariants judge. Cells are
@@ -14,7 +14,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from kalamfuzz.adapters.cold import MANIFEST, read_manifest
+from kalamfuzz import observations as obs
+from kalamfuzz.adapters.cold import MANIFEST, read_batch, read_manifest
 from kalamfuzz.adapters.live import Subscription
 from kalamfuzz.adapters.sql import SqlClient, wrap_execute_as
 from kalamfuzz.adapters.system import Job
@@ -25,8 +26,6 @@ from kalamfuzz.errors import (
     OutcomeUnknown,
     TargetUnreachable,
 )
-from kalamfuzz.invariants import observations as obs
-from kalamfuzz.model.jobs import JobStatus
 
 __all__ = [
     "cold_scope",
@@ -136,9 +135,7 @@ def subscription(sub: Subscription, *, quiescent: bool = True) -> obs.Subscripti
 
 def job(row: Job) -> obs.JobObservation:
     """A ``system.jobs`` row as an observation."""
-    return obs.JobObservation(
-        job_id=row.job_id, status=JobStatus(row.status or "new"), message=row.message
-    )
+    return obs.JobObservation(job_id=row.job_id, status=row.status or "new", message=row.message)
 
 
 def _micros(v: Any) -> Any:
@@ -151,7 +148,6 @@ def _micros(v: Any) -> Any:
 
 def cold_scope(directory: str | Path) -> obs.ColdScopeObservation:
     """One scope directory: parsed manifest, every Parquet file's rows, other files."""
-    import pyarrow.parquet as pq
 
     d = Path(directory)
     manifest: obs.Manifest | None = None
@@ -167,10 +163,13 @@ def cold_scope(directory: str | Path) -> obs.ColdScopeObservation:
                         min_seq=s.min_seq if s.min_seq is not None else -1,
                         max_seq=s.max_seq if s.max_seq is not None else -1,
                         status=s.status or "",
+                        size_bytes=s.size_bytes,
                     )
                     for s in m.segments
                 ),
                 last_sequence_number=m.last_sequence_number,
+                table_id=m.table_id,
+                user_id=m.user_id,
             )
         except ColdArtifactError as exc:
             manifest_error = exc.message
@@ -183,17 +182,17 @@ def cold_scope(directory: str | Path) -> obs.ColdScopeObservation:
         if not f.name.endswith(".parquet"):
             other.append(f.name)
             continue
-        size = f.stat().st_size
         try:
-            rows = tuple(
-                {k: _micros(v) for k, v in r.items()} for r in pq.read_table(str(f)).to_pylist()
-            )
+            size = f.stat().st_size
+            rows = tuple({k: _micros(v) for k, v in r.items()} for r in read_batch(f))
             parquet.append(obs.ParquetFile(name=f.name, size_bytes=size, rows=rows))
-        except (OSError, ValueError) as exc:
+        except FileNotFoundError:
+            # Deleted since the listing (KalamDB's SHARED cleanup runs asynchronously): the
+            # directory as it is now is what the check judges.
+            continue
+        except ColdArtifactError as exc:
             parquet.append(
-                obs.ParquetFile(
-                    name=f.name, size_bytes=size, rows=None, error=str(exc) or "unreadable"
-                )
+                obs.ParquetFile(name=f.name, size_bytes=size, rows=None, error=exc.message)
             )
     return obs.ColdScopeObservation(
         directory=str(d),

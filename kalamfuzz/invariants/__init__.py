@@ -3,7 +3,8 @@
 One module per contract item (:mod:`.isolation`, :mod:`.tiers`, :mod:`.cold_artifacts`,
 :mod:`.subscriptions`, :mod:`.rbac`, :mod:`.idempotency`, :mod:`.schema_evolution`,
 :mod:`.storage_routing`, :mod:`.stream_ttl`); :mod:`.check` has the entry points the machines
-call and :mod:`.observations` the data the adapters produce.
+call, :mod:`.coerce` turns observations (``kalamfuzz.observations``, the data the adapters
+produce) into the model's terms.
 """
 
 from kalamfuzz.invariants.check import (
@@ -15,7 +16,9 @@ from kalamfuzz.invariants.check import (
     check_subscribe,
     check_subscription,
 )
-from kalamfuzz.invariants.observations import (
+from kalamfuzz.invariants.coerce import model_row, model_rows, outcome
+from kalamfuzz.invariants.violation import Verdict, Violation
+from kalamfuzz.observations import (
     Batch,
     Change,
     ColdScopeObservation,
@@ -28,7 +31,6 @@ from kalamfuzz.invariants.observations import (
     StorageListing,
     SubscriptionObservation,
 )
-from kalamfuzz.invariants.violation import Verdict, Violation
 
 __all__ = [
     "Batch",
@@ -51,4 +53,7 @@ __all__ = [
     "check_storage",
     "check_subscribe",
     "check_subscription",
+    "model_row",
+    "model_rows",
+    "outcome",
 ]

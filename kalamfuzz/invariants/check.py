@@ -1,7 +1,7 @@
 """Entry points for the machines: one function per kind of observation.
 
 Each returns a :class:`Verdict` over every possible model state. Statements and queries are
-then applied to the model with ``model.apply(op, obs.outcome(...), at)``; the other
+then applied to the model with ``model.apply(op, outcome(obs, ...), at)``; the other
 observations narrow the model through ``verdict.settle(model)``.
 """
 
@@ -17,14 +17,7 @@ from kalamfuzz.invariants import (
     subscriptions,
     tiers,
 )
-from kalamfuzz.invariants.observations import (
-    ColdScopeObservation,
-    JobObservation,
-    QueryObservation,
-    StatementObservation,
-    StorageListing,
-    SubscriptionObservation,
-)
+from kalamfuzz.invariants.coerce import job_status, model_rows
 from kalamfuzz.invariants.reads import select_diff
 from kalamfuzz.invariants.statements import check_statement
 from kalamfuzz.invariants.violation import Finding, Verdict, Violation, over_states
@@ -36,6 +29,14 @@ from kalamfuzz.model.results import QueryResult
 from kalamfuzz.model.rows import ScopeKey, Window
 from kalamfuzz.model.state import ModelState, execute
 from kalamfuzz.model.uncertain import Model, options
+from kalamfuzz.observations import (
+    ColdScopeObservation,
+    JobObservation,
+    QueryObservation,
+    StatementObservation,
+    StorageListing,
+    SubscriptionObservation,
+)
 
 
 def _lost(state: ModelState, table_id: TableId | None) -> bool:
@@ -70,7 +71,7 @@ def check_query(
         if not obs.ok or not results:
             reply = StatementObservation(obs.status, obs.code, obs.message, None, lost=obs.lost)
             return check_statement(state, op, pred, reply), {}
-        rows = obs.model_rows(state.catalog.table(op.table_id))
+        rows = model_rows(obs, state.catalog.table(op.table_id))
         best: list[Violation] | None = None
         for result in results:
             diff = select_diff(state, op, result, rows)
@@ -177,10 +178,11 @@ def check_job(model: Model, op: JobFinished, obs: JobObservation) -> Verdict:
             return [], {}
         pred, _ = execute(state, op)
         ends = [p for p in options(pred) if isinstance(p, JobEnds)]
+        status = job_status(obs)
         for p in ends:
-            if p.status is obs.status and (not p.message_required or obs.message):
+            if p.status is status and (not p.message_required or obs.message):
                 return [], {}
-        failed = obs.status is JobStatus.FAILED
+        failed = status is JobStatus.FAILED
         if failed and not any(p.status is JobStatus.FAILED for p in ends):
             summary = "flush job failed although its storage was writable"
         elif not failed and all(p.status is JobStatus.FAILED for p in ends):
@@ -195,7 +197,7 @@ def check_job(model: Model, op: JobFinished, obs: JobObservation) -> Verdict:
                 " | ".join(
                     p.status.value + (" with a message" if p.message_required else "") for p in ends
                 ),
-                f"{obs.status.value}: {obs.message or ''}".rstrip(": "),
+                f"{obs.status}: {obs.message or ''}".rstrip(": "),
             )
         ], {}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from kalamfuzz.invariants.observations import ColdScopeObservation, model_row
+from kalamfuzz.invariants.coerce import model_row
 from kalamfuzz.invariants.violation import Finding, Violation, row_diff_lines, seq_conflicts
 from kalamfuzz.model.catalog import TableId
 from kalamfuzz.model.jobs import JobStatus
@@ -15,6 +15,7 @@ from kalamfuzz.model.results import ExpectedRow, match_rows
 from kalamfuzz.model.rows import ScopeKey
 from kalamfuzz.model.state import ModelState
 from kalamfuzz.model.values import SEQ, freeze
+from kalamfuzz.observations import ColdScopeObservation
 
 
 def check_cold_scope(
@@ -62,6 +63,13 @@ def check_cold_scope(
         v(safety if obs.manifest_error else ContractItem.COLD_ARTIFACTS, f"manifest.json {why}")
         return out, learned
     manifest = obs.manifest
+    if manifest.table_id and (manifest.table_id, manifest.user_id) != (str(table_id), scope):
+        v(
+            ContractItem.STORAGE_ROUTING,
+            "manifest.json names another scope",
+            expected=f"{table_id} {scope or '(shared)'}",
+            observed=f"{manifest.table_id} {manifest.user_id or '(shared)'}",
+        )
     want = [s.path for s in exp.segments]
     got = [s.path for s in manifest.segments]
     if got != want:
@@ -123,6 +131,8 @@ def check_cold_scope(
         problems = []
         if m.row_count != len(rows):
             problems.append(f"row_count {m.row_count}, file has {len(rows)}")
+        if m.size_bytes is not None and m.size_bytes != f.size_bytes:
+            problems.append(f"size_bytes {m.size_bytes}, file has {f.size_bytes} bytes")
         if seqs and (m.min_seq, m.max_seq) != (min(seqs), max(seqs)):
             problems.append(
                 f"seq range {m.min_seq}..{m.max_seq}, file has {min(seqs)}..{max(seqs)}"

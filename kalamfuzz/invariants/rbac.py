@@ -4,12 +4,12 @@ the model did not change."""
 
 from __future__ import annotations
 
-from kalamfuzz.invariants.observations import StatementObservation
 from kalamfuzz.invariants.statements import check_statement
 from kalamfuzz.invariants.violation import Violation
 from kalamfuzz.model.ops import Operation
 from kalamfuzz.model.outcomes import ContractItem, OneOf, Prediction
 from kalamfuzz.model.state import ModelState
+from kalamfuzz.observations import StatementObservation
 
 
 def check(

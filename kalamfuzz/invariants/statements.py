@@ -3,7 +3,7 @@ with the documented error? Each violation names the item the model's reason belo
 
 from __future__ import annotations
 
-from kalamfuzz.invariants.observations import StatementObservation
+from kalamfuzz.invariants.coerce import outcome
 from kalamfuzz.invariants.violation import Violation
 from kalamfuzz.model.catalog import TableType
 from kalamfuzz.model.jobs import JobStatus
@@ -33,6 +33,7 @@ from kalamfuzz.model.outcomes import (
 from kalamfuzz.model.state import ModelState
 from kalamfuzz.model.uncertain import agrees, options
 from kalamfuzz.model.where import constant, never_true
+from kalamfuzz.observations import StatementObservation
 
 
 def item_for(state: ModelState, op: Operation, observed_code: str | None) -> ContractItem:
@@ -91,12 +92,12 @@ def check_statement(
     """Compare one statement's reply with the prediction of one model state."""
     if obs.lost:
         return []
-    outcome = obs.outcome()
+    seen = outcome(obs)
     opts = options(pred)
     subj = f"{type(op).__name__} by {getattr(op, 'actor', '?')}"
     if hasattr(op, "table_id"):
         subj += f" on {op.table_id}"
-    matching = [p for p in opts if agrees(p, outcome, state.seqs)]
+    matching = [p for p in opts if agrees(p, seen, state.seqs)]
     # Only dba and system callers see every message; the others see the kept ones.
     admin = state.catalog.role_of(getattr(op, "actor", "")).is_admin
     if matching:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import posixpath
 
-from kalamfuzz.invariants.observations import StorageListing
 from kalamfuzz.invariants.violation import Finding, Violation
 from kalamfuzz.model.catalog import TableId
 from kalamfuzz.model.outcomes import ContractItem
 from kalamfuzz.model.rows import ScopeKey
 from kalamfuzz.model.state import ModelState
 from kalamfuzz.model.tiers import MANIFEST
+from kalamfuzz.observations import StorageListing
 
 
 def _artifact(path: str) -> bool:

@@ -10,7 +10,7 @@ import itertools
 from collections.abc import Mapping, Sequence
 
 from kalamfuzz.invariants import isolation, stream_ttl
-from kalamfuzz.invariants.observations import Change, SubscriptionObservation, model_row
+from kalamfuzz.invariants.coerce import model_row
 from kalamfuzz.invariants.violation import Finding, Violation, row_diff_lines
 from kalamfuzz.model.catalog import Table, TableType
 from kalamfuzz.model.live import (
@@ -25,6 +25,7 @@ from kalamfuzz.model.results import ExpectedRow, match_rows
 from kalamfuzz.model.rows import SeqBook, Window
 from kalamfuzz.model.state import ModelState, subscription_view
 from kalamfuzz.model.values import SEQ, Row, Value, render_row
+from kalamfuzz.observations import Change, SubscriptionObservation
 
 
 def _v(

@@ -30,10 +30,6 @@ from kalamfuzz.adapters.sql import SqlClient
 from kalamfuzz.adapters.target import Target
 from kalamfuzz.adapters.values import redact_sql
 from kalamfuzz.errors import ConfigError, LiveError
-from kalamfuzz.invariants.observations import (
-    QueryObservation,
-    StatementObservation,
-)
 from kalamfuzz.invariants.violation import Verdict, Violation
 from kalamfuzz.machines import codegen
 from kalamfuzz.machines.world import COLUMNS, STORAGES, TABLES, USERS
@@ -69,6 +65,10 @@ from kalamfuzz.model.state import MAX_QUERY_LIMIT
 from kalamfuzz.model.values import Value
 from kalamfuzz.model.where import Pred
 from kalamfuzz.model.where import columns as where_columns
+from kalamfuzz.observations import (
+    QueryObservation,
+    StatementObservation,
+)
 
 #: How long a step waits for the live changes the model expects before calling them lost.
 CHANGE_WAIT_S = 1.0
@@ -467,7 +467,7 @@ class Driver:
         passed = self._judge(inv.check_statement_reply(self.model, op, obs, at), sql)
         # A known finding: the model keeps what the server answered (a state that agrees, or
         # the one the model cannot describe), and a write re-learns its scope from a read.
-        self.model.apply(op, obs.outcome(), at)
+        self.model.apply(op, inv.outcome(obs), at)
         if not passed and isinstance(op, Insert | Update | Delete):
             self._relearn_scope(op.table_id, op.as_user or op.actor)
         return obs
@@ -483,7 +483,7 @@ class Driver:
         table = self.model.table(op.table_id)
         named = (op.projection or table.star_columns) if table is not None else None
         if self._judge(verdict, sql) or not any(v.diverged for v in verdict.violations):
-            self.model.apply(op, obs.outcome(table, named), at)
+            self.model.apply(op, inv.outcome(obs, table, named), at)
         elif obs.ok:
             # A read known to show other data teaches no _seq; a full read re-learns the scope.
             self._relearn_scope(op.table_id, op.as_user or op.actor)
@@ -512,7 +512,7 @@ class Driver:
             self.model.abandon(table_id)
             return
         key = self.user_id(owner) if table.type.per_user else None
-        self.model.adopt(table_id, key, obs.model_rows(table, table.star_columns))
+        self.model.adopt(table_id, key, inv.model_rows(obs, table, table.star_columns))
         for name, s in list(self._subs.items()):
             sub = self._model_sub(s.model_id)
             if not sub.active or sub.table_id != table_id:
@@ -697,7 +697,7 @@ class Driver:
                 {
                     "status": 200,
                     "columns": ["job_id", "status", "message"],
-                    "rows": [[job_id, obs.status.value, obs.message]],
+                    "rows": [[job_id, obs.status, obs.message]],
                 },
                 Window(now, now),
             )
@@ -705,7 +705,7 @@ class Driver:
             table_id = self.model.states[0].jobs[job_id].table_id
             passed = self._judge(inv.check_job(self.model, op, obs), f"job {job_id} of {table_id}")
             # Known or not, the model follows the status the server reports.
-            self.model.apply(op, obs.outcome())
+            self.model.apply(op, inv.outcome(obs))
             if not passed:
                 # A job that ended otherwise than predicted may have flushed some scopes.
                 self._relearn_table(table_id)

@@ -16,165 +16,167 @@ from attrs import frozen
 @frozen
 class PlantedBug:
     name: str
-    item: str  # contract item in DESIGN.md it breaks
+    #: The contract item it breaks, as the findings name it (``ContractItem`` values: the sim
+    #: does not import the model).
+    item: str
     description: str
 
 
 EXECUTE_AS_WRONG_SCOPE = PlantedBug(
     "execute_as_wrong_scope",
-    "isolation",
+    "1 isolation",
     "EXECUTE AS USER 'u' (INSERT ...) writes into the caller's partition, not u's",
 )
 SELECT_SCOPE_LEAK = PlantedBug(
     "select_scope_leak",
-    "isolation",
+    "1 isolation",
     "a SELECT on a USER table whose WHERE uses OR also returns other users' rows",
 )
 LIVE_CROSS_USER = PlantedBug(
     "live_cross_user",
-    "subscriptions/isolation",
+    "1 isolation",
     "USER-table changes are routed to every subscriber of the table, whoever owns the row",
 )
 FLUSH_DROPS_CONCURRENT_WRITES = PlantedBug(
     "flush_drops_concurrent_writes",
-    "tier equivalence",
+    "2 correct before/during/after flush",
     "a flush commit removes every hot version of a scope, including ones written while it ran",
 )
 COLD_SHADOWS_HOT = PlantedBug(
     "cold_shadows_hot",
-    "tier equivalence",
+    "2 correct before/during/after flush",
     "reads prefer a cold version over a newer hot version of the same primary key",
 )
 FLUSH_DROPS_TOMBSTONES = PlantedBug(
     "flush_drops_tombstones",
-    "tier equivalence",
+    "2 correct before/during/after flush",
     "a flush that writes at least one live row of a scope also deletes that scope's hot "
     "tombstones, so a key deleted after an earlier flush comes back from the cold tier",
 )
 MANIFEST_ROW_COUNT = PlantedBug(
     "manifest_row_count",
-    "cold artifacts",
+    "3 cold artifacts",
     "manifest.json counts tombstones filtered at flush in a segment's row_count",
 )
 EMPTY_BATCH_FILE = PlantedBug(
     "empty_batch_file",
-    "cold artifacts",
+    "3 cold artifacts",
     "a flush whose scope has only droppable tombstones writes an empty batch-N.parquet",
 )
 SNAPSHOT_INCLUDES_DELETED = PlantedBug(
     "snapshot_includes_deleted",
-    "subscriptions/snapshot",
+    "4 subscriptions",
     "a subscription's initial snapshot includes soft-deleted rows",
 )
 BATCH_HAS_MORE_EXACT = PlantedBug(
     "batch_has_more_exact",
-    "subscriptions/batching",
+    "4 subscriptions",
     "has_more is true when the rows left equal batch_size, sending an extra empty page",
 )
 LIVE_MULTI_INSERT_FIRST_ONLY = PlantedBug(
     "live_multi_insert_first_only",
-    "subscriptions/insert",
+    "4 subscriptions",
     "a multi-row INSERT notifies only its first row",
 )
 LIVE_UPDATE_OLD_VALUES = PlantedBug(
     "live_update_old_values",
-    "subscriptions/update",
+    "4 subscriptions",
     "an update notification carries the old values in rows",
 )
 LIVE_DELETE_COLD_MISSING = PlantedBug(
     "live_delete_cold_missing",
-    "subscriptions/delete",
+    "4 subscriptions",
     "deleting a row whose visible version is in the cold tier sends no delete notification",
 )
 HELD_CHANGES_REVERSED = PlantedBug(
     "held_changes_reversed",
-    "subscriptions/ordering",
+    "4 subscriptions",
     "changes held during snapshot paging are sent newest first",
 )
 RESUME_FROM_INCLUSIVE = PlantedBug(
     "resume_from_inclusive",
-    "subscriptions/resume",
+    "4 subscriptions",
     "subscribe with from=S includes the row whose _seq is S (a replay)",
 )
 USER_WRITES_PUBLIC_SHARED = PlantedBug(
     "user_writes_public_shared",
-    "rbac",
+    "5 RBAC",
     "role user may INSERT into a SHARED table with ACCESS_LEVEL PUBLIC",
 )
 DUP_PK_COLD = PlantedBug(
     "dup_pk_cold",
-    "idempotency",
+    "6 idempotency and safety",
     "the primary-key check looks at the hot tier only, so a flushed key can be inserted again",
 )
 PK_CHECK_IGNORES_TOMBSTONES = PlantedBug(
     "pk_check_ignores_tombstones",
-    "idempotency",
+    "6 idempotency and safety",
     "the primary-key check sees a cold row even when a hot tombstone deleted it: the key cannot "
     "be inserted again",
 )
 FAILED_FLUSH_DROPS_HOT = PlantedBug(
     "failed_flush_drops_hot",
-    "idempotency/safety",
+    "6 idempotency and safety",
     "a failed flush job still removes its rows from the hot tier",
 )
 DROP_COLUMN_RESURRECTS = PlantedBug(
     "drop_column_resurrects",
-    "schema evolution",
+    "7 schema evolution",
     "re-adding a dropped column by name shows the old values of hot rows",
 )
 FLUSH_IGNORES_STORAGE_ID = PlantedBug(
     "flush_ignores_storage_id",
-    "storage routing",
+    "8 storage routing",
     "flush writes under the default storage's base directory, not the table's STORAGE_ID",
 )
 STREAM_TTL_UNENFORCED = PlantedBug(
     "stream_ttl_unenforced",
-    "stream ttl",
+    "STREAM TTL",
     "STREAM reads skip the TTL check, so expired rows live until the eviction job runs",
 )
 WAL_BATCHED = PlantedBug(
     "wal_batched",
-    "idempotency/safety",
+    "6 idempotency and safety",
     "writes are acknowledged before they reach the write-ahead log (lost on kill)",
 )
 ORDER_LIMIT_RESORTED = PlantedBug(
     "order_limit_resorted",
-    "tier equivalence",
+    "2 correct before/during/after flush",
     "SELECT ... ORDER BY ... LIMIT returns the right rows re-sorted by primary key, and so do "
     "the live snapshot's pages (rows lost and repeated once an UPDATE moved a key's _seq)",
 )
 FAILED_FLUSH_CLEARS_PENDING = PlantedBug(
     "failed_flush_clears_pending",
-    "idempotency/safety",
+    "6 idempotency and safety",
     "after a failed flush job the table has no pending writes: STORAGE FLUSH is skipped "
     "until its next write, although its rows are still hot",
 )
 FLUSH_RACE_CLEARS_PENDING = PlantedBug(
     "flush_race_clears_pending",
-    "idempotency/safety",
+    "3 cold artifacts",
     "a write that lands while a flush job of its table runs is not pending: the next "
     "STORAGE FLUSH is skipped although the row is still hot",
 )
 DML_NEVER_TRUE_REFUSED = PlantedBug(
     "dml_never_true_refused",
-    "reads/dml",
+    "2 correct before/during/after flush",
     "UPDATE or DELETE whose WHERE folds to NULL or FALSE (col = NULL, 1 = 0) is refused with "
     "'requires a WHERE clause' instead of affecting 0 rows",
 )
 RESTART_DML_BLIND = PlantedBug(
     "restart_dml_blind",
-    "reads/dml",
+    "2 correct before/during/after flush",
     "after a restart, UPDATE and DELETE do not see a table's hot rows written before it "
     "(SELECT does) until a new write to that table",
 )
 LIVE_FILTER_LEAVE_SILENT = PlantedBug(
     "live_filter_leave_silent",
-    "subscriptions/filter",
+    "4 subscriptions",
     "an UPDATE that makes a row stop matching a subscription's WHERE sends nothing",
 )
 LIVE_FILTER_UNSUPPORTED = PlantedBug(
     "live_filter_unsupported",
-    "subscriptions/filter",
+    "4 subscriptions",
     "a subscription whose WHERE uses IS [NOT] NULL, IN, BETWEEN or a negative number gets its "
     "snapshot but no change",
 )

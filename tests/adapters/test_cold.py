@@ -1,8 +1,7 @@
-"""Cold-artifact reader and validator on files written in KalamDB's format."""
+"""The cold-tier reader and the scope observation, on files written in KalamDB's format."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -10,11 +9,10 @@ from kalamdb_files import seq, write_batch, write_manifest
 
 from kalamfuzz.adapters import (
     list_scopes,
+    observe,
     read_batch,
     read_manifest,
     scope_rows,
-    validate_scope,
-    validate_storage,
 )
 from kalamfuzz.errors import ColdArtifactError
 
@@ -33,10 +31,6 @@ def shared_scope(base: Path) -> Path:
     scope = base / "app" / "config"
     write_manifest(scope, "app.config", None, [write_batch(scope, 0, [{"id": 7, "_seq": seq(5)}])])
     return scope
-
-
-def kinds(problems: list) -> list[str]:  # type: ignore[type-arg]
-    return sorted(p.kind for p in problems)
 
 
 def test_list_scopes_finds_user_and_shared_scopes(tmp_path: Path) -> None:
@@ -73,99 +67,61 @@ def test_read_batch_and_scope_rows(tmp_path: Path) -> None:
     assert [r["body"] for r in scope_rows(list_scopes(tmp_path)[0])] == ["a", "b", "a2"]
 
 
-def test_consistent_storage_has_no_problems(tmp_path: Path) -> None:
-    user_scope(tmp_path)
-    shared_scope(tmp_path)
-    assert validate_storage(tmp_path) == []
+def test_cold_scope_observes_what_is_on_disk(tmp_path: Path) -> None:
+    scope = user_scope(tmp_path)
+    obs = observe.cold_scope(scope)
+    assert obs.manifest is not None and obs.manifest_error is None
+    assert (obs.manifest.table_id, obs.manifest.user_id) == ("app.notes", "alice")
+    assert [s.path for s in obs.manifest.segments] == ["batch-0.parquet", "batch-1.parquet"]
+    assert [p.name for p in obs.parquet] == ["batch-0.parquet", "batch-1.parquet"]
+    first = obs.parquet[0]
+    assert first.size_bytes == (scope / "batch-0.parquet").stat().st_size
+    assert first.rows is not None and [r["body"] for r in first.rows] == ["a", "b"]
+    assert obs.other_files == ()
 
 
-def test_row_count_and_seq_range_mismatches(tmp_path: Path) -> None:
+def test_cold_scope_observes_stray_empty_and_unreadable_files(tmp_path: Path) -> None:
     scope = tmp_path / "ns" / "t"
-    seg = write_batch(scope, 0, [{"id": 1, "_seq": seq(1)}, {"id": 2, "_seq": seq(2)}])
-    seg["row_count"] = 3
-    seg["max_seq"] = seq(9)
-    write_manifest(scope, "ns.t", None, [seg])
-    assert kinds(validate_scope(list_scopes(tmp_path)[0])) == [
-        "row_count_mismatch",
-        "seq_range_mismatch",
-    ]
+    write_manifest(scope, "ns.t", None, [write_batch(scope, 0, [{"id": 1, "_seq": seq(1)}])])
+    (scope / "batch-1.parquet.tmp").write_bytes(b"partial")
+    (scope / "batch-2.parquet").write_bytes(b"")
+    (scope / "batch-3.parquet").write_bytes(b"PAR1garbage")
+    obs = observe.cold_scope(scope)
+    assert obs.other_files == ("batch-1.parquet.tmp",)
+    files = {p.name: p for p in obs.parquet}
+    assert files["batch-2.parquet"].size_bytes == 0 and files["batch-2.parquet"].rows is None
+    assert files["batch-3.parquet"].rows is None and files["batch-3.parquet"].error
 
 
-def test_stray_tmp_empty_file_orphan_and_missing_file(tmp_path: Path) -> None:
-    scope = tmp_path / "ns" / "t"
-    seg0 = write_batch(scope, 0, [{"id": 1, "_seq": seq(1)}])
-    missing = dict(seg0, id="batch-1.parquet", path="batch-1.parquet")
-    write_manifest(scope, "ns.t", None, [seg0, missing])
-    (scope / "batch-2.parquet.tmp").write_bytes(b"partial")
-    (scope / "batch-3.parquet").write_bytes(b"")
-    got = kinds(validate_storage(tmp_path))
-    assert got == ["empty_file", "missing_file", "orphan_file", "stray_tmp"]
-
-
-def test_corrupt_manifest_and_unreadable_parquet(tmp_path: Path) -> None:
-    a = tmp_path / "ns" / "a"
-    write_batch(a, 0, [{"id": 1, "_seq": seq(1)}])
-    (a / "manifest.json").write_text("{not json")
-    b = tmp_path / "ns" / "b"
-    seg = write_batch(b, 0, [{"id": 1, "_seq": seq(1)}])
-    (b / "batch-0.parquet").write_bytes(b"PAR1garbage")
-    seg["size_bytes"] = 11
-    write_manifest(b, "ns.b", None, [seg])
-    got = kinds(validate_storage(tmp_path))
-    assert got == ["bad_manifest", "unreadable_parquet"]
+def test_cold_scope_observes_a_corrupt_manifest(tmp_path: Path) -> None:
+    scope = tmp_path / "ns" / "a"
+    write_batch(scope, 0, [{"id": 1, "_seq": seq(1)}])
+    (scope / "manifest.json").write_text("{not json")
+    obs = observe.cold_scope(scope)
+    assert obs.manifest is None and obs.manifest_error and "cannot read" in obs.manifest_error
     with pytest.raises(ColdArtifactError, match="cannot read"):
-        read_manifest(a)
-    with pytest.raises(ColdArtifactError, match="Parquet"):
-        read_batch(b / "batch-0.parquet")
+        read_manifest(scope)
 
 
-def test_batch_files_without_manifest(tmp_path: Path) -> None:
-    write_batch(tmp_path / "ns" / "t", 0, [{"id": 1, "_seq": seq(1)}])
-    assert kinds(validate_storage(tmp_path)) == ["missing_manifest"]
+def test_a_file_deleted_while_the_scope_is_read_is_not_unreadable(tmp_path: Path) -> None:
+    # KalamDB's SHARED cleanup deletes files asynchronously: one listed a moment ago may be
+    # gone when it is opened; that is not an unreadable file (a real-server false alarm).
+    scope = shared_scope(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        read_batch(scope / "batch-9.parquet")
+
+    def vanished(path: Path) -> list[dict[str, object]]:
+        raise FileNotFoundError(path)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(observe, "read_batch", vanished)
+        obs = observe.cold_scope(scope)
+    assert obs.parquet == () and obs.manifest is not None
 
 
-def test_scope_mismatch_duplicate_seq_and_last_sequence(tmp_path: Path) -> None:
-    scope = tmp_path / "ns" / "t" / "bob"
-    s0 = write_batch(scope, 0, [{"id": 1, "_seq": seq(1)}])
-    s1 = write_batch(scope, 1, [{"id": 2, "_seq": seq(1)}])
-    write_manifest(scope, "ns.other", "alice", [s0, s1])
-    raw = json.loads((scope / "manifest.json").read_text())
-    raw["last_sequence_number"] = 0
-    (scope / "manifest.json").write_text(json.dumps(raw))
-    got = kinds(validate_storage(tmp_path))
-    assert got == ["duplicate_seq", "last_sequence_mismatch", "scope_mismatch", "scope_mismatch"]
-
-
-def test_empty_parquet_batch_is_reported(tmp_path: Path) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    scope = tmp_path / "ns" / "t"
+def test_unreadable_parquet_is_an_error_that_names_the_file(tmp_path: Path) -> None:
+    scope = tmp_path / "ns" / "b"
     scope.mkdir(parents=True)
-    pq.write_table(
-        pa.table({"id": pa.array([], pa.int32()), "_seq": pa.array([], pa.int64())}),
-        scope / "batch-0.parquet",
-    )
-    write_manifest(
-        scope,
-        "ns.t",
-        None,
-        [
-            {
-                "id": "batch-0.parquet",
-                "path": "batch-0.parquet",
-                "min_seq": None,
-                "max_seq": None,
-                "row_count": 0,
-                "size_bytes": 0,
-                "status": "committed",
-            }
-        ],
-    )
-    assert kinds(validate_storage(tmp_path)) == ["empty_batch"]
-
-
-def test_stray_tmp_outside_any_scope(tmp_path: Path) -> None:
-    (tmp_path / "ns").mkdir()
-    (tmp_path / "ns" / "x.tmp").write_text("x")
-    assert kinds(validate_storage(tmp_path)) == ["stray_tmp"]
+    (scope / "batch-0.parquet").write_bytes(b"PAR1garbage")
+    with pytest.raises(ColdArtifactError, match=r"batch-0\.parquet"):
+        read_batch(scope / "batch-0.parquet")

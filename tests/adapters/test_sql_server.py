@@ -7,7 +7,7 @@ import decimal
 
 import pytest
 
-from kalamfuzz.adapters import SqlClient, Target, scope_rows, validate_storage
+from kalamfuzz.adapters import SqlClient, Target, observe, scope_rows
 from kalamfuzz.adapters.sql import SqlClient as _SqlClient
 from kalamfuzz.errors import AuthError, ConfigError, PermissionDenied, SqlError
 
@@ -140,7 +140,10 @@ def test_flush_job_and_cold_artifacts(
     if target.skip_reason("data_dir"):
         pytest.skip(target.skip_reason("data_dir"))
     scope = target.storage_dir / ns / "cold" / name
-    assert validate_storage(target.storage_dir, under=ns) == []
+    seen = observe.cold_scope(scope)
+    assert seen.other_files == () and seen.manifest is not None
+    assert seen.manifest.table_id == f"{ns}.cold" and seen.manifest.user_id == name
+    assert all(p.rows for p in seen.parquet)
     rows = scope_rows(scope)
     assert sorted((r["id"], r["body"], r["_deleted"]) for r in rows) == [
         (1, "a", False),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from strategies import NS
 
-from kalamfuzz.invariants.observations import QueryObservation
 from kalamfuzz.model import Insert, Succeeded, TableId
+from kalamfuzz.observations import QueryObservation
 
 T = TableId(NS, "t")
 

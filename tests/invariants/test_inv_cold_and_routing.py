@@ -15,6 +15,7 @@ from kalamfuzz.invariants import (
     check_job,
     check_storage,
 )
+from kalamfuzz.invariants.coerce import outcome
 from kalamfuzz.model import (
     AlterAddColumn,
     AlterDropColumn,
@@ -117,6 +118,22 @@ class TestColdArtifacts:
         wrong_s = tuple({**r, "n": 4, "s": "zz"} for r in rows)
         assert not check_cold(m, T, "u1", replace_file(obs, "batch-0.parquet", rows=wrong_s)).ok
 
+    def test_flags_a_manifest_of_another_scope_or_with_a_wrong_size(self):
+        m = flushed()
+        obs = cold(m)
+        assert obs.manifest is not None
+        named = evolve(obs, manifest=evolve(obs.manifest, table_id=str(T), user_id="u1"))
+        assert check_cold(m, T, "u1", named).ok
+        other = evolve(obs, manifest=evolve(obs.manifest, table_id=str(T), user_id="u2"))
+        verdict = check_cold(m, T, "u1", other)
+        assert ContractItem.STORAGE_ROUTING in items(verdict)
+        assert "manifest.json names another scope" in str(verdict)
+        first = obs.parquet[0]
+        segs = obs.manifest.segments
+        sized = (evolve(segs[0], size_bytes=first.size_bytes + 1), *segs[1:])
+        wrong = evolve(obs, manifest=evolve(obs.manifest, segments=sized))
+        assert "size_bytes" in str(check_cold(m, T, "u1", wrong))
+
     def test_flags_missing_empty_and_stray_files(self):
         m = flushed()
         obs = cold(m)
@@ -171,13 +188,13 @@ class TestColdArtifacts:
         put(m, "u1", row(1))
         m.apply(SetStorageWritable("local", False), Succeeded())
         m.apply(Flush(SERVICE, T), Succeeded(job_id="FL-1"))
-        failed = JobObservation("FL-1", JobStatus.FAILED, "Permission denied (os error 13)")
+        failed = JobObservation("FL-1", "failed", "Permission denied (os error 13)")
         assert check_job(m, JobFinished("FL-1"), failed).ok
-        silent = JobObservation("FL-1", JobStatus.FAILED)
+        silent = JobObservation("FL-1", "failed")
         assert items(check_job(m, JobFinished("FL-1"), silent)) == [ContractItem.IDEMPOTENCY]
-        done = JobObservation("FL-1", JobStatus.COMPLETED)
+        done = JobObservation("FL-1", "completed")
         assert items(check_job(m, JobFinished("FL-1"), done)) == [ContractItem.COLD_ARTIFACTS]
-        m.apply(JobFinished("FL-1"), failed.outcome())
+        m.apply(JobFinished("FL-1"), outcome(failed))
         leftovers = ColdScopeObservation("/x", None, None, (), ("batch-0.parquet.tmp",))
         assert items(check_cold(m, T, "u1", leftovers)) == [ContractItem.IDEMPOTENCY]
         m.apply(SetStorageWritable("local", True), Succeeded())

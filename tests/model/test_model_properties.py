@@ -16,6 +16,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from strategies import NS, SERVICE, USERS, Echo, predicates, row_values, table, world
 
 from kalamfuzz import invariants as inv
+from kalamfuzz.invariants.coerce import outcome
 from kalamfuzz.model import (
     Delete,
     Failed,
@@ -155,7 +156,7 @@ class ModelOnly(RuleBasedStateMachine):
             obs = Echo.query(self.m, op)
         verdict = inv.check_query(self.m, op, obs)
         assert verdict.ok, verdict
-        self.m.apply(op, obs.outcome(self.m.table(tid)))
+        self.m.apply(op, outcome(obs, self.m.table(tid)))
 
     @invariant()
     def keys_unique_and_commit_order(self):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from strategies import NS, SERVICE, Echo, seq_for, table, world
 
+from kalamfuzz.invariants.coerce import outcome
 from kalamfuzz.model import (
     AccessLevel,
     ColType,
@@ -220,7 +221,7 @@ class TestSelect:
         m = world()
         insert(m, "u1", 1, 2)
         obs = Echo.query(m, Select("u1", T))
-        m.apply(Select("u1", T), obs.outcome(m.state.catalog.table(T)))
+        m.apply(Select("u1", T), outcome(obs, m.state.catalog.table(T)))
         assert m.state.seqs.get(1) == seq_for(1) and m.state.seqs.get(2) == seq_for(2)
 
 

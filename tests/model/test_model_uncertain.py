@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from strategies import NS, Echo, world
 
+from kalamfuzz.invariants.coerce import outcome
 from kalamfuzz.model import (
     Failed,
     Insert,
@@ -105,7 +106,7 @@ class TestAgreement:
         m = world()
         m.apply(Insert("u1", T, (row(1),)), Succeeded())
         obs = Echo.query(m, Select("u1", T))
-        m.apply(Select("u1", T), obs.outcome(m.state.catalog.table(T)))
+        m.apply(Select("u1", T), outcome(obs, m.state.catalog.table(T)))
         assert m.state.seqs.get(1) is not None
-        m.apply(Select("u1", T), obs.outcome(None))
+        m.apply(Select("u1", T), outcome(obs, None))
         assert m.table(T) is not None and m.table(TableId(NS, "zz")) is None

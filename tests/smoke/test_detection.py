@@ -8,6 +8,7 @@ import pytest
 from kalamfuzz.campaign.engine import Campaign
 from kalamfuzz.machines import MACHINES, machine
 from kalamfuzz.machines.combined import CombinedMachine
+from kalamfuzz.model.outcomes import ContractItem
 from kalamfuzz.sim.bugs import BUGS
 
 from .conftest import NO_BUG_SHARDS, SMOKE_EXAMPLES, smoke_config
@@ -48,9 +49,10 @@ HUNTER = {
 }
 
 
-def test_every_planted_bug_has_a_hunter() -> None:
+def test_every_planted_bug_has_a_hunter_and_a_contract_item() -> None:
     assert set(HUNTER) == {b.name for b in BUGS}
     assert set(HUNTER.values()) <= set(MACHINES)
+    assert {b.item for b in BUGS} <= {i.value for i in ContractItem}
 
 
 class _CombinedWithoutWaits(CombinedMachine):
@@ -81,6 +83,10 @@ def test_smoke_budget_finds_and_shrinks(bug: str) -> None:
     assert finished.failures, f"{bug}: not found in {SMOKE_EXAMPLES} examples of {HUNTER[bug]}"
     failure = finished.failures[0]
     assert failure.kind == "violation", failure.message
+    # Reported under the item the bug breaks, so that the report sends its reader to the
+    # right promise.
+    item = next(b.item for b in BUGS if b.name == bug)
+    assert item in failure.items, f"{bug}: reported under {failure.items}, breaks {item}"
     assert failure.steps <= 10, f"{bug}: shrunk to {failure.steps} steps:\n" + "\n".join(
         failure.program
     )

@@ -1,8 +1,10 @@
-"""What a client saw, as plain data: the adapters build these from wire messages and files.
+"""What a client saw, as plain data: the adapters build these from wire messages and files,
+the invariants judge them.
 
-Cells stay as decoded from JSON (``_seq`` and BIGINT as strings are fine) or from pyarrow
-(``to_pylist()``; Timestamp cells converted to integer microseconds); the invariants coerce
-them to the model's types with the table schema. Nothing here does I/O.
+This module sits below both (it imports neither, nor the model), so the I/O layer does not
+depend on the checks. Cells stay as decoded from JSON (``_seq`` and BIGINT as strings are fine)
+or from pyarrow (``to_pylist()``; Timestamp cells converted to integer microseconds); the
+invariants coerce them to the model's types with the table schema (``invariants.coerce``).
 """
 
 from __future__ import annotations
@@ -11,30 +13,8 @@ from collections.abc import Mapping
 
 from attrs import field, frozen
 
-from kalamfuzz.model.catalog import Table
-from kalamfuzz.model.jobs import JobStatus
-from kalamfuzz.model.outcomes import Failed, Outcome, Succeeded, Unknown
-from kalamfuzz.model.values import Value, coerce
-
 Cell = object
 WireRow = Mapping[str, Cell]
-
-
-def model_row(table: Table, row: WireRow) -> dict[str, Value]:
-    """Coerce a wire row to model values; columns the table does not know are kept as text."""
-    out: dict[str, Value] = {}
-    for name, raw in row.items():
-        former = None if table.knows(name) else table.former_type(name)
-        if table.knows(name):
-            out[name] = coerce(raw, table.type_of(name))
-        elif former is not None:
-            # a row received before the column was dropped (a live snapshot, say)
-            out[name] = coerce(raw, former)
-        else:
-            out[name] = (
-                raw if isinstance(raw, int | float | str | bool) or raw is None else repr(raw)
-            )
-    return out
 
 
 @frozen
@@ -57,13 +37,6 @@ class StatementObservation:
     def ok(self) -> bool:
         return not self.lost and self.code is None and 200 <= self.status < 300
 
-    def outcome(self) -> Outcome:
-        if self.lost:
-            return Unknown()
-        if self.ok:
-            return Succeeded(row_count=self.row_count, job_id=self.job_id)
-        return Failed(self.code or f"HTTP_{self.status}", self.status)
-
 
 @frozen
 class QueryObservation:
@@ -82,23 +55,6 @@ class QueryObservation:
 
     def named_rows(self) -> list[dict[str, Cell]]:
         return [dict(zip(self.columns, r, strict=False)) for r in self.rows]
-
-    def model_rows(
-        self, table: Table, columns: tuple[str, ...] | None = None
-    ) -> tuple[dict[str, Value], ...]:
-        """The rows coerced to model values; with ``columns``, only those (the invariants
-        report any other column the server sent on its own)."""
-        rows = (model_row(table, r) for r in self.named_rows())
-        if columns is None:
-            return tuple(rows)
-        return tuple({k: v for k, v in r.items() if k in columns} for r in rows)
-
-    def outcome(self, table: Table | None, columns: tuple[str, ...] | None = None) -> Outcome:
-        if self.lost:
-            return Unknown()
-        if not self.ok:
-            return Failed(self.code or f"HTTP_{self.status}", self.status)
-        return Succeeded(rows=self.model_rows(table, columns) if table is not None else None)
 
 
 @frozen
@@ -148,12 +104,17 @@ class ManifestSegment:
     min_seq: int
     max_seq: int
     status: str
+    #: The file size the manifest records, when it records one.
+    size_bytes: int | None = None
 
 
 @frozen
 class Manifest:
     segments: tuple[ManifestSegment, ...]
     last_sequence_number: int | None
+    #: The scope the manifest says it belongs to ("" when not read).
+    table_id: str = ""
+    user_id: str | None = None
 
 
 @frozen
@@ -188,8 +149,6 @@ class StorageListing:
 @frozen
 class JobObservation:
     job_id: str
-    status: JobStatus
+    #: As in ``system.jobs``: new, queued, running, retrying, completed, failed, cancelled.
+    status: str
     message: str | None = None
-
-    def outcome(self) -> Outcome:
-        return Succeeded(job_status=self.status)
