@@ -11,7 +11,7 @@ from hypothesis.stateful import precondition, rule
 from kalamfuzz.machines import strategies as kst
 from kalamfuzz.machines.base import machine
 from kalamfuzz.machines.driver import Driver
-from kalamfuzz.machines.flush import FLUSHERS, SyncFlushMachine
+from kalamfuzz.machines.flush import SyncFlushMachine
 from kalamfuzz.machines.world import ACTORS
 from kalamfuzz.model.where import Pred, columns
 
@@ -65,14 +65,24 @@ class LiveMachine(SyncFlushMachine):
             return
         # On a SHARED table a user may not write: an admin writes what the user watches.
         writer = subscriber if self.table(name).type.per_user else "dba"
-        # Changes to flushed rows take another path (the visible version is read from Parquet):
-        # often the burst meets a scope flushed just before it.
-        if data.draw(st.booleans(), label="flush first"):
-            self.d.flush(data.draw(st.sampled_from(FLUSHERS), label="flusher"), name, wait=True)
         # Updates set what the filter reads, so rows enter and leave the subscription; they
         # come first and last (where Hypothesis draws most often), inserts and deletes between.
         prefer = sorted(columns(self.filters.get(sub)))
         self.writes(data, name, writer, None, prefer, kinds=WATCHED_WRITES)
+
+    @precondition(lambda self: bool(self.d.paging_subscriptions()))
+    @rule(data=st.data())
+    def write_while_paging(self, data: st.DataObject) -> None:
+        """Inserts while a snapshot is still paging, then the rest of its pages: the server
+        holds the changes back and must send them after the last page, in commit order."""
+        sub = data.draw(st.sampled_from(sorted(self.d.paging_subscriptions())), label="sub")
+        subscriber, name = self.d.watched(sub)
+        if name not in self.live_tables():
+            return
+        writer = subscriber if self.table(name).type.per_user else "dba"
+        for _ in range(2):
+            self.write(data, "insert", name, writer)
+        self.d.next_pages(sub)
 
     @precondition(lambda self: bool(self.d.paging_subscriptions()))
     @rule(data=st.data())

@@ -33,8 +33,12 @@ from kalamfuzz.model.rows import ScopeKey, SeqBook, Window
 from kalamfuzz.model.state import ModelState, execute, finish_job, job_for
 from kalamfuzz.model.values import ModelError, Row
 
-#: Beyond this many possible states the run has lost track; the machine should read to decide.
-MAX_STATES = 64
+#: Past this many possible states the driver reads what tells them apart (every scope, the cold
+#: files) before the next step: flush jobs whose start is open fork once per write they may have
+#: taken, per scope, and a few running side by side multiply.
+DECIDE_AT = 16
+#: Beyond this many the run has lost track (reads could not decide): the example errors.
+MAX_STATES = 256
 
 
 def options(pred: Prediction | OneOf) -> tuple[Prediction, ...]:
@@ -115,6 +119,11 @@ class Model:
     @property
     def certain(self) -> bool:
         return len(self.states) == 1
+
+    @property
+    def undecided(self) -> bool:
+        """So many states are possible that a read should decide before the next step."""
+        return len(self.states) > DECIDE_AT
 
     def predict(self, op: Operation, at: Window | None = None) -> Prediction | OneOf:
         return merge(execute(s, op, at)[0] for s in self.states)

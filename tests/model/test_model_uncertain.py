@@ -22,7 +22,7 @@ from kalamfuzz.model import (
 from kalamfuzz.model.jobs import JobStatus
 from kalamfuzz.model.outcomes import FlushSkipped, FlushStarted, JobEnds, Subscribed
 from kalamfuzz.model.rows import SeqBook
-from kalamfuzz.model.uncertain import MAX_STATES, agrees, merge
+from kalamfuzz.model.uncertain import DECIDE_AT, MAX_STATES, agrees, merge
 
 T = TableId(NS, "t")
 
@@ -64,6 +64,14 @@ class TestUnknown:
         m.apply(Insert("u1", T, (row(1),)), Unknown())
         m.apply(Select("u1", T), Succeeded(rows=({"id": 9},)))
         assert len(m.states) == 2
+
+    def test_many_states_ask_for_a_read_before_the_limit(self):
+        m = world()
+        for i in range(DECIDE_AT.bit_length()):
+            m.apply(Insert("u1", T, (row(i),)), Unknown())
+        assert m.undecided and len(m.states) <= MAX_STATES
+        m.apply(Select("u1", T), Succeeded(rows=()))
+        assert m.certain and not m.undecided
 
     def test_state_explosion_is_refused(self):
         m = world()

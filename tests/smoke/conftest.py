@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from kalamfuzz.campaign.engine import Budget, CampaignConfig
 
-#: The smoke budget: examples per planted bug (the campaign stops at its first failure).
-SMOKE_EXAMPLES = 60
+#: The smoke budget: examples per planted bug (the campaign stops at its first failure, most
+#: within 20; ``kalamfuzz bench`` measures examples to detection over several seeds).
+SMOKE_EXAMPLES = 100
+#: With no bug on, this many examples (ten times the typical detection) run on the machine with
+#: every rule, in NO_BUG_SHARDS shards (distinct seeds) so the workers share it.
+NO_BUG_EXAMPLES = 600
 #: Examples per machine on the plain sim (each machine runs its rules and finds nothing).
 CLEAN_EXAMPLES = 20
-#: With no bug on, ten times the smoke budget runs on the machine with every rule, in this many
-#: shards (distinct seeds) so the workers share it.
 NO_BUG_SHARDS = 4
 STEPS = 15
 SEED = 0

@@ -1,0 +1,309 @@
+"""The driver's core: the example's world and names, recording every step, and the one way a
+statement flows (adapter call, then the invariants against the model, then the model update),
+with re-learning after a known finding."""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import secrets
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from attrs import define, field
+
+from kalamfuzz import invariants as inv
+from kalamfuzz.adapters import observe
+from kalamfuzz.adapters.faults import BlockedDirectory
+from kalamfuzz.adapters.live import LiveClient, Subscription
+from kalamfuzz.adapters.sql import SqlClient
+from kalamfuzz.adapters.target import Target
+from kalamfuzz.adapters.values import redact_sql
+from kalamfuzz.invariants.violation import Verdict
+from kalamfuzz.machines import codegen
+from kalamfuzz.machines.driver.transcript import (
+    Exchange,
+    FailedExample,
+    InvariantViolation,
+    KnownFinding,
+    StepStats,
+    Triage,
+    now_ms,
+    reply_of,
+)
+from kalamfuzz.machines.world import USERS
+from kalamfuzz.model import (
+    Delete,
+    Insert,
+    Model,
+    Select,
+    Table,
+    TableId,
+    Update,
+)
+from kalamfuzz.model.ops import Statement
+from kalamfuzz.model.rows import Window
+from kalamfuzz.model.state import MAX_QUERY_LIMIT
+from kalamfuzz.observations import (
+    QueryObservation,
+    StatementObservation,
+)
+
+#: How long a step waits for the live changes the model expects before calling them lost.
+CHANGE_WAIT_S = 1.0
+#: How long ``wait_jobs`` waits for a flush job before the example fails.
+JOB_TIMEOUT_S = 30.0
+#: Quiet period that makes a subscription quiescent in the final sweep.
+QUIET_S = 0.1
+#: How long KalamDB's asynchronous SHARED cold cleanup may take to delete a scope's files.
+CLEANUP_S = 0.5
+
+
+@define
+class _Sub:
+    """A live subscription the driver holds, under its logical name."""
+
+    actor: str
+    model_id: str
+    sub: Subscription
+    paged: bool
+    #: Messages already copied to the transcript.
+    logged: int = 0
+
+
+def _tag() -> str:
+    return secrets.token_hex(3)
+
+
+@define
+class DriverCore(abc.ABC):
+    """Runs steps against ``target`` in lock-step with the model; the concerns build on it
+    (``subscriptions``, ``jobs``, ``data``, ``schema``; ``Driver`` holds the lifecycle)."""
+
+    target: Target
+    #: Called with every request/response pair (the JSONL history, the regression transcript).
+    on_exchange: list[Callable[[Exchange], None]] = field(factory=list)
+    stats: dict[str, StepStats] = field(factory=dict)
+    #: The current example's program: one line of Python per step, with comments.
+    program: list[str] = field(factory=list)
+    imports: set[str] = field(factory=set)
+    transcript: list[Exchange] = field(factory=list)
+    model: Model = field(init=False)
+    namespace: str = field(init=False, default="")
+    _campaign_tag: str = field(init=False, factory=_tag)
+    _users: dict[str, str] = field(init=False, factory=dict)
+    _clients: dict[str, SqlClient] = field(init=False, factory=dict)
+    _lives: dict[str, LiveClient] = field(init=False, factory=dict)
+    _subs: dict[str, _Sub] = field(init=False, factory=dict)
+    #: Messages of each actor's socket already copied to the transcript.
+    _ws_sent: dict[str, int] = field(init=False, factory=dict)
+    _storages: dict[str, str] = field(init=False, factory=dict)
+    _blocked: dict[str, BlockedDirectory] = field(init=False, factory=dict)
+    _flushed: set[str] = field(init=False, factory=set)
+    _examples: int = field(init=False, default=0)
+    _step_no: int = field(init=False, default=0)
+    _io: float = field(init=False, default=0.0)
+    _recording: bool = field(init=False, default=True)
+    #: A step of this example raised: the sweep is skipped, the failure stands as it is.
+    failed: bool = field(init=False, default=False)
+    #: The latest example that failed.
+    last_failure: FailedExample | None = field(init=False, default=None)
+    #: Known findings are counted and explored past; None: every violation ends the example.
+    triage: Triage | None = None
+    #: The known findings of the current example, in order.
+    findings: list[KnownFinding] = field(init=False, factory=list)
+    #: What happened in the current example that some known bugs need first: ``crash``,
+    #: ``column-readded`` (an ADD COLUMN of a name dropped before), ``flush-over-tombstone``.
+    events: set[str] = field(init=False, factory=set)
+    #: The requests that made the users and storages every example shares (for reports).
+    setup: list[Exchange] = field(init=False, factory=list)
+
+    # --- names and recording ------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _resubscribe(self, name: str) -> None:
+        """Drop a subscription and open it again with the same query (``subscriptions``)."""
+
+    @abc.abstractmethod
+    def _decide(self) -> None:
+        """Read what tells the model's possible states apart (``Driver``)."""
+
+    def _admin(self) -> SqlClient:
+        if "root" not in self._clients:
+            self._clients["root"] = self.target.client()
+        return self._clients["root"]
+
+    def _client(self, actor: str) -> SqlClient:
+        if actor == "root":
+            return self._admin()
+        return self._clients[actor]
+
+    def table_id(self, name: str) -> TableId:
+        return TableId(self.namespace, name)
+
+    def user_id(self, name: str) -> str:
+        return "root" if name == "root" else self._users[name]
+
+    def _storage_id(self, name: str) -> str:
+        return "local" if name == "local" else self._storages[name]
+
+    def _scope_owner(self, table: Table, actor: str, as_user: str | None) -> str:
+        """The logical user whose partition a statement touches (root for SHARED tables)."""
+        if not table.type.per_user:
+            return "root"
+        return as_user or actor
+
+    @property
+    def steps(self) -> int:
+        """Steps taken in this example."""
+        return self._step_no
+
+    @contextlib.contextmanager
+    def _step(self, name: str, *args: object, **kwargs: object) -> Iterator[None]:
+        # The sweep is timed like a step but not part of the program: regression files end
+        # with their own ``d.sweep()``.
+        if self._recording and name != "sweep":
+            self._step_no += 1
+            self.program.append(codegen.call(name, args, kwargs, self.imports))
+        io_before = self._io
+        started = time.perf_counter()
+        try:
+            yield
+            if self.model.undecided:
+                self._decide()
+        except BaseException as exc:
+            self.failed = True
+            self.last_failure = FailedExample(
+                tuple(self.program),
+                tuple(sorted(self.imports)),
+                tuple(self.transcript),
+                exc,
+                tuple(dict.fromkeys(f.signature for f in self.findings)),
+            )
+            raise
+        finally:
+            stats = self.stats.setdefault(name, StepStats())
+            stats.count += 1
+            stats.seconds += time.perf_counter() - started
+            stats.io_seconds += self._io - io_before
+
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run one adapter call, counting its time as the server's."""
+        started = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self._io += time.perf_counter() - started
+
+    def _exchange(
+        self, actor: str, kind: str, request: str, reply: Mapping[str, Any], window: Window
+    ) -> None:
+        ex = Exchange(
+            self._step_no, actor, kind, redact_sql(request), reply, window.sent_ms, window.recv_ms
+        )
+        self.transcript.append(ex)
+        for handler in self.on_exchange:
+            handler(ex)
+
+    def _judge(self, verdict: Verdict, what: str) -> bool:
+        """True when the check passed; False when every violation is a known finding (counted;
+        the caller then re-learns from the server). A new finding raises."""
+        if verdict.ok:
+            return True
+        events = frozenset(self.events)
+        labels = [
+            self.triage(v, what, events) if self.triage is not None else None
+            for v in verdict.violations
+        ]
+        new = [v for v, label in zip(verdict.violations, labels, strict=True) if label is None]
+        if new:
+            raise InvariantViolation(verdict.violations, what, new)
+        for v, label in zip(verdict.violations, labels, strict=True):
+            assert label is not None
+            self.findings.append(KnownFinding(label, v.signature, self._step_no, what))
+        return False
+
+    def _statement(self, actor: str, op: Statement) -> StatementObservation:
+        sql = op.to_sql()
+        sent = now_ms()
+        obs: StatementObservation = self._call(observe.statement, self._client(actor), sql)
+        at = Window(sent, max(sent, now_ms()))
+        self._exchange(actor, "sql", sql, reply_of(obs), at)
+        passed = self._judge(inv.check_statement_reply(self.model, op, obs, at), sql)
+        # A known finding: the model keeps what the server answered (a state that agrees, or
+        # the one the model cannot describe), and a write re-learns its scope from a read.
+        self.model.apply(op, inv.outcome(obs), at)
+        if not passed and isinstance(op, Insert | Update | Delete):
+            self._relearn_scope(op.table_id, op.as_user or op.actor)
+        return obs
+
+    def _query(self, actor: str, op: Select) -> QueryObservation:
+        sql = op.to_sql()
+        sent = now_ms()
+        obs: QueryObservation = self._call(observe.query, self._client(actor), sql)
+        at = Window(sent, max(sent, now_ms()))
+        reply = reply_of(obs) | {"columns": list(obs.columns), "rows": [list(r) for r in obs.rows]}
+        self._exchange(actor, "sql", sql, reply, at)
+        verdict = inv.check_query(self.model, op, obs, at)
+        table = self.model.table(op.table_id)
+        named = (op.projection or table.star_columns) if table is not None else None
+        if self._judge(verdict, sql) or not any(v.diverged for v in verdict.violations):
+            self.model.apply(op, inv.outcome(obs, table, named), at)
+        elif obs.ok:
+            # A read known to show other data teaches no _seq; a full read re-learns the scope.
+            self._relearn_scope(op.table_id, op.as_user or op.actor)
+        return obs
+
+    def _logical(self, user_id: str) -> str:
+        return next((n for n, u in self._users.items() if u == user_id), "root")
+
+    def _relearn_scope(self, table_id: TableId, user_id: str) -> None:
+        """Read the whole scope the known finding was about and let the model adopt it; the
+        subscriptions watching it start again from a fresh snapshot."""
+        table = self.model.table(table_id)
+        if table is None:
+            return
+        owner = self._logical(user_id) if table.type.per_user else "root"
+        sql = f"SELECT * FROM {table_id} LIMIT {MAX_QUERY_LIMIT}"
+        sent = now_ms()
+        obs: QueryObservation = self._call(observe.query, self._client(owner), sql)
+        at = Window(sent, max(sent, now_ms()))
+        reply = reply_of(obs) | {"columns": list(obs.columns), "rows": [list(r) for r in obs.rows]}
+        self._exchange(owner, "sql", sql, reply, at)
+        if not obs.ok:
+            # Not even a plain read works: nothing can be re-learned; give the table up.
+            self.model.abandon(table_id)
+            return
+        key = self.user_id(owner) if table.type.per_user else None
+        self.model.adopt(table_id, key, inv.model_rows(obs, table, table.star_columns))
+        for name, s in list(self._subs.items()):
+            sub = self._model_sub(s.model_id)
+            if not sub.active or sub.table_id != table_id:
+                continue  # after an ALTER the model no longer follows it (docs/contract.md)
+            if not table.type.per_user or sub.user_id == key:
+                self._resubscribe(name)
+
+    def _relearn_table(self, table_id: TableId) -> None:
+        table = self.model.table(table_id)
+        if table is None:
+            return
+        for owner in self._readers(table):
+            if self.model.lost(table_id):
+                return
+            self._relearn_scope(table_id, self.user_id(owner))
+
+    def _readers(self, table: Table) -> list[str]:
+        """One reader per scope: every user of a per-user table, root for a SHARED one."""
+        return list(USERS) if table.type.per_user else ["root"]
+
+    def _read_every_scope(self) -> None:
+        for tid in list(self.model.states[0].catalog.tables):
+            table = self.model.table(tid)
+            if tid.namespace != self.namespace or table is None:
+                continue
+            for owner in self._readers(table):
+                self._query(owner, Select(self.user_id(owner), tid))
+
+    def _model_sub(self, model_id: str) -> Any:
+        return self.model.states[0].subs[model_id]

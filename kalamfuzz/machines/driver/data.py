@@ -1,0 +1,124 @@
+"""Writes and reads, each followed by the incremental check of what it touched."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from kalamfuzz.machines.driver.jobs import JobSteps
+from kalamfuzz.model import (
+    Delete,
+    Insert,
+    Select,
+    Update,
+)
+from kalamfuzz.model.ops import Statement
+from kalamfuzz.model.values import Value
+from kalamfuzz.model.where import Pred
+
+
+class DataSteps(JobSteps):
+    def has_rows(self, table: str) -> bool:
+        """Whether any possible state holds a version in the table (hot or cold)."""
+        tid = self.table_id(table)
+        return any(
+            any(True for _ in scope.all_versions())
+            for st in self.model.states
+            for scope in st.scopes(tid).values()
+        )
+
+    def _after_write(self, table_name: str, owner: str) -> None:
+        """The incremental check: read back the written scope, then the table's subscribers."""
+        table = self.model.table(self.table_id(table_name))
+        if table is None:
+            return
+        self._query(owner, Select(self.user_id(owner), table.id))
+        self._check_live(table.id)
+        self._poll_jobs()
+
+    def insert(
+        self,
+        actor: str,
+        table: str,
+        rows: Sequence[Mapping[str, Value]],
+        as_user: str | None = None,
+    ) -> None:
+        with self._step("insert", actor, table, list(rows), as_user=as_user):
+            op = Insert(
+                self.user_id(actor),
+                self.table_id(table),
+                tuple(rows),
+                as_user=self.user_id(as_user) if as_user else None,
+            )
+            self._write(actor, table, op, as_user)
+
+    def update(
+        self,
+        actor: str,
+        table: str,
+        assignments: Mapping[str, Value],
+        where: Pred | None = None,
+        as_user: str | None = None,
+    ) -> None:
+        with self._step("update", actor, table, dict(assignments), where=where, as_user=as_user):
+            op = Update(
+                self.user_id(actor),
+                self.table_id(table),
+                tuple(assignments.items()),
+                where,
+                as_user=self.user_id(as_user) if as_user else None,
+            )
+            self._write(actor, table, op, as_user)
+
+    def delete(
+        self, actor: str, table: str, where: Pred | None = None, as_user: str | None = None
+    ) -> None:
+        with self._step("delete", actor, table, where=where, as_user=as_user):
+            op = Delete(
+                self.user_id(actor),
+                self.table_id(table),
+                where,
+                as_user=self.user_id(as_user) if as_user else None,
+            )
+            self._write(actor, table, op, as_user)
+
+    def _write(self, actor: str, table: str, op: Statement, as_user: str | None) -> None:
+        obs = self._statement(actor, op)
+        t = self.model.table(self.table_id(table))
+        if obs.ok and t is not None:
+            self._after_write(table, self._scope_owner(t, actor, as_user))
+        else:
+            self._poll_jobs()
+
+    def select(
+        self,
+        actor: str,
+        table: str,
+        projection: Sequence[str] | None = None,
+        where: Pred | None = None,
+        order_by: Sequence[tuple[str, bool]] = (),
+        limit: int | None = None,
+        as_user: str | None = None,
+    ) -> None:
+        with self._step(
+            "select",
+            actor,
+            table,
+            projection=list(projection) if projection is not None else None,
+            where=where,
+            order_by=list(order_by) or None,
+            limit=limit,
+            as_user=as_user,
+        ):
+            self._query(
+                actor,
+                Select(
+                    self.user_id(actor),
+                    self.table_id(table),
+                    tuple(projection) if projection is not None else None,
+                    where,
+                    tuple(order_by),
+                    limit,
+                    as_user=self.user_id(as_user) if as_user else None,
+                ),
+            )
+            self._poll_jobs()

@@ -1,0 +1,216 @@
+"""Flush jobs, the cold tier they leave, and faults (a broken storage, a crash)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from kalamfuzz import invariants as inv
+from kalamfuzz.adapters import observe
+from kalamfuzz.adapters.faults import BlockedDirectory
+from kalamfuzz.errors import ConfigError
+from kalamfuzz.machines.driver.core import CLEANUP_S, JOB_TIMEOUT_S
+from kalamfuzz.machines.driver.subscriptions import SubscriptionSteps
+from kalamfuzz.machines.driver.transcript import (
+    now_ms,
+)
+from kalamfuzz.model import (
+    Flush,
+    JobFinished,
+    Select,
+    SetStorageWritable,
+    Succeeded,
+    TableId,
+    Unsubscribe,
+)
+from kalamfuzz.model.jobs import JobStatus
+from kalamfuzz.model.rows import Window
+
+
+class JobSteps(SubscriptionSteps):
+    def flush_requested(self, table: str) -> bool:
+        """Whether this example asked to flush ``table`` (whatever became of it)."""
+        return table in self._flushed
+
+    def broken_storages(self) -> set[str]:
+        return set(self._blocked)
+
+    def can_crash(self) -> bool:
+        return self.target.skip_reason("kill") is None
+
+    def flush(self, actor: str, table: str, wait: bool = False) -> None:
+        """Start a flush job; with ``wait`` block until it ends, else it is checked when it
+        ends (at ``wait_jobs`` or a later step)."""
+        with self._step("flush", actor, table, wait=wait or None):
+            self._flushed.add(table)
+            if self._tombstone_over_cold(self.table_id(table)):
+                self.events.add("flush-over-tombstone")
+            self._statement(actor, Flush(self.user_id(actor), self.table_id(table)))
+            self._poll_jobs(wait=wait)
+
+    def _tombstone_over_cold(self, table_id: TableId) -> bool:
+        """Whether a tombstone in the hot tier hides a cold row of the table (what a flush must
+        keep, and KalamDB drops when the flush also writes live rows)."""
+        for state in self.model.states:
+            for scope in state.scopes(table_id).values():
+                cold = scope.cold_keys()
+                if any(v.deleted and v.key in cold for v in scope.hot):
+                    return True
+        return False
+
+    def _pending_jobs(self) -> list[str]:
+        ids: list[str] = []
+        for state in self.model.states:
+            ids += [j for j, job in state.jobs.items() if not job.status.finished]
+        return list(dict.fromkeys(ids))
+
+    def _poll_jobs(self, wait: bool = False) -> None:
+        """Look up every job the model has running (one query), and settle the ended ones: the
+        job's verdict, then its table's cold files."""
+        pending = self._pending_jobs()
+        if not pending:
+            return
+        admin = self._admin()
+        if wait:
+            rows = self._call(admin.wait_jobs, pending, timeout=JOB_TIMEOUT_S, poll=0.005)
+        else:
+            rows = self._call(admin.jobs_by_id, pending)
+        ended = [j for j in pending if j in rows and JobStatus(rows[j].status or "new").finished]
+        for job_id in ended:
+            obs = observe.job(rows[job_id])
+            now = now_ms()
+            self._exchange(
+                "root",
+                "sql",
+                f"SELECT job_id, status, message FROM system.jobs WHERE job_id = '{job_id}'",
+                {
+                    "status": 200,
+                    "columns": ["job_id", "status", "message"],
+                    "rows": [[job_id, obs.status, obs.message]],
+                },
+                Window(now, now),
+            )
+            op = JobFinished(job_id)
+            table_id = self.model.states[0].jobs[job_id].table_id
+            passed = self._judge(inv.check_job(self.model, op, obs), f"job {job_id} of {table_id}")
+            # Known or not, the model follows the status the server reports.
+            self.model.apply(op, inv.outcome(obs))
+            if not passed:
+                # A job that ended otherwise than predicted may have flushed some scopes.
+                self._relearn_table(table_id)
+            self._check_cold(table_id)
+            self._read_kept(table_id)
+
+    def _read_kept(self, table_id: TableId) -> None:
+        """Read the scopes where a tombstone hides a cold row: a flush must keep it there (KalamDB
+        drops it when the flush also writes live rows, and the row comes back)."""
+        table = self.model.table(table_id)
+        if table is None:
+            return
+        for key, scope in self.model.states[0].scopes(table_id).items():
+            if scope.kept and scope.cold:
+                reader = self._logical(key) if key is not None else "root"
+                self._query(reader, Select(self.user_id(reader), table_id))
+
+    def wait_jobs(self) -> None:
+        """Wait until every flush job started so far has ended, and check what it left."""
+        with self._step("wait_jobs"):
+            self._poll_jobs(wait=True)
+
+    def _check_cold(self, table_id: TableId | None = None) -> None:
+        """Every flushed scope's files, and that nothing landed anywhere else."""
+        if self.target.skip_reason("data_dir"):
+            return
+        # A job still running may be writing files right now: its table's scopes (and the
+        # listing) are checked once the model has seen it end.
+        busy = {
+            job.table_id
+            for state in self.model.states
+            for job in state.jobs.values()
+            if not job.status.finished
+        }
+        scopes: list[tuple[TableId, str | None]] = []
+        for state in self.model.states:
+            scopes += [s for s in state.flushed_scopes() if s not in scopes]
+        for tid, key in scopes:
+            if (table_id is not None and tid != table_id) or tid in busy:
+                continue
+            # A scope re-learned after a known finding has no prediction of its files left.
+            if any(st.scope(tid, key).relearned for st in self.model.states):
+                continue
+            state = self.model.states[0]
+            directory = state.expected_cold(tid, key).directory
+            obs = self._call(observe.cold_scope, directory)
+            verdict = inv.check_cold(self.model, tid, key, obs)
+            if not verdict.ok and any(st.scope(tid, key).clearable for st in self.model.states):
+                # KalamDB's SHARED cleanup may be deleting the files right now: look again
+                # once it has had the time to finish.
+                self._call(time.sleep, CLEANUP_S)
+                obs = self._call(observe.cold_scope, directory)
+                verdict = inv.check_cold(self.model, tid, key, obs)
+            if self._judge(verdict, f"cold files of {tid} scope {key or 'shared'}"):
+                verdict.settle(self.model)
+            else:
+                self._relearn_scope(tid, key or "root")
+        if busy:
+            return
+        bases = {s.base_directory for s in self.model.states[0].catalog.storages.values()}
+        listing = self._call(
+            observe.storage_listing, [Path(b) / self.namespace for b in sorted(bases)]
+        )
+        verdict = inv.check_storage(self.model, listing)
+        if self._judge(verdict, "storage listing"):
+            verdict.settle(self.model)
+
+    def break_storage(self, storage: str) -> None:
+        """Make the storage's directory for this namespace unwritable (flushes to it fail)."""
+        with self._step("break_storage", storage):
+            if storage in self._blocked:
+                return
+            base = self._storage_base(storage)
+            blocked = BlockedDirectory(base / self.namespace)
+            self._call(blocked.block)
+            self._blocked[storage] = blocked
+            self.model.apply(SetStorageWritable(self._storage_id(storage), False), Succeeded())
+
+    def repair_storage(self, storage: str) -> None:
+        with self._step("repair_storage", storage):
+            blocked = self._blocked.pop(storage, None)
+            if blocked is None:
+                return
+            self._call(blocked.restore)
+            self.model.apply(SetStorageWritable(self._storage_id(storage), True), Succeeded())
+
+    def _storage_base(self, storage: str) -> Path:
+        sid = self._storage_id(storage)
+        return Path(self.model.states[0].catalog.storages[sid].base_directory)
+
+    def crash(self) -> None:
+        """SIGKILL the server and start it again on the same data: acknowledged writes stay."""
+        with self._step("crash"):
+            reason = self.target.skip_reason("kill")
+            if reason is not None:
+                raise ConfigError(f"crash needs process control: {reason}")
+            self._poll_jobs(wait=True)
+            for actor in list(self._lives):
+                self._log_ws(actor)
+            for live in self._lives.values():
+                live.close()
+            for s in self._subs.values():
+                self.model.apply(Unsubscribe(s.model_id), Succeeded())
+            self._lives.clear()
+            self._ws_sent.clear()
+            self._subs.clear()
+            self.events.add("crash")
+            self._call(self.target.kill)
+            self._call(self.target.start)
+            now = now_ms()
+            self._exchange("root", "fault", "SIGKILL; restart", {}, Window(now, now))
+            self._read_every_scope()
+
+    def pause(self, seconds: float) -> None:
+        """Let time pass (STREAM rows expire)."""
+        with self._step("pause", seconds):
+            self._call(time.sleep, seconds)
+            self._check_live(None)
+            self._poll_jobs()
