@@ -29,11 +29,11 @@ from kalamfuzz.model import (
     TableType,
     Window,
 )
-from kalamfuzz.model.live import page_sizes
 from kalamfuzz.model.results import ExpectedRow
 from kalamfuzz.model.rows import ScopeKey
 from kalamfuzz.model.state import ModelState
 from kalamfuzz.model.streams import make_seq
+from kalamfuzz.model.subscriptions import page_sizes
 from kalamfuzz.model.values import SEQ, Value
 from kalamfuzz.model.where import (
     And,

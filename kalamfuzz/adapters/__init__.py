@@ -32,7 +32,7 @@ SQL (:mod:`.sql`)
     .jobs() .job(id) .live_queries() .users() .storages() .tables()   system tables, typed
     .health() .auth_status() .me() .token
     SqlResponse / QueryResult        .results .result .rows .dicts() .scalar() .inserted ...
-Live (:mod:`.live`)
+Live (:mod:`.websocket`)
     LiveClient(url, token|SqlClient) one WebSocket, many subscriptions; blocking facade
     .subscribe(sql, batch_size=, last_rows=, from_seq=, snapshot=) → Subscription
     .unsubscribe(sub) .reconnect() .drop() .close() .connected .close_code .errors
@@ -60,15 +60,6 @@ from kalamfuzz.adapters.cold import (
     scope_rows,
 )
 from kalamfuzz.adapters.faults import BlockedDirectory, block_directory
-from kalamfuzz.adapters.live import (
-    AsyncLiveClient,
-    BatchControl,
-    Change,
-    LiveClient,
-    Received,
-    SnapshotBatch,
-    Subscription,
-)
 from kalamfuzz.adapters.process import ServerProcess
 from kalamfuzz.adapters.sql import (
     QueryResult,
@@ -81,6 +72,15 @@ from kalamfuzz.adapters.sql import (
 from kalamfuzz.adapters.system import Job, LiveQueryRow, StorageRow, TableRow, UserRow
 from kalamfuzz.adapters.target import Capabilities, Target
 from kalamfuzz.adapters.values import Column
+from kalamfuzz.adapters.websocket import (
+    AsyncLiveClient,
+    BatchControl,
+    Change,
+    LiveClient,
+    Received,
+    SnapshotBatch,
+    Subscription,
+)
 
 __all__ = [
     "AsyncLiveClient",

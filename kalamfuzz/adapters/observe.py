@@ -16,9 +16,9 @@ from typing import Any
 
 from kalamfuzz import observations as obs
 from kalamfuzz.adapters.cold import MANIFEST, read_batch, read_manifest
-from kalamfuzz.adapters.live import Subscription
 from kalamfuzz.adapters.sql import SqlClient, wrap_execute_as
 from kalamfuzz.adapters.system import Job
+from kalamfuzz.adapters.websocket import Subscription
 from kalamfuzz.errors import (
     ColdArtifactError,
     ConnectionDropped,

@@ -21,9 +21,9 @@ from urllib.parse import urlsplit
 import httpx
 from attrs import frozen
 
-from kalamfuzz.adapters.live import LiveClient
 from kalamfuzz.adapters.process import ServerProcess
 from kalamfuzz.adapters.sql import SqlClient
+from kalamfuzz.adapters.websocket import LiveClient
 from kalamfuzz.errors import ConfigError, ProtocolError, TargetUnreachable
 
 __all__ = ["Capabilities", "Target"]

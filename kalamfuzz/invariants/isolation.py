@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from kalamfuzz.invariants.reads import SelectDiff, same_values
 from kalamfuzz.invariants.violation import Violation
 from kalamfuzz.model.catalog import Table
-from kalamfuzz.model.live import full_row
 from kalamfuzz.model.outcomes import ContractItem
 from kalamfuzz.model.rows import Scope, ScopeKey, Version
 from kalamfuzz.model.state import ModelState
+from kalamfuzz.model.subscriptions import full_row
 from kalamfuzz.model.values import SEQ, Row, render_row
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from kalamfuzz.invariants.reads import SelectDiff, same_values
 from kalamfuzz.invariants.violation import Violation
 from kalamfuzz.model.catalog import Table, TableType
-from kalamfuzz.model.live import full_row
 from kalamfuzz.model.outcomes import ContractItem
 from kalamfuzz.model.rows import ScopeKey, Window
 from kalamfuzz.model.state import ModelState
 from kalamfuzz.model.streams import Seen, visibility
+from kalamfuzz.model.subscriptions import full_row
 from kalamfuzz.model.values import Row, render_row
 
 

@@ -1,6 +1,6 @@
 """Item 4: a live subscription's ACK, snapshot pages, change stream, resume and reconstruction.
 
-Checked against the model's :class:`~kalamfuzz.model.live.Subscription`, which recorded the
+Checked against the model's :class:`~kalamfuzz.model.subscriptions.Subscription`, which recorded the
 snapshot at subscribe time and the change every later write owes the subscriber.
 """
 
@@ -13,17 +13,17 @@ from kalamfuzz.invariants import isolation, stream_ttl
 from kalamfuzz.invariants.coerce import model_row
 from kalamfuzz.invariants.violation import Finding, Violation, row_diff_lines
 from kalamfuzz.model.catalog import Table, TableType
-from kalamfuzz.model.live import (
+from kalamfuzz.model.outcomes import ContractItem
+from kalamfuzz.model.results import ExpectedRow, match_rows
+from kalamfuzz.model.rows import SeqBook, Window
+from kalamfuzz.model.state import ModelState, subscription_view
+from kalamfuzz.model.subscriptions import (
     ChangeType,
     ExpectedChange,
     Subscription,
     apply_change,
     projected_columns,
 )
-from kalamfuzz.model.outcomes import ContractItem
-from kalamfuzz.model.results import ExpectedRow, match_rows
-from kalamfuzz.model.rows import SeqBook, Window
-from kalamfuzz.model.state import ModelState, subscription_view
 from kalamfuzz.model.values import SEQ, Row, Value, render_row
 from kalamfuzz.observations import Change, SubscriptionObservation
 

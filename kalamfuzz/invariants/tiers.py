@@ -11,10 +11,10 @@ from kalamfuzz.invariants import isolation, schema_evolution, stream_ttl
 from kalamfuzz.invariants.idempotency import duplicate_keys, own_rows
 from kalamfuzz.invariants.reads import SelectDiff, same_values
 from kalamfuzz.invariants.violation import Violation, row_diff_lines, seq_conflicts
-from kalamfuzz.model.live import full_row
 from kalamfuzz.model.outcomes import ContractItem
 from kalamfuzz.model.rows import Window
 from kalamfuzz.model.state import ModelState
+from kalamfuzz.model.subscriptions import full_row
 from kalamfuzz.model.values import Row, render_row
 
 

@@ -15,14 +15,6 @@ from attrs import evolve, field, frozen
 from kalamfuzz.model import permissions as perm
 from kalamfuzz.model.catalog import Catalog, Role, Storage, Table, TableId, TableType, User
 from kalamfuzz.model.jobs import Job, JobStatus
-from kalamfuzz.model.live import (
-    Subscription,
-    change_for_write,
-    full_row,
-    projected_columns,
-    snapshot_row,
-    stream_delete_change,
-)
 from kalamfuzz.model.ops import (
     AlterAddColumn,
     AlterDropColumn,
@@ -58,6 +50,14 @@ from kalamfuzz.model.outcomes import (
 from kalamfuzz.model.results import ExpectedRow, QueryResult
 from kalamfuzz.model.rows import Scope, ScopeKey, SeqBook, Version, Window, materialize
 from kalamfuzz.model.streams import Seen, visibility
+from kalamfuzz.model.subscriptions import (
+    Subscription,
+    change_for_write,
+    full_row,
+    projected_columns,
+    snapshot_row,
+    stream_delete_change,
+)
 from kalamfuzz.model.tiers import ExpectedCold, cleared, expected_cold, flush_scope, pending
 from kalamfuzz.model.values import DELETED, SEQ, ModelError, Value, order_cmp
 from kalamfuzz.model.where import Pred, columns, matches

@@ -17,7 +17,7 @@ from .catalog import User
 from .config import SimConfig
 from .engine import Engine
 from .errors import SqlError
-from .live import LiveManager
+from .fanout import LiveManager
 from .session import Session, now_ms
 from .ws import LiveSocket
 

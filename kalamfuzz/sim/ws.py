@@ -1,5 +1,5 @@
 """The /v1/ws wire: connections, authentication, framing (gzip above 512 bytes), heartbeats,
-message dispatch. What a subscription does is the live manager's business (live.py)."""
+message dispatch. What a subscription does is the live manager's business (fanout.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from .errors import SqlError
 from .session import Session
 
 if TYPE_CHECKING:
-    from .live import LiveManager
+    from .fanout import LiveManager
     from .subscription import Subscription
 
 COMPRESSION_THRESHOLD = 512

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from kalamfuzz.adapters import ServerProcess, Target, block_directory
-from kalamfuzz.adapters.live import ws_url
 from kalamfuzz.adapters.process import render_toml
+from kalamfuzz.adapters.websocket import ws_url
 from kalamfuzz.errors import ConfigError, PortInUse, ServerStartError, TargetUnreachable
 
 

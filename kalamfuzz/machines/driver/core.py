@@ -16,10 +16,10 @@ from attrs import define, field
 from kalamfuzz import invariants as inv
 from kalamfuzz.adapters import observe
 from kalamfuzz.adapters.faults import BlockedDirectory
-from kalamfuzz.adapters.live import LiveClient, Subscription
 from kalamfuzz.adapters.sql import SqlClient
 from kalamfuzz.adapters.target import Target
 from kalamfuzz.adapters.values import redact_sql
+from kalamfuzz.adapters.websocket import LiveClient, Subscription
 from kalamfuzz.invariants.violation import Verdict
 from kalamfuzz.machines import codegen
 from kalamfuzz.machines.driver.transcript import (

@@ -8,7 +8,7 @@ from typing import Any
 
 from kalamfuzz import invariants as inv
 from kalamfuzz.adapters import observe
-from kalamfuzz.adapters.live import LiveClient, Subscription
+from kalamfuzz.adapters.websocket import LiveClient, Subscription
 from kalamfuzz.errors import ConfigError, LiveError
 from kalamfuzz.machines.driver.core import CHANGE_WAIT_S, DriverCore, _Sub
 from kalamfuzz.machines.driver.transcript import (

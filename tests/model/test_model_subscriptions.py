@@ -22,9 +22,9 @@ from kalamfuzz.model import (
     Unsubscribe,
     Update,
 )
-from kalamfuzz.model.live import ChangeType, apply_change, page_sizes
 from kalamfuzz.model.ops import DropTable
 from kalamfuzz.model.state import subscription_view
+from kalamfuzz.model.subscriptions import ChangeType, apply_change, page_sizes
 from kalamfuzz.model.where import Cmp, Col, Lit
 
 T = TableId(NS, "t")

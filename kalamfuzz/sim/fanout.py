@@ -31,7 +31,7 @@ from .subscription import DEFAULT_BATCH, SubscribeError, Subscription, parse_sub
 from .types import stored_to_json, table_to_json_rows
 from .ws import Connection
 
-log = logging.getLogger("kalamfuzz.sim.live")
+log = logging.getLogger("kalamfuzz.sim.fanout")
 
 
 def _beyond_live_filter(where: exp.Expression | None) -> bool:

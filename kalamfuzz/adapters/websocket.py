@@ -60,7 +60,7 @@ __all__ = [
     "ws_url",
 ]
 
-log = logging.getLogger("kalamfuzz.adapters.live")
+log = logging.getLogger("kalamfuzz.adapters.websocket")
 
 T = TypeVar("T")
 _SYNTHETIC_IDS = frozenset({"protocol", "rate_limit", "subscribe", "invalid_subscription"})
