@@ -2,7 +2,8 @@
 
 Each returns a :class:`Verdict` over every possible model state. Statements and queries are
 then applied to the model with ``model.apply(op, outcome(obs, ...), at)``; the other
-observations narrow the model through ``verdict.settle(model)``.
+observations narrow the model through ``model.narrow(verdict.consistent, verdict.learned)``;
+nothing here changes the model.
 """
 
 from __future__ import annotations

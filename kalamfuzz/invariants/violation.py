@@ -107,13 +107,6 @@ class Verdict:
     def ok(self) -> bool:
         return not self.violations
 
-    def settle(self, model: Model) -> None:
-        """Narrow the model to the consistent states and bind the learned ``_seq`` values."""
-        if self.consistent:
-            model.states = tuple(model.states[i] for i in self.consistent)
-        if self.learned:
-            model.learn(self.learned)
-
     def __str__(self) -> str:
         return "\n".join(str(v) for v in self.violations) or "ok"
 

@@ -175,6 +175,14 @@ class Model:
             return [s]  # the server did something the model cannot describe
         return [after]
 
+    def narrow(self, consistent: Sequence[int], learned: Mapping[int, int]) -> None:
+        """Keep the states an observation agreed with (by index; all if none did) and bind the
+        ``_seq`` values they agree on."""
+        if consistent:
+            self.states = tuple(self.states[i] for i in consistent)
+        if learned:
+            self.learn(learned)
+
     def keep(self, decide: Callable[[ModelState], bool]) -> None:
         """Keep the states an observation agrees with (all of them if none does)."""
         kept = tuple(s for s in self.states if decide(s))

@@ -64,7 +64,7 @@ class TestColdArtifacts:
         assert [p.name for p in obs.parquet] == ["batch-0.parquet", "batch-1.parquet"]
         verdict = check_cold(m, T, "u1", obs)
         assert verdict.ok and verdict.learned == {1: seq_for(1), 2: seq_for(2), 3: seq_for(3)}
-        verdict.settle(m)
+        m.narrow(verdict.consistent, verdict.learned)
         assert m.state.seqs.get(3) == seq_for(3)
         assert check_cold(m, T, "u2", Echo.cold(m.state, T, "u2")).ok
 

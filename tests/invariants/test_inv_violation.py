@@ -55,7 +55,7 @@ def test_verdict_settles_an_uncertain_model():
     with_two = Echo.query(m, op)  # the first state: the insert did not happen
     verdict = check_query(m, op, with_two)
     assert verdict.ok and verdict.consistent == (0,)
-    verdict.settle(m)
+    m.narrow(verdict.consistent, verdict.learned)
     assert m.certain and m.state.seqs.get(1) is not None
     assert Verdict().ok and str(Verdict()) == "ok"
     m.apply(op, Succeeded())

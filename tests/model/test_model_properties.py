@@ -117,7 +117,7 @@ class ModelOnly(RuleBasedStateMachine):
         for tid, scope in first.flushed_scopes():
             verdict = inv.check_cold(self.m, tid, scope, Echo.cold(first, tid, scope))
             assert verdict.ok, verdict
-            verdict.settle(self.m)
+            self.m.narrow(verdict.consistent, verdict.learned)
         assert inv.check_storage(self.m, Echo.listing(self.m.states[0])).ok
 
     def _each_state(self):

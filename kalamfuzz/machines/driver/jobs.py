@@ -149,7 +149,7 @@ class JobSteps(SubscriptionSteps):
                 obs = self._call(observe.cold_scope, directory)
                 verdict = inv.check_cold(self.model, tid, key, obs)
             if self._judge(verdict, f"cold files of {tid} scope {key or 'shared'}"):
-                verdict.settle(self.model)
+                self.model.narrow(verdict.consistent, verdict.learned)
             else:
                 self._relearn_scope(tid, key or "root")
         if busy:
@@ -160,7 +160,7 @@ class JobSteps(SubscriptionSteps):
         )
         verdict = inv.check_storage(self.model, listing)
         if self._judge(verdict, "storage listing"):
-            verdict.settle(self.model)
+            self.model.narrow(verdict.consistent, verdict.learned)
 
     def break_storage(self, storage: str) -> None:
         """Make the storage's directory for this namespace unwritable (flushes to it fail)."""

@@ -277,7 +277,7 @@ class SubscriptionSteps(DriverCore):
         verdict = inv.check_subscription(self.model, s.model_id, obs)
         sub = self._model_sub(s.model_id)
         if self._judge(verdict, f"subscription {s.model_id}: {sub.sql()}"):
-            verdict.settle(self.model)
+            self.model.narrow(verdict.consistent, verdict.learned)
             return
         # A known finding about a subscription: about the snapshot's form only, stop judging
         # the snapshot; else start again from a fresh one.
