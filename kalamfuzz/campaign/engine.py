@@ -39,7 +39,9 @@ from kalamfuzz.campaign.known import KnownIssues, Triage
 from kalamfuzz.campaign.minimize import minimize
 from kalamfuzz.errors import ConfigError, KalamError
 from kalamfuzz.invariants.violation import masked
+from kalamfuzz.machines import codegen
 from kalamfuzz.machines.base import ALL_MACHINES, KalamMachine, get_machine
+from kalamfuzz.machines.codegen import Step
 from kalamfuzz.machines.driver import Driver, FailedExample, InvariantViolation
 
 Handler = Callable[[Event], None]
@@ -401,12 +403,13 @@ class Campaign:
     ) -> None:
         tolerated: tuple[str, ...] = ()
         failed = state.best or driver.last_failure
+        steps: tuple[Step, ...] = ()
         if failed is not None:
-            program, imports, transcript = failed.program, failed.imports, failed.transcript
+            steps, transcript = failed.program, failed.transcript
             exc: BaseException = failed.error
             tolerated = failed.tolerated
         else:  # failed outside a step (setting up the example)
-            program, imports, transcript = (), (), tuple(driver.transcript)
+            transcript = tuple(driver.transcript)
             exc = raised
         sig = signature(exc)
         # A violation seen before is known and never raises; an error (a crash, a protocol
@@ -421,14 +424,14 @@ class Campaign:
         smaller = minimize(
             driver,
             tables,
-            program,
-            imports,
+            steps,
             lambda e: signature(e) == sig,
             time.monotonic() + cfg.shrink_seconds / 2,
             max_runs=cfg.shrink_runs - cfg.shrink_runs // 2,
         )
         if smaller is not None and smaller.error is not None:
-            program, transcript, exc = smaller.program, smaller.transcript, smaller.error
+            steps, transcript, exc = smaller.program, smaller.transcript, smaller.error
+        program, imports = codegen.source(steps)
         found_at = state.first_failure or time.monotonic()
         share.failures += 1
         failure = Failure(

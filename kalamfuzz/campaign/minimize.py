@@ -1,48 +1,37 @@
 """A last shrinking pass over the recorded step program itself.
 
 Hypothesis shrinks through its choice sequence; with server round trips each attempt is slow,
-and a bounded shrink can stop with steps left that do not matter. The recorded program is plain
-driver calls, so dropping steps directly (chunks first, then single steps, greedily) is cheap
-and keeps only programs that still fail the same way.
+and a bounded shrink can stop with steps left that do not matter. The recorded program is driver
+calls as data (:class:`~kalamfuzz.machines.codegen.Step`), so dropping steps directly (chunks
+first, then single steps, greedily) is cheap and keeps only programs that still fail the same
+way.
 """
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from attrs import frozen
 
+from kalamfuzz.machines.codegen import Step
 from kalamfuzz.machines.driver import Driver, Exchange
 
 
 @frozen
 class Run:
-    program: tuple[str, ...]
+    program: tuple[Step, ...]
     transcript: tuple[Exchange, ...]
     error: BaseException | None
 
 
-def namespace(imports: Sequence[str], driver: Driver) -> dict[str, Any]:
-    names: dict[str, Any] = {"d": driver}
-    for q in imports:
-        module, _, name = q.partition(":")
-        names[name] = getattr(importlib.import_module(module), name)
-    return names
-
-
-def run(
-    driver: Driver, tables: Sequence[str], program: Sequence[str], imports: Sequence[str]
-) -> Run:
+def run(driver: Driver, tables: Sequence[str], program: Sequence[Step]) -> Run:
     """Run a recorded program as a regression file would (begin, steps, sweep)."""
-    names = namespace(imports, driver)
     error: BaseException | None = None
     try:
         driver.begin(tables)
-        for line in program:
-            exec(line, names)
+        for step in program:
+            step.replay(driver)
         driver.sweep()
     except Exception as exc:
         error = exc
@@ -52,8 +41,7 @@ def run(
 def minimize(
     driver: Driver,
     tables: Sequence[str],
-    program: Sequence[str],
-    imports: Sequence[str],
+    program: Sequence[Step],
     same: Callable[[BaseException], bool],
     deadline: float,
     max_runs: int = 1_000_000,
@@ -72,12 +60,12 @@ def minimize(
     def more() -> bool:
         return runs < max_runs and time.monotonic() < deadline
 
-    for i, line in enumerate(current):
-        waited = _waited(line)
+    for i, step in enumerate(current):
+        waited = _waited(step)
         if waited is None or not more():
             continue
         candidate = [*current[:i], waited, *current[i + 1 :]]
-        result = run(driver, tables, candidate, imports)
+        result = run(driver, tables, candidate)
         runs += 1
         if result.error is not None and same(result.error):
             best, current = result, candidate
@@ -87,7 +75,7 @@ def minimize(
         i = len(current) - chunk
         while i >= 0 and more():
             candidate = current[:i] + current[i + chunk :]
-            result = run(driver, tables, candidate, imports)
+            result = run(driver, tables, candidate)
             runs += 1
             if result.error is not None and same(result.error):
                 best, current, progressed = result, candidate, True
@@ -97,8 +85,8 @@ def minimize(
     return best
 
 
-def _waited(line: str) -> str | None:
-    """``line`` as a flush that waits for its job, or None if it is not a background flush."""
-    if line.startswith("d.flush(") and line.endswith(")") and "wait=" not in line:
-        return line[:-1] + ", wait=True)"
+def _waited(step: Step) -> Step | None:
+    """``step`` as a flush that waits for its job, or None if it is not a background flush."""
+    if step.name == "flush" and not step.option("wait"):
+        return step.with_option("wait", True)
     return None

@@ -1,16 +1,19 @@
-"""Python source for recorded steps: compact, valid, and importable from a regression file.
+"""The step program as data, and its Python source for regression files.
 
-``render`` writes attrs values positionally and drops fields left at their default, so a step
-reads like ``d.delete("alice", "notes", Cmp("=", Col("id"), Lit(3)))`` rather than a repr dump.
+A driver records each step as a :class:`Step` (the method and its arguments); the minimizer edits
+those, and only a regression file renders them. ``render`` writes attrs values positionally and
+drops fields left at their default, so a step reads like
+``d.delete("alice", "notes", Cmp("=", Col("id"), Lit(3)))`` rather than a repr dump.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 import attrs
+from attrs import evolve, frozen
 
 
 def _qualified(value: object) -> str:
@@ -59,3 +62,36 @@ def call(name: str, args: Iterable[object], kwargs: Mapping[str, object], import
     parts = [render(a, imports) for a in args]
     parts += [f"{k}={render(v, imports)}" for k, v in kwargs.items() if v is not None]
     return f"d.{name}({', '.join(parts)})"
+
+
+@frozen
+class Step:
+    """One driver call: ``d.<name>(*args, **kwargs)``; keyword arguments left at None are not
+    kept (the method's default applies)."""
+
+    name: str
+    args: tuple[object, ...] = ()
+    kwargs: tuple[tuple[str, object], ...] = ()
+
+    @classmethod
+    def of(cls, name: str, args: Iterable[object], kwargs: Mapping[str, object]) -> Step:
+        return cls(name, tuple(args), tuple((k, v) for k, v in kwargs.items() if v is not None))
+
+    def source(self, imports: set[str]) -> str:
+        return call(self.name, self.args, dict(self.kwargs), imports)
+
+    def replay(self, driver: object) -> None:
+        getattr(driver, self.name)(*self.args, **dict(self.kwargs))
+
+    def with_option(self, key: str, value: object) -> Step:
+        return evolve(self, kwargs=(*((k, v) for k, v in self.kwargs if k != key), (key, value)))
+
+    def option(self, key: str) -> object:
+        return dict(self.kwargs).get(key)
+
+
+def source(steps: Sequence[Step]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The program as lines of Python, and the ``module:Name`` imports they need (sorted)."""
+    imports: set[str] = set()
+    lines = tuple(step.source(imports) for step in steps)
+    return lines, tuple(sorted(imports))

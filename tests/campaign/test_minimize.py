@@ -8,29 +8,33 @@ import time
 from kalamfuzz.campaign.engine import signature
 from kalamfuzz.campaign.minimize import minimize, run
 from kalamfuzz.machines import Driver
+from kalamfuzz.machines.codegen import Step, source
 
-INSERT_5 = "d.insert('dba', 'board', [{'id': 5, 'n': 1, 's': None, 'b': None}])"
-PADDING = "d.insert('dba', 'board', [{'id': 6, 'n': 2, 's': None, 'b': None}])"
-SELECT = "d.select('alice', 'board')"
+INSERT_5 = Step("insert", ("dba", "board", [{"id": 5, "n": 1, "s": None, "b": None}]))
+PADDING = Step("insert", ("dba", "board", [{"id": 6, "n": 2, "s": None, "b": None}]))
+SELECT = Step("select", ("alice", "board"))
+FLUSH = Step("flush", ("root", "board"))
 
 
 def test_drops_padding_and_waits_for_the_flush() -> None:
-    program = [INSERT_5, "d.flush('root', 'board')", "d.wait_jobs()", PADDING, SELECT, INSERT_5]
+    program = [INSERT_5, FLUSH, Step("wait_jobs"), PADDING, SELECT, INSERT_5]
     with Driver.open("sim", bugs=("dup_pk_cold",)) as d:
-        failed = run(d, ("board",), program, ())
+        failed = run(d, ("board",), program)
         assert failed.error is not None
         sig = signature(failed.error)
         smaller = minimize(
-            d, ("board",), program, (), lambda e: signature(e) == sig, time.monotonic() + 60
+            d, ("board",), program, lambda e: signature(e) == sig, time.monotonic() + 60
         )
     assert smaller is not None and smaller.error is not None
-    assert list(smaller.program) == [INSERT_5, "d.flush('root', 'board', wait=True)", INSERT_5]
+    lines, _ = source(smaller.program)
+    insert_5 = "d.insert('dba', 'board', [{'id': 5, 'n': 1, 's': None, 'b': None}])"
+    assert lines == (insert_5, "d.flush('root', 'board', wait=True)", insert_5)
 
 
 def test_a_program_that_passes_gives_nothing() -> None:
     with Driver.open("sim") as d:
-        assert run(d, ("board",), [INSERT_5, SELECT], ()).error is None
+        assert run(d, ("board",), [INSERT_5, SELECT]).error is None
         assert (
-            minimize(d, ("board",), [INSERT_5, SELECT], (), lambda e: True, time.monotonic() + 5)
+            minimize(d, ("board",), [INSERT_5, SELECT], lambda e: True, time.monotonic() + 5)
             is None
         )

@@ -21,7 +21,7 @@ from kalamfuzz.adapters.target import Target
 from kalamfuzz.adapters.values import redact_sql
 from kalamfuzz.adapters.websocket import LiveClient, Subscription
 from kalamfuzz.invariants.violation import Verdict
-from kalamfuzz.machines import codegen
+from kalamfuzz.machines.codegen import Step
 from kalamfuzz.machines.driver.transcript import (
     Exchange,
     FailedExample,
@@ -85,9 +85,8 @@ class DriverCore(abc.ABC):
     #: Called with every request/response pair (the JSONL history, the regression transcript).
     on_exchange: list[Callable[[Exchange], None]] = field(factory=list)
     stats: dict[str, StepStats] = field(factory=dict)
-    #: The current example's program: one line of Python per step, with comments.
-    program: list[str] = field(factory=list)
-    imports: set[str] = field(factory=set)
+    #: The current example's program: its steps as data (``codegen.source`` renders them).
+    program: list[Step] = field(factory=list)
     transcript: list[Exchange] = field(factory=list)
     model: Model = field(init=False)
     namespace: str = field(init=False, default="")
@@ -165,7 +164,7 @@ class DriverCore(abc.ABC):
         # with their own ``d.sweep()``.
         if self._recording and name != "sweep":
             self._step_no += 1
-            self.program.append(codegen.call(name, args, kwargs, self.imports))
+            self.program.append(Step.of(name, args, kwargs))
         io_before = self._io
         started = time.perf_counter()
         try:
@@ -176,7 +175,6 @@ class DriverCore(abc.ABC):
             self.failed = True
             self.last_failure = FailedExample(
                 tuple(self.program),
-                tuple(sorted(self.imports)),
                 tuple(self.transcript),
                 exc,
                 tuple(dict.fromkeys(f.signature for f in self.findings)),

@@ -98,7 +98,6 @@ class Driver(SchemaSteps):
         self.events = set()
         self._flushed = set()
         self.program = []
-        self.imports = set()
         self.transcript = []
         self.namespace = f"kf_{self._campaign_tag}_{self._examples}"
         model = Model.initial(

@@ -11,6 +11,7 @@ from typing import Any
 from attrs import define, frozen
 
 from kalamfuzz.invariants.violation import Violation
+from kalamfuzz.machines.codegen import Step
 from kalamfuzz.observations import QueryObservation, StatementObservation
 
 
@@ -70,8 +71,7 @@ class Exchange:
 class FailedExample:
     """What an example that failed leaves for shrinking and saving."""
 
-    program: tuple[str, ...]
-    imports: tuple[str, ...]
+    program: tuple[Step, ...]
     transcript: tuple[Exchange, ...]
     error: BaseException
     #: Signatures of the known findings the example went past before it failed.
