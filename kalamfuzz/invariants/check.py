@@ -8,6 +8,8 @@ nothing here changes the model.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from kalamfuzz.invariants import (
     cold_artifacts,
     idempotency,
@@ -21,7 +23,7 @@ from kalamfuzz.invariants import (
 from kalamfuzz.invariants.coerce import job_status, model_rows
 from kalamfuzz.invariants.reads import select_diff
 from kalamfuzz.invariants.statements import check_statement
-from kalamfuzz.invariants.violation import Finding, Verdict, Violation, over_states
+from kalamfuzz.invariants.violation import Finding, Verdict, Violation, over_forks, over_states
 from kalamfuzz.model.catalog import TableId
 from kalamfuzz.model.jobs import JobStatus
 from kalamfuzz.model.ops import JobFinished, Operation, Select, Subscribe
@@ -29,7 +31,7 @@ from kalamfuzz.model.outcomes import ContractItem, JobEnds, Rejected, Subscribed
 from kalamfuzz.model.results import QueryResult
 from kalamfuzz.model.rows import ScopeKey, Window
 from kalamfuzz.model.state import ModelState, execute
-from kalamfuzz.model.uncertain import Model, options
+from kalamfuzz.model.uncertain import Fork, Model, options
 from kalamfuzz.observations import (
     ColdScopeObservation,
     JobObservation,
@@ -45,29 +47,37 @@ def _lost(state: ModelState, table_id: TableId | None) -> bool:
     return table_id is not None and table_id in state.catalog.lost_tables
 
 
+def _forks(model: Model | Sequence[Fork], op: Operation, at: Window | None) -> Sequence[Fork]:
+    """The forks of ``op``: given (the driver computes them once, for the checks and for
+    ``Model.apply``), or computed here from a model."""
+    return model.run(op, at) if isinstance(model, Model) else model
+
+
 def check_statement_reply(
-    model: Model, op: Operation, obs: StatementObservation, at: Window | None = None
+    model: Model | Sequence[Fork],
+    op: Operation,
+    obs: StatementObservation,
+    at: Window | None = None,
 ) -> Verdict:
     """DDL, DML and FLUSH replies: success or the documented error, row counts, job ids."""
 
-    def one(state: ModelState) -> Finding:
-        if _lost(state, getattr(op, "table_id", None)):
+    def one(fork: Fork) -> Finding:
+        if _lost(fork.state, getattr(op, "table_id", None)):
             return [], {}
-        pred, _ = execute(state, op, at)
-        return check_statement(state, op, pred, obs), {}
+        return check_statement(fork.state, op, fork.prediction, obs), {}
 
-    return over_states(model, one)
+    return over_forks(_forks(model, op, at), one)
 
 
 def check_query(
-    model: Model, op: Select, obs: QueryObservation, at: Window | None = None
+    model: Model | Sequence[Fork], op: Select, obs: QueryObservation, at: Window | None = None
 ) -> Verdict:
     """A SELECT reply, classified into isolation, TTL, duplicates, schema evolution and tiers."""
 
-    def one(state: ModelState) -> Finding:
+    def one(fork: Fork) -> Finding:
+        state, pred = fork.state, fork.prediction
         if _lost(state, op.table_id):
             return [], {}
-        pred, _ = execute(state, op, at)
         results = [p for p in options(pred) if isinstance(p, QueryResult)]
         if not obs.ok or not results:
             reply = StatementObservation(obs.status, obs.code, obs.message, None, lost=obs.lost)
@@ -89,7 +99,7 @@ def check_query(
         assert best is not None
         return best, {}
 
-    return over_states(model, one)
+    return over_forks(_forks(model, op, at), one)
 
 
 def check_subscribe(
@@ -169,15 +179,15 @@ def check_storage(model: Model, listing: StorageListing) -> Verdict:
     return over_states(model, lambda s: storage_routing.check_listing(s, listing))
 
 
-def check_job(model: Model, op: JobFinished, obs: JobObservation) -> Verdict:
+def check_job(model: Model | Sequence[Fork], op: JobFinished, obs: JobObservation) -> Verdict:
     """A job's final status: completed (or skipped with nothing to flush), failed with a message
     when its storage cannot be written."""
 
-    def one(state: ModelState) -> Finding:
+    def one(fork: Fork) -> Finding:
+        state, pred = fork.state, fork.prediction
         job = state.jobs.get(op.job_id)
         if job is not None and _lost(state, job.table_id):
             return [], {}
-        pred, _ = execute(state, op)
         ends = [p for p in options(pred) if isinstance(p, JobEnds)]
         status = job_status(obs)
         for p in ends:
@@ -202,4 +212,4 @@ def check_job(model: Model, op: JobFinished, obs: JobObservation) -> Verdict:
             )
         ], {}
 
-    return over_states(model, one)
+    return over_forks(_forks(model, op, None), one)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TypeVar
 
 from attrs import field, frozen
 
 from kalamfuzz.model.outcomes import ContractItem
 from kalamfuzz.model.rows import SeqBook
 from kalamfuzz.model.state import ModelState
-from kalamfuzz.model.uncertain import Model
+from kalamfuzz.model.uncertain import Fork, Model
 from kalamfuzz.model.values import Row, render_row, render_rows
+
+T = TypeVar("T")
 
 
 @frozen
@@ -115,7 +118,16 @@ Finding = tuple[list[Violation], dict[int, int]]
 
 
 def over_states(model: Model, check: Callable[[ModelState], Finding]) -> Verdict:
-    results = [check(s) for s in model.states]
+    return over(model.states, check)
+
+
+def over_forks(forks: Sequence[Fork], check: Callable[[Fork], Finding]) -> Verdict:
+    return over(forks, check)
+
+
+def over(items: Sequence[T], check: Callable[[T], Finding]) -> Verdict:
+    """Check every possible state (or fork, one per state, in the same order)."""
+    results = [check(x) for x in items]
     consistent = tuple(i for i, (v, _) in enumerate(results) if not v)
     if not consistent:
         return Verdict(tuple(results[0][0]), (), {})

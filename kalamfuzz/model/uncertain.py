@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from attrs import define, evolve
+from attrs import define, evolve, frozen
 
 from kalamfuzz.model.catalog import Table, TableId, User
 from kalamfuzz.model.jobs import JobStatus
@@ -87,6 +87,16 @@ def _dedupe(states: Iterable[ModelState]) -> tuple[ModelState, ...]:
     return tuple(out)
 
 
+@frozen
+class Fork:
+    """One possible state and what an operation does there, executed once: the invariants judge
+    the prediction, and ``Model.apply`` advances to ``after`` from the same fork."""
+
+    state: ModelState
+    prediction: Prediction | OneOf
+    after: ModelState
+
+
 @define
 class Model:
     """The reference model the machines drive.
@@ -126,18 +136,31 @@ class Model:
         return len(self.states) > DECIDE_AT
 
     def predict(self, op: Operation, at: Window | None = None) -> Prediction | OneOf:
-        return merge(execute(s, op, at)[0] for s in self.states)
+        return merge(f.prediction for f in self.run(op, at))
 
-    def apply(self, op: Operation, outcome: Outcome, at: Window | None = None) -> None:
-        """Advance every possible state by what happened, keeping those that agree with it."""
+    def run(self, op: Operation, at: Window | None = None) -> tuple[Fork, ...]:
+        """Execute ``op`` once in every possible state (in the order of ``states``)."""
+        return tuple(Fork(s, *execute(s, op, at)) for s in self.states)
+
+    def apply(
+        self,
+        op: Operation,
+        outcome: Outcome,
+        at: Window | None = None,
+        forks: Sequence[Fork] | None = None,
+    ) -> None:
+        """Advance every possible state by what happened, keeping those that agree with it.
+
+        ``forks``: ``run(op, at)`` already computed (for the invariants), so that a step
+        executes the operation once per state."""
         if self.lost(getattr(op, "table_id", None)) and not isinstance(op, DropTable):
             return  # nothing is predicted about a lost table
         agreeing: list[ModelState] = []
         fallback: list[ModelState] = []
-        for s in self.states:
-            pred, after = execute(s, op, at)
+        for f in forks if forks is not None else self.run(op, at):
+            s, pred = f.state, f.prediction
             ok = any(agrees(p, outcome, s.seqs) for p in options(pred))
-            nexts = self._successors(s, op, pred, after, outcome)
+            nexts = self._successors(s, op, pred, f.after, outcome)
             (agreeing if ok else fallback).extend(nexts)
         # When nothing agrees the invariants have reported a violation; keep every state so
         # the report stays about the first discrepancy rather than a model crash.

@@ -99,3 +99,31 @@ def test_restart_keeps_the_default_of_a_column_added_after_the_rows(driver: Driv
     driver.add_column("alice", "events", Column("y", ColType.BOOLEAN, default=False))
     driver.crash()
     driver.sweep()
+
+
+def test_a_step_executes_each_operation_once_per_possible_state(
+    driver: Driver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One pass: the checks judge the forks ``Model.run`` made, and ``Model.apply`` advances
+    them; nothing executes the operation a second time."""
+    import collections
+
+    from kalamfuzz.invariants import check
+    from kalamfuzz.model import uncertain
+
+    calls: collections.Counter[str] = collections.Counter()
+    execute = uncertain.execute
+
+    def counted(state: object, op: object, at: object = None) -> object:
+        calls[type(op).__name__] += 1
+        return execute(state, op, at)  # type: ignore[arg-type]
+
+    driver.begin(("notes",))
+    # every module that executes operations (each imported the function by name)
+    monkeypatch.setattr(uncertain, "execute", counted)
+    monkeypatch.setattr(check, "execute", counted)
+    driver.insert("alice", "notes", [ROW])  # the INSERT, then its read-back SELECT
+    driver.flush("root", "notes", wait=True)  # the FLUSH, then the job's end
+    states = len(driver.model.states)
+    assert states == 1
+    assert calls == {"Insert": 1, "Select": 1, "Flush": 1, "JobFinished": 1}

@@ -228,10 +228,12 @@ class DriverCore(abc.ABC):
         obs: StatementObservation = self._call(observe.statement, self._client(actor), sql)
         at = Window(sent, max(sent, now_ms()))
         self._exchange(actor, "sql", sql, reply_of(obs), at)
-        passed = self._judge(inv.check_statement_reply(self.model, op, obs, at), sql)
+        # One execution per possible state: the checks judge these forks, apply advances them.
+        forks = self.model.run(op, at)
+        passed = self._judge(inv.check_statement_reply(forks, op, obs, at), sql)
         # A known finding: the model keeps what the server answered (a state that agrees, or
         # the one the model cannot describe), and a write re-learns its scope from a read.
-        self.model.apply(op, inv.outcome(obs), at)
+        self.model.apply(op, inv.outcome(obs), at, forks)
         if not passed and isinstance(op, Insert | Update | Delete):
             self._relearn_scope(op.table_id, op.as_user or op.actor)
         return obs
@@ -243,11 +245,12 @@ class DriverCore(abc.ABC):
         at = Window(sent, max(sent, now_ms()))
         reply = reply_of(obs) | {"columns": list(obs.columns), "rows": [list(r) for r in obs.rows]}
         self._exchange(actor, "sql", sql, reply, at)
-        verdict = inv.check_query(self.model, op, obs, at)
+        forks = self.model.run(op, at)
+        verdict = inv.check_query(forks, op, obs, at)
         table = self.model.table(op.table_id)
         named = (op.projection or table.star_columns) if table is not None else None
         if self._judge(verdict, sql) or not any(v.diverged for v in verdict.violations):
-            self.model.apply(op, inv.outcome(obs, table, named), at)
+            self.model.apply(op, inv.outcome(obs, table, named), at, forks)
         elif obs.ok:
             # A read known to show other data teaches no _seq; a full read re-learns the scope.
             self._relearn_scope(op.table_id, op.as_user or op.actor)

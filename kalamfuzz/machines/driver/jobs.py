@@ -92,9 +92,10 @@ class JobSteps(SubscriptionSteps):
             )
             op = JobFinished(job_id)
             table_id = self.model.states[0].jobs[job_id].table_id
-            passed = self._judge(inv.check_job(self.model, op, obs), f"job {job_id} of {table_id}")
+            forks = self.model.run(op)
+            passed = self._judge(inv.check_job(forks, op, obs), f"job {job_id} of {table_id}")
             # Known or not, the model follows the status the server reports.
-            self.model.apply(op, inv.outcome(obs))
+            self.model.apply(op, inv.outcome(obs), forks=forks)
             if not passed:
                 # A job that ended otherwise than predicted may have flushed some scopes.
                 self._relearn_table(table_id)
