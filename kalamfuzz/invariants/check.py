@@ -175,8 +175,12 @@ def check_cold(
     )
 
 
-def check_storage(model: Model, listing: StorageListing) -> Verdict:
-    return over_states(model, lambda s: storage_routing.check_listing(s, listing))
+def check_storage(
+    model: Model, listing: StorageListing, busy: frozenset[TableId] = frozenset()
+) -> Verdict:
+    """Every cold artifact where its table's storage puts it; ``busy``: tables with a flush
+    job still running, whose own directories may be changing."""
+    return over_states(model, lambda s: storage_routing.check_listing(s, listing, busy))
 
 
 def check_job(model: Model | Sequence[Fork], op: JobFinished, obs: JobObservation) -> Verdict:

@@ -64,10 +64,14 @@ def unknown_directories(state: ModelState) -> set[str]:
     return out | {posixpath.normpath(d) for d in state.catalog.dropped_dirs} - live
 
 
-def check_listing(state: ModelState, listing: StorageListing) -> Finding:
+def check_listing(
+    state: ModelState, listing: StorageListing, busy: frozenset[TableId] = frozenset()
+) -> Finding:
     """Compare every cold artifact under the storages with where the model put them.
 
-    Files whose path names none of the model's namespaces belong to other runs and are ignored.
+    Files whose path names none of the model's namespaces belong to other runs and are ignored;
+    so are the directories of ``busy`` tables (a flush job of theirs is still writing), but not
+    a file one of them put anywhere else.
     """
     namespaces = state.catalog.namespaces
     seen = {
@@ -79,7 +83,12 @@ def check_listing(state: ModelState, listing: StorageListing) -> Finding:
     want = {posixpath.normpath(f) for f in required}
     may = {posixpath.normpath(f) for f in allowed}
     free = unknown_directories(state)
-    missing = sorted(want - seen)
+    for table_id in busy:
+        table = state.catalog.tables.get(table_id)
+        if table is not None:
+            storage = state.catalog.storages[table.storage_id]
+            free.add(posixpath.normpath(storage.table_directory(table)))
+    missing = sorted(f for f in want - seen if not any(f.startswith(d + "/") for d in free))
     extra = sorted(f for f in seen - may if not any(f.startswith(d + "/") for d in free))
     if not missing and not extra:
         return [], {}

@@ -11,6 +11,7 @@ from kalamfuzz.invariants import isolation, schema_evolution, stream_ttl
 from kalamfuzz.invariants.idempotency import duplicate_keys, own_rows
 from kalamfuzz.invariants.reads import SelectDiff, same_values
 from kalamfuzz.invariants.violation import Violation, row_diff_lines, seq_conflicts
+from kalamfuzz.model.jobs import JobStatus
 from kalamfuzz.model.outcomes import ContractItem
 from kalamfuzz.model.rows import Window
 from kalamfuzz.model.state import ModelState
@@ -58,6 +59,19 @@ def check_select(state: ModelState, diff: SelectDiff, at: Window | None) -> list
         if diff.result.count is not None:
             # Under a LIMIT the rows that came back took the places of the last expected ones.
             missing = missing[: max(0, len(missing) - len(risen))]
+    for summary, lost in _lost(state, diff, missing).items():
+        # Rows a failure took: a crash or a failed flush must keep every acknowledged write.
+        out.append(
+            Violation(
+                ContractItem.IDEMPOTENCY,
+                diff.subject,
+                summary,
+                f"{len(diff.result.rows)} row(s)",
+                f"{len(diff.observed)} row(s)",
+                row_diff_lines(lost, [], diff.result.key_column),
+            )
+        )
+        missing = [m for m in missing if all(m is not x for x in lost)]
     if missing or unexpected:
         lines = row_diff_lines(missing, unexpected, diff.result.key_column)
         out.append(
@@ -71,6 +85,28 @@ def check_select(state: ModelState, diff: SelectDiff, at: Window | None) -> list
             )
         )
     return out + _form(diff) + seq_conflicts(state.seqs, diff.learned, diff.subject)
+
+
+def _lost(state: ModelState, diff: SelectDiff, missing: list[Row]) -> dict[str, list[Row]]:
+    """The missing rows whose newest version a failure could have taken: written before the
+    last restart, or taken by a flush job that failed."""
+    pk = diff.table.pk.name
+    latest = state.scope(diff.table.id, diff.scope).latest()
+    failed = [
+        j.requested_at
+        for j in state.jobs.values()
+        if j.table_id == diff.table.id and j.status is JobStatus.FAILED
+    ]
+    out: dict[str, list[Row]] = {}
+    for row in missing:
+        v = latest.get(row.get(pk))
+        if v is None:
+            continue
+        if state.restarted_at is not None and v.ordinal <= state.restarted_at:
+            out.setdefault("acknowledged rows lost across a restart", []).append(row)
+        elif any(v.ordinal <= at for at in failed):
+            out.setdefault("rows lost after a failed flush", []).append(row)
+    return out
 
 
 def _deleted_before(state: ModelState, diff: SelectDiff, row: Row) -> bool:

@@ -188,6 +188,11 @@ class SetStorageWritable:
 
 
 @frozen
+class Restart:
+    """Fault injection: the server was killed and started again on the same data."""
+
+
+@frozen
 class Subscribe:
     actor: str
     sub_id: str
@@ -228,4 +233,4 @@ Statement = (
     | Select
     | Flush
 )
-Operation = Statement | JobFinished | SetStorageWritable | Subscribe | Unsubscribe
+Operation = Statement | JobFinished | SetStorageWritable | Restart | Subscribe | Unsubscribe

@@ -28,6 +28,7 @@ from kalamfuzz.model.ops import (
     Insert,
     JobFinished,
     Operation,
+    Restart,
     Select,
     SetStorageWritable,
     Subscribe,
@@ -78,6 +79,9 @@ class ModelState:
     clock: int = 0
     jobs: Mapping[str, Job] = field(factory=dict)
     subs: Mapping[str, Subscription] = field(factory=dict)
+    #: ``clock`` when the server was last restarted: every version up to it was acknowledged
+    #: before the restart, and must have outlived it.
+    restarted_at: int | None = None
 
     @classmethod
     def initial(
@@ -582,15 +586,19 @@ def _job_end(state: ModelState, op: JobFinished) -> Prediction | OneOf:
     def writes(cut: int) -> bool:
         return any(len(flush_scope(table, s, cut).cold) > len(s.cold) for s in scopes)
 
-    # A flush with nothing to write (only tombstones of keys never flushed) does not touch the
-    # storage, so a broken one cannot fail it. When the storage was writable for part of the
-    # job's life, the job may have written in that part.
-    if not writes(state.clock):
+    # The job took its rows at some cut between its request and now (writes in between may or
+    # may not be in it). A flush with nothing to write (only tombstones of keys never flushed)
+    # does not touch the storage, so a broken one cannot fail it; a later DELETE can turn a
+    # cut that writes into one that does not, so every cut counts. When the storage was
+    # writable for part of the job's life, the job may have written in that part.
+    later = sorted(
+        {v.ordinal for s in scopes for v in s.hot if job.requested_at < v.ordinal <= state.clock}
+    )
+    cuts = [writes(cut) for cut in (job.requested_at, *later)]
+    if not any(cuts):
         return ran[0] if len(ran) == 1 else OneOf(ran)
-    if writes(job.requested_at) and not job.storage_was_writable:
+    if all(cuts) and not job.storage_was_writable:
         return JobEnds(JobStatus.FAILED, message_required=True)
-    if not job.storage_was_writable:
-        return OneOf((JobEnds(JobStatus.FAILED, True), JobEnds(JobStatus.COMPLETED)))
     return OneOf((JobEnds(JobStatus.FAILED, True), *ran))
 
 
@@ -815,6 +823,8 @@ def execute(
         if op.sub_id in subs:
             subs[op.sub_id] = evolve(subs[op.sub_id], active=False)
         return Ok(), evolve(state, subs=subs)
+    if isinstance(op, Restart):
+        return Ok(), evolve(state, restarted_at=state.clock)
     if isinstance(op, SetStorageWritable):
         return Ok(), _set_storage_writable(state, op.storage_id, op.writable)
     return _ddl(state, op)

@@ -158,6 +158,18 @@ class TestFlush:
         m.apply(SetStorageWritable("local", True), Succeeded())
         assert m.predict(JobFinished("FL-1")) == either  # it may have written after the repair
 
+    def test_a_delete_after_the_request_does_not_rule_out_a_failure(self):
+        # Found by the smoke run's no-bug shard: the job took the insert (and met the broken
+        # storage) before the DELETE of the same key landed.
+        m = world()
+        m.apply(SetStorageWritable("local", False), Succeeded())
+        m.apply(Insert("u1", T, (row(1),)), Succeeded())
+        m.apply(Flush(SERVICE, T), Succeeded(job_id="FL-1"))
+        m.apply(Delete("u1", T, Cmp("=", Col("id"), Lit(1))), Succeeded(row_count=1))
+        outcomes = m.predict(JobFinished("FL-1"))
+        assert isinstance(outcomes, OneOf)
+        assert JobEnds(JobStatus.FAILED, True) in outcomes.options
+
     def test_job_seen_after_everything_was_flushed_elsewhere(self):
         m = world()
         m.apply(Insert("u1", T, (row(1),)), Succeeded())

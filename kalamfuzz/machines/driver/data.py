@@ -85,7 +85,13 @@ class DataSteps(JobSteps):
         obs = self._statement(actor, op)
         t = self.model.table(self.table_id(table))
         if obs.ok and t is not None:
-            self._after_write(table, self._scope_owner(t, actor, as_user))
+            owner = self._scope_owner(t, actor, as_user)
+            if owner != actor and t.type.per_user:
+                # EXECUTE AS: the caller's own partition first. A write that landed there is
+                # a row of another user in it (item 1), which explains the row then missing
+                # where it belonged.
+                self._query(actor, Select(self.user_id(actor), t.id))
+            self._after_write(table, owner)
         else:
             self._poll_jobs()
 
