@@ -205,6 +205,22 @@ def check_changes(
             ]
             if foreign:
                 out += isolation.leaks(state, table, scope, foreign, f"subscription {sub.sub_id}")
+            elif dropped := sorted(
+                {k for r in (*rows, *old) for k in r if table.column(k) is None}
+                & {c for c, _ in table.former_types}
+            ):
+                # Found on a release build: after DROP COLUMN b, a subscription opened later
+                # gets its UPDATE rows with b's old value (the snapshot and SELECT leave it out).
+                out.append(
+                    Violation(
+                        ContractItem.SCHEMA_EVOLUTION,
+                        subj,
+                        "a live change carries a dropped column",
+                        "the table's columns",
+                        f"key {key!r} with {', '.join(dropped)}",
+                        (f"+ {seen}",),
+                    )
+                )
             elif any(_matches(m, change, rows, old, state.seqs, {}) for m in matched):
                 out.append(_v(subj, f"change for key {key!r} delivered twice", f"+ {seen}"))
             elif not exps:

@@ -13,7 +13,7 @@ from kalamfuzz.invariants.reads import SelectDiff, same_values
 from kalamfuzz.invariants.violation import Violation, row_diff_lines, seq_conflicts
 from kalamfuzz.model.jobs import JobStatus
 from kalamfuzz.model.outcomes import ContractItem
-from kalamfuzz.model.rows import Window
+from kalamfuzz.model.rows import Version, Window
 from kalamfuzz.model.state import ModelState
 from kalamfuzz.model.subscriptions import full_row
 from kalamfuzz.model.values import Row, render_row
@@ -119,7 +119,16 @@ def _deleted_before(state: ModelState, diff: SelectDiff, row: Row) -> bool:
     ]
     if not versions or not max(versions, key=lambda v: v.ordinal).deleted:
         return False
-    return any(same_values(full_row(diff.table, v), row) for v in versions if not v.deleted)
+
+    def shows(v: Version) -> bool:
+        # A column added after the version (a dropped one added again, say) is left out: a
+        # known KalamDB bug shows the dropped values there, and the row is back either way.
+        later = {c.name for c in diff.table.columns if c.added_in > v.schema_version}
+        return same_values(
+            full_row(diff.table, v), {k: x for k, x in row.items() if k not in later}
+        )
+
+    return any(shows(v) for v in versions if not v.deleted)
 
 
 def _form(diff: SelectDiff) -> list[Violation]:

@@ -10,7 +10,8 @@ from hypothesis.stateful import precondition, rule
 
 from kalamfuzz.machines import strategies as kst
 from kalamfuzz.machines.base import machine
-from kalamfuzz.machines.live import LiveMachine
+from kalamfuzz.machines.live import SUBS, LiveMachine
+from kalamfuzz.machines.world import ACTORS
 
 #: Admins alter tables; a user's attempt must be refused.
 ALTERERS = ("root", "dba", "dba", "alice")
@@ -39,6 +40,29 @@ class DdlMachine(LiveMachine):
             return
         column = data.draw(st.sampled_from(droppable), label="column")
         self.d.drop_column(data.draw(st.sampled_from(ALTERERS), label="actor"), name, column)
+
+    @precondition(
+        lambda self: (
+            bool(self.live_tables())
+            and not self.d.paging_subscriptions()
+            and len(self._open()) < len(SUBS)
+        )
+    )
+    @rule(data=st.data())
+    def drop_column_then_subscribe(self, data: st.DataObject) -> None:
+        """DROP a column, then a client subscribes to the whole table (the model follows only
+        subscriptions opened after the last ALTER): its snapshot and changes carry the table's
+        columns, and never the dropped one."""
+        name = data.draw(st.sampled_from(self.live_tables()), label="table")
+        droppable = [c.name for c in self.table(name).columns if not c.primary_key]
+        if not droppable:
+            return
+        column = data.draw(st.sampled_from(droppable), label="column")
+        self.d.drop_column(data.draw(st.sampled_from(ALTERERS[:3]), label="actor"), name, column)
+        sub = data.draw(st.sampled_from([s for s in SUBS if s not in self._open()]), label="sub")
+        actor = data.draw(st.sampled_from(ACTORS), label="subscriber")
+        self.d.subscribe(actor, sub, name)
+        self.filters[sub] = None
 
     @precondition(lambda self: bool(self.live_tables()) and not self.d.paging_subscriptions())
     @rule(data=st.data())

@@ -181,6 +181,13 @@ LIVE_FILTER_UNSUPPORTED = PlantedBug(
     "snapshot but no change",
 )
 
+LIVE_CHANGE_DROPPED_COLUMN = PlantedBug(
+    "live_change_dropped_column",
+    "7 schema evolution",
+    "after DROP COLUMN, a SELECT * subscription's UPDATE and DELETE changes still carry the "
+    "dropped column's stored value (the snapshot and SELECT leave it out)",
+)
+
 BUGS: tuple[PlantedBug, ...] = (
     EXECUTE_AS_WRONG_SCOPE,
     SELECT_SCOPE_LEAK,
@@ -212,6 +219,7 @@ BUGS: tuple[PlantedBug, ...] = (
     LIVE_FILTER_LEAVE_SILENT,
     LIVE_FILTER_UNSUPPORTED,
     PK_CHECK_IGNORES_TOMBSTONES,
+    LIVE_CHANGE_DROPPED_COLUMN,
 )
 
 BY_NAME: dict[str, PlantedBug] = {bug.name: bug for bug in BUGS}

@@ -14,6 +14,7 @@ from sqlglot import exp
 
 from .bugs import (
     HELD_CHANGES_REVERSED,
+    LIVE_CHANGE_DROPPED_COLUMN,
     LIVE_CROSS_USER,
     LIVE_DELETE_COLD_MISSING,
     LIVE_FILTER_LEAVE_SILENT,
@@ -123,7 +124,8 @@ class LiveManager:
                 assert c.old is not None
                 old_row = {} if not sub.star else {"row_id": f"{c.scope}:{c.old.seq}"}
                 return {**base, "change_type": "delete", "old_values": [old_row]}
-            return {**base, "change_type": "delete", "old_values": [sub.row(c.new)]}
+            gone = self._leak_dropped(sub, c.new, sub.row(c.new))
+            return {**base, "change_type": "delete", "old_values": [gone]}
         assert c.new is not None and c.old is not None
         if not matched:
             if not was or self.engine.has(LIVE_FILTER_LEAVE_SILENT):
@@ -150,7 +152,20 @@ class LiveManager:
                 new[col.name] = stored_to_json(value, col.kind)
             if c.old.values.get(col.id) != c.new.values.get(col.id):
                 old[col.name] = stored_to_json(c.old.values.get(col.id), col.kind)
+        new = self._leak_dropped(sub, c.new, new)
         return {**base, "change_type": "update", "rows": [new], "old_values": [old]}
+
+    def _leak_dropped(self, sub: Subscription, v: Version, row: dict[str, Any]) -> dict[str, Any]:
+        """The planted LIVE_CHANGE_DROPPED_COLUMN: a dropped column's stored value rides along."""
+        if not sub.star or not self.engine.has(LIVE_CHANGE_DROPPED_COLUMN):
+            return row
+        kinds = {c.id: c.kind for cols in sub.table.history.values() for c in cols}
+        extra = {
+            name: stored_to_json(v.values.get(cid), kinds.get(cid, "TEXT"))
+            for name, cid in sub.table.dropped.items()
+            if name not in row and cid in v.values
+        }
+        return {**row, **extra}
 
     def _deliver(self, sub: Subscription, message: dict[str, Any]) -> None:
         if sub.loading:

@@ -755,6 +755,27 @@ def test_live_filter_unsupported(target: MakeSim, on: bool) -> None:
     assert got == ([("plain", "insert", 2)] if on else everyone)
 
 
+@ON_OFF
+def test_live_change_dropped_column(target: MakeSim, on: bool) -> None:
+    sim = target("live_change_dropped_column", on)
+    ns = new_ns(sim)
+    sim.sql(f"CREATE SHARED TABLE {ns}.t (id INT PRIMARY KEY, v TEXT, w TEXT)")
+    sim.sql(f"INSERT INTO {ns}.t (id, v, w) VALUES (1, 'a', 'gone'), (2, 'b', 'gone')")
+    sim.sql(f"ALTER TABLE {ns}.t DROP COLUMN w")
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with live(sim) as conn:
+            snap = snapshot_rows(await conn.subscribe("s", f"SELECT * FROM {ns}.t"))
+            assert all("w" not in r for r in snap)  # the snapshot leaves it out either way
+            sim.sql(f"UPDATE {ns}.t SET v = 'c' WHERE id = 1")
+            sim.sql(f"DELETE FROM {ns}.t WHERE id = 2")
+            return changes(await conn.quiet())
+
+    got = run(scenario())
+    update, delete = got[0]["rows"][0], got[1]["old_values"][0]
+    assert ("w" in update, "w" in delete) == ((True, True) if on else (False, False))
+
+
 def test_every_planted_bug_has_a_test() -> None:
     assert {b.name for b in BUGS} == {
         name.removeprefix("test_")

@@ -47,6 +47,7 @@ HUNTER = {
     "live_filter_leave_silent": "live",
     "live_filter_unsupported": "live",
     "pk_check_ignores_tombstones": "flush",
+    "live_change_dropped_column": "ddl",
 }
 
 
