@@ -603,31 +603,28 @@ def _job_end(state: ModelState, op: JobFinished) -> Prediction | OneOf:
 
 
 def finish_job(state: ModelState, job_id: str, status: JobStatus) -> tuple[ModelState, ...]:
-    """The states after the job ended with ``status``: one per possible cut for a completed
-    flush (the job took the hot versions present when it *started*, some time after it was
-    requested and before it was seen finished)."""
+    """The states after the job ended with ``status``: for a completed flush, one per way the
+    job may have cut each scope (it took a scope's hot versions when it read that scope, some
+    time after it was requested and before it was seen finished)."""
     job = state.jobs[job_id]
     ended = evolve(job, status=status, finished_at=state.clock)
     done = evolve(state, jobs={**state.jobs, job_id: ended})
     table = state.catalog.tables.get(job.table_id)
     if status is not JobStatus.COMPLETED or table is None:
         return (done,)
-    later = sorted(
-        {
-            v.ordinal
-            for s in done.scopes(table.id).values()
-            for v in s.hot
-            if v.ordinal > job.requested_at
-        }
-    )
     unsettled = frozenset(c.name for c in table.columns) ^ frozenset(job.columns)
-    out = []
-    for cut in [job.requested_at, *later]:
-        variants: list[dict[ScopeKey, Scope]] = [{}]
-        for k, s in done.scopes(table.id).items():
-            after = _after_flush(table, s, cut, unsettled)
-            variants = [{**v, k: a} for v in variants for a in after]
-        out += [evolve(done, data={**done.data, table.id: v}) for v in variants]
+    # The job reads one scope after another, so each scope has a cut of its own: a write to
+    # one user's partition may have missed the job while a later one to another made it (one
+    # cut for the whole table made a flaky 'row missing from batch-1.parquet' on a release
+    # build).
+    variants: list[dict[ScopeKey, Scope]] = [{}]
+    for k, s in done.scopes(table.id).items():
+        later = sorted(v.ordinal for v in s.hot if v.ordinal > job.requested_at)
+        options: list[Scope] = []
+        for cut in [job.requested_at, *later]:
+            options += [a for a in _after_flush(table, s, cut, unsettled) if a not in options]
+        variants = [{**v, k: a} for v in variants for a in options]
+    out = [evolve(done, data={**done.data, table.id: v}) for v in variants]
     return tuple(out)
 
 

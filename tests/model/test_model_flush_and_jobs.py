@@ -158,6 +158,22 @@ class TestFlush:
         m.apply(SetStorageWritable("local", True), Succeeded())
         assert m.predict(JobFinished("FL-1")) == either  # it may have written after the repair
 
+    def test_each_scope_has_a_cut_of_its_own(self):
+        m = world()
+        m.apply(Insert("u1", T, (row(1),)), Succeeded())
+        m.apply(Insert("u2", T, (row(1),)), Succeeded())
+        m.apply(Flush(SERVICE, T), Succeeded(job_id="FL-1"))
+        m.apply(Insert("u1", T, (row(2),)), Succeeded())  # written while the job runs...
+        m.apply(Insert("u2", T, (row(2),)), Succeeded())  # ...and later, in another scope
+        m.apply(JobFinished("FL-1"), Succeeded(job_status=JobStatus.COMPLETED))
+
+        def cold(s, user):
+            return tuple(v.key for v in s.scope(T, user).cold[0].versions)
+
+        combos = {(cold(s, "u1"), cold(s, "u2")) for s in m.states}
+        # u1's later write missed while u2's later one made it: no single cut gives that
+        assert ((1,), (1, 2)) in combos and len(combos) == 4
+
     def test_a_delete_after_the_request_does_not_rule_out_a_failure(self):
         # Found by the smoke run's no-bug shard: the job took the insert (and met the broken
         # storage) before the DELETE of the same key landed.
