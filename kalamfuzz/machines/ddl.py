@@ -33,14 +33,21 @@ class DdlMachine(LiveMachine):
         column = data.draw(kst.new_columns(existing), label="column")
         self.d.add_column(data.draw(st.sampled_from(ALTERERS), label="actor"), name, column)
 
-    @precondition(lambda self: bool(self.live_tables()) and not self.d.paging_subscriptions())
-    @rule(data=st.data())
-    def drop_column(self, data: st.DataObject) -> None:
+    def _droppable(self, data: st.DataObject) -> tuple[str, str] | None:
+        """A table and one of its columns other than the key (None when it has none left)."""
         name = data.draw(st.sampled_from(self.live_tables()), label="table")
         droppable = [c.name for c in self.table(name).columns if not c.primary_key]
         if not droppable:
+            return None
+        return name, data.draw(st.sampled_from(droppable), label="column")
+
+    @precondition(lambda self: bool(self.live_tables()) and not self.d.paging_subscriptions())
+    @rule(data=st.data())
+    def drop_column(self, data: st.DataObject) -> None:
+        drawn = self._droppable(data)
+        if drawn is None:
             return
-        column = data.draw(st.sampled_from(droppable), label="column")
+        name, column = drawn
         self.d.drop_column(data.draw(st.sampled_from(ALTERERS), label="actor"), name, column)
 
     @precondition(
@@ -55,11 +62,10 @@ class DdlMachine(LiveMachine):
         """DROP a column, then a client subscribes to the whole table (the model follows only
         subscriptions opened after the last ALTER): its snapshot and changes carry the table's
         columns, and never the dropped one."""
-        name = data.draw(st.sampled_from(self.live_tables()), label="table")
-        droppable = [c.name for c in self.table(name).columns if not c.primary_key]
-        if not droppable:
+        drawn = self._droppable(data)
+        if drawn is None:
             return
-        column = data.draw(st.sampled_from(droppable), label="column")
+        name, column = drawn
         self.d.drop_column(data.draw(st.sampled_from(ALTERERS[:3]), label="actor"), name, column)
         sub = data.draw(st.sampled_from([s for s in SUBS if s not in self._open()]), label="sub")
         actor = data.draw(st.sampled_from(ACTORS), label="subscriber")
@@ -71,11 +77,10 @@ class DdlMachine(LiveMachine):
     def recreate_column(self, data: st.DataObject) -> None:
         """DROP a column and ADD one of the same name, maybe of another type: it starts empty
         (or at its default) for every old row, never with the dropped column's values."""
-        name = data.draw(st.sampled_from(self.live_tables()), label="table")
-        droppable = [c.name for c in self.table(name).columns if not c.primary_key]
-        if not droppable:
+        drawn = self._droppable(data)
+        if drawn is None:
             return
-        column = data.draw(st.sampled_from(droppable), label="column")
+        name, column = drawn
         actor = data.draw(st.sampled_from(ALTERERS), label="actor")
         self.d.drop_column(actor, name, column)
         self.d.add_column(actor, name, data.draw(kst.new_column(column), label="new column"))
