@@ -188,7 +188,7 @@ class Campaign:
         classes = [get_machine(n) for n in machine_names(cfg.machine)]
         started = time.monotonic()
         self.emit(CampaignStarted(cfg.machine, cfg.target, cfg.seed, str(cfg.budget), cfg.bugs))
-        shares: list[_Share] = []
+        done: list[MachineFinished] = []
         rules: dict[str, RuleStats] = {}
         target = self._target()
         # A server kalamfuzz launches is started afresh for each machine of ``all``: thousands
@@ -202,13 +202,16 @@ class Campaign:
                 with target:
                     driver = self._driver(target, cls)
                     share = self._share(cls, i, len(classes), started)
-                    shares.append(share)
                     try:
                         self._rounds(share, driver, started)
                     finally:
                         driver.close()
                         _add_rules(rules, driver)
-                self.emit(self._machine_finished(share))
+                # Measured when the machine's share ends: at the campaign's end its elapsed
+                # time would include every machine after it (the summary table showed the
+                # data machine at 9.7 steps/s instead of 88 on a 45-minute run).
+                done.append(self._machine_finished(share))
+                self.emit(done[-1])
                 if cfg.stop_on_failure and self.failures:
                     break
         finally:
@@ -223,7 +226,7 @@ class Campaign:
             rules=dict(sorted(rules.items())),
             exit_code=1 if self.failures else 0,
             known=self._known_counts(),
-            machines=tuple(self._machine_finished(s) for s in shares),
+            machines=tuple(done),
             server=self.server,
         )
         self.emit(finished)

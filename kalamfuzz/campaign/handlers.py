@@ -83,14 +83,14 @@ class Console:
                 self._line(f"  {name:<16}{r.count:>8}{per:>10.1f}{io:>11.1f}")
         if len(event.machines) > 1 or any(m.examples for m in event.machines):
             self._line(
-                f"\n  {'machine':<10}{'steps/s':>9}{'median steps':>14}{'full':>8}"
+                f"\n  {'machine':<10}{'steps/s':>9}{'median steps':>14}{'full':>12}"
                 f"{'new':>6}{'known':>7}"
             )
             for m in event.machines:
                 full = f"{m.full_examples}/{m.examples}"
                 self._line(
                     f"  {m.machine:<10}{m.steps_per_second:>9.1f}{m.median_steps:>14g}"
-                    f"{full:>8}{m.new:>6}{m.known:>7}"
+                    f"{full:>12}{m.new:>6}{m.known:>7}"
                 )
         if event.known:
             self._line("\nknown findings (counted, explored past):")

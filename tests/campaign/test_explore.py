@@ -70,3 +70,5 @@ def test_machine_all_gives_every_machine_a_share_and_one_table() -> None:
     assert finished.exit_code == 0, [f.message for f in finished.failures]
     assert [m.machine for m in finished.machines] == list(ALL_MACHINES)
     assert all(m.examples >= 1 and 1 <= m.median_steps <= 4 for m in finished.machines)
+    # each machine's rate is over its own share of the time, not up to the campaign's end
+    assert sum(m.elapsed_s for m in finished.machines) <= finished.elapsed_s
