@@ -148,7 +148,13 @@ def change_for_write(
         # the old side holds the key, the old _seq and the changed columns' old values.
         delta = {c: new_row[c] for c in user_cols if new_row.get(c) is not None}
         delta[pk] = new.key
-        changed = {c: old_row[c] for c in user_cols if old_row.get(c) != new_row.get(c)}
+        # A column added after the old version was written is not in its stored row: KalamDB
+        # counts it as changed but has no old value to send (project_update_delta), so the
+        # old side leaves it out.
+        stored = {c.name for c in table.columns if c.added_in <= old.schema_version}
+        changed = {
+            c: old_row[c] for c in user_cols if c in stored and old_row.get(c) != new_row.get(c)
+        }
         changed[pk] = old.key
         return ExpectedChange(
             ChangeType.UPDATE,
