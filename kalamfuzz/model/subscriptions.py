@@ -150,8 +150,13 @@ def change_for_write(
         delta[pk] = new.key
         # A column added after the old version was written is not in its stored row: KalamDB
         # counts it as changed but has no old value to send (project_update_delta), so the
-        # old side leaves it out.
-        stored = {c.name for c in table.columns if c.added_in <= old.schema_version}
+        # old side leaves it out. Rows are stored by column name, so a dropped column of the
+        # same name is in it (its value reads NULL, as the re-added column's).
+        stored = {
+            c.name
+            for c in table.columns
+            if c.added_in <= old.schema_version or table.former_type(c.name) is not None
+        }
         changed = {
             c: old_row[c] for c in user_cols if c in stored and old_row.get(c) != new_row.get(c)
         }

@@ -151,9 +151,12 @@ class LiveManager:
             if value is not None:
                 new[col.name] = stored_to_json(value, col.kind)
             # KalamDB's project_update_delta: a column the old stored row lacks (added after
-            # it was written) counts as changed but has no old value to send.
-            if col.id in c.old.values and c.old.values[col.id] != c.new.values.get(col.id):
-                old[col.name] = stored_to_json(c.old.values[col.id], col.kind)
+            # it was written) counts as changed but has no old value to send. It stores rows
+            # by column name, so a dropped column of the same name counts as present (and
+            # reads NULL, like the column added again).
+            stored = col.id in c.old.values or sub.table.dropped.get(col.name) in c.old.values
+            if stored and c.old.values.get(col.id) != c.new.values.get(col.id):
+                old[col.name] = stored_to_json(c.old.values.get(col.id), col.kind)
         new = self._leak_dropped(sub, c.new, new)
         return {**base, "change_type": "update", "rows": [new], "old_values": [old]}
 
