@@ -23,7 +23,7 @@ from kalamfuzz.invariants import (
 from kalamfuzz.invariants.coerce import job_status, model_rows
 from kalamfuzz.invariants.reads import select_diff
 from kalamfuzz.invariants.statements import check_statement
-from kalamfuzz.invariants.violation import Finding, Verdict, Violation, over_forks, over_states
+from kalamfuzz.invariants.violation import Finding, Verdict, Violation, over, over_states
 from kalamfuzz.model.catalog import TableId
 from kalamfuzz.model.jobs import JobStatus
 from kalamfuzz.model.ops import JobFinished, Operation, Select, Subscribe
@@ -66,7 +66,7 @@ def check_statement_reply(
             return [], {}
         return check_statement(fork.state, op, fork.prediction, obs), {}
 
-    return over_forks(_forks(model, op, at), one)
+    return over(_forks(model, op, at), one)
 
 
 def check_query(
@@ -99,7 +99,7 @@ def check_query(
         assert best is not None
         return best, {}
 
-    return over_forks(_forks(model, op, at), one)
+    return over(_forks(model, op, at), one)
 
 
 def check_subscribe(
@@ -216,4 +216,4 @@ def check_job(model: Model | Sequence[Fork], op: JobFinished, obs: JobObservatio
             )
         ], {}
 
-    return over_forks(_forks(model, op, None), one)
+    return over(_forks(model, op, None), one)

@@ -19,10 +19,9 @@ def model_row(table: Table, row: WireRow) -> dict[str, Value]:
     """Coerce a wire row to model values; columns the table does not know are kept as text."""
     out: dict[str, Value] = {}
     for name, raw in row.items():
-        former = None if table.knows(name) else table.former_type(name)
         if table.knows(name):
             out[name] = coerce(raw, table.type_of(name))
-        elif former is not None:
+        elif (former := table.former_type(name)) is not None:
             # a row received before the column was dropped (a live snapshot, say)
             out[name] = coerce(raw, former)
         else:

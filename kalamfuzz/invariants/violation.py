@@ -11,7 +11,7 @@ from attrs import field, frozen
 from kalamfuzz.model.outcomes import ContractItem
 from kalamfuzz.model.rows import SeqBook
 from kalamfuzz.model.state import ModelState
-from kalamfuzz.model.uncertain import Fork, Model
+from kalamfuzz.model.uncertain import Model
 from kalamfuzz.model.values import Row, render_row, render_rows
 
 T = TypeVar("T")
@@ -119,10 +119,6 @@ Finding = tuple[list[Violation], dict[int, int]]
 
 def over_states(model: Model, check: Callable[[ModelState], Finding]) -> Verdict:
     return over(model.states, check)
-
-
-def over_forks(forks: Sequence[Fork], check: Callable[[Fork], Finding]) -> Verdict:
-    return over(forks, check)
 
 
 def over(items: Sequence[T], check: Callable[[T], Finding]) -> Verdict:

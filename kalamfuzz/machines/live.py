@@ -54,17 +54,25 @@ class LiveMachine(SyncFlushMachine):
         self.d.subscribe(actor, sub, name, projection, where, batch_size=batch_size, paged=paged)
         self.filters[sub] = where
 
+    def _watched_scope(self, sub: str) -> tuple[str, str] | None:
+        """The table a subscription watches and who writes into its scope (None once the
+        table is gone). On a SHARED table a user may not write: an admin writes what the user
+        watches."""
+        subscriber, name = self.d.watched(sub)
+        if name not in self.live_tables():
+            return None
+        return name, subscriber if self.table(name).type.per_user else "dba"
+
     @precondition(lambda self: bool(self._open()))
     @rule(data=st.data())
     def write_watched(self, data: st.DataObject) -> None:
         """A burst of writes into the scope a subscription watches, maybe while its snapshot is
         still paging (the changes must then come after the last page, in order)."""
         sub = data.draw(st.sampled_from(self._open()), label="sub")
-        subscriber, name = self.d.watched(sub)
-        if name not in self.live_tables():
+        target = self._watched_scope(sub)
+        if target is None:
             return
-        # On a SHARED table a user may not write: an admin writes what the user watches.
-        writer = subscriber if self.table(name).type.per_user else "dba"
+        name, writer = target
         # Updates set what the filter reads, so rows enter and leave the subscription; they
         # come first and last (where Hypothesis draws most often), inserts and deletes between.
         prefer = sorted(columns(self.filters.get(sub)))
@@ -76,10 +84,10 @@ class LiveMachine(SyncFlushMachine):
         """Inserts while a snapshot is still paging, then the rest of its pages: the server
         holds the changes back and must send them after the last page, in commit order."""
         sub = data.draw(st.sampled_from(sorted(self.d.paging_subscriptions())), label="sub")
-        subscriber, name = self.d.watched(sub)
-        if name not in self.live_tables():
+        target = self._watched_scope(sub)
+        if target is None:
             return
-        writer = subscriber if self.table(name).type.per_user else "dba"
+        name, writer = target
         for _ in range(2):
             self.write(data, "insert", name, writer)
         self.d.next_pages(sub)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Collection
+from functools import partial
 from pathlib import Path
 
 from kalamfuzz import invariants as inv
 from kalamfuzz.adapters import observe
 from kalamfuzz.adapters.faults import BlockedDirectory
 from kalamfuzz.errors import ConfigError
+from kalamfuzz.invariants.violation import Verdict
 from kalamfuzz.machines.driver.core import CLEANUP_S, JOB_TIMEOUT_S
 from kalamfuzz.machines.driver.subscriptions import SubscriptionSteps
 from kalamfuzz.machines.driver.transcript import (
@@ -25,7 +28,7 @@ from kalamfuzz.model import (
     Unsubscribe,
 )
 from kalamfuzz.model.jobs import JobStatus
-from kalamfuzz.model.rows import Window
+from kalamfuzz.model.rows import ScopeKey, Window
 
 
 class JobSteps(SubscriptionSteps):
@@ -104,8 +107,9 @@ class JobSteps(SubscriptionSteps):
             tables += [table_id] if table_id not in tables else []
         # The files once every ended job is settled: with one still marked running, the
         # listing (where the files landed) would wait, and a scope's check come first.
+        if tables:
+            self._check_cold(tables)
         for table_id in tables:
-            self._check_cold(table_id)
             self._read_kept(table_id)
 
     def _read_kept(self, table_id: TableId) -> None:
@@ -124,62 +128,64 @@ class JobSteps(SubscriptionSteps):
         with self._step("wait_jobs"):
             self._poll_jobs(wait=True)
 
-    def _check_cold(self, table_id: TableId | None = None) -> None:
-        """Every flushed scope's files, and that nothing landed anywhere else."""
+    def _check_cold(self, tables: Collection[TableId] | None = None) -> None:
+        """The listing of every storage (nothing landed in the wrong place), then the files of
+        each flushed scope of ``tables`` (default: all)."""
         if self.target.skip_reason("data_dir"):
             return
-        # A job still running may be writing files right now: its table's scopes (and the
-        # listing) are checked once the model has seen it end.
-        busy = {
+        # A job still running may be writing files right now: its table's scopes are checked
+        # once the model has seen it end, and its directories are left out of the listing.
+        busy = frozenset(
             job.table_id
             for state in self.model.states
             for job in state.jobs.values()
             if not job.status.finished
-        }
+        )
         # Where the files landed first: files under the wrong storage are a routing finding
         # (item 8), of which the scope's missing manifest is only the consequence.
-        self._check_listing(frozenset(busy))
+        bases = {s.base_directory for s in self.model.states[0].catalog.storages.values()}
+        dirs = [Path(b) / self.namespace for b in sorted(bases)]
+        verdict = self._settled(
+            lambda: inv.check_storage(self.model, self._call(observe.storage_listing, dirs), busy),
+            any(
+                sc.clearable
+                for st in self.model.states
+                for t in st.data.values()
+                for sc in t.values()
+            ),
+        )
+        if self._judge(verdict, "storage listing"):
+            self.model.narrow(verdict.consistent, verdict.learned)
         scopes: list[tuple[TableId, str | None]] = []
         for state in self.model.states:
             scopes += [s for s in state.flushed_scopes() if s not in scopes]
         for tid, key in scopes:
-            if (table_id is not None and tid != table_id) or tid in busy:
+            if (tables is not None and tid not in tables) or tid in busy:
                 continue
             # A scope re-learned after a known finding has no prediction of its files left.
             if any(st.scope(tid, key).relearned for st in self.model.states):
                 continue
-            state = self.model.states[0]
-            directory = state.expected_cold(tid, key).directory
-            obs = self._call(observe.cold_scope, directory)
-            verdict = inv.check_cold(self.model, tid, key, obs)
-            if not verdict.ok and any(st.scope(tid, key).clearable for st in self.model.states):
-                # KalamDB's SHARED cleanup may be deleting the files right now: look again
-                # once it has had the time to finish.
-                self._call(time.sleep, CLEANUP_S)
-                obs = self._call(observe.cold_scope, directory)
-                verdict = inv.check_cold(self.model, tid, key, obs)
+            directory = self.model.states[0].expected_cold(tid, key).directory
+            verdict = self._settled(
+                partial(self._check_scope, tid, key, directory),
+                any(st.scope(tid, key).clearable for st in self.model.states),
+            )
             if self._judge(verdict, f"cold files of {tid} scope {key or 'shared'}"):
                 self.model.narrow(verdict.consistent, verdict.learned)
             else:
                 self._relearn_scope(tid, key or "root")
 
-    def _check_listing(self, busy: frozenset[TableId]) -> None:
-        """Every file under the storages' directories of this example is where it belongs."""
-        bases = {s.base_directory for s in self.model.states[0].catalog.storages.values()}
-        dirs = [Path(b) / self.namespace for b in sorted(bases)]
-        verdict = inv.check_storage(self.model, self._call(observe.storage_listing, dirs), busy)
-        if not verdict.ok and any(
-            scope.clearable
-            for st in self.model.states
-            for t in st.data.values()
-            for scope in t.values()
-        ):
-            # KalamDB's SHARED cleanup may be deleting files right now: look again once it
-            # has had the time to finish.
+    def _check_scope(self, table_id: TableId, key: ScopeKey, directory: str) -> Verdict:
+        return inv.check_cold(self.model, table_id, key, self._call(observe.cold_scope, directory))
+
+    def _settled(self, check: Callable[[], Verdict], cleanup_may_run: bool) -> Verdict:
+        """``check()`` of files on disk; when it fails while KalamDB's SHARED cleanup may be
+        deleting files right now, again once the cleanup has had the time to finish."""
+        verdict = check()
+        if not verdict.ok and cleanup_may_run:
             self._call(time.sleep, CLEANUP_S)
-            verdict = inv.check_storage(self.model, self._call(observe.storage_listing, dirs), busy)
-        if self._judge(verdict, "storage listing"):
-            self.model.narrow(verdict.consistent, verdict.learned)
+            verdict = check()
+        return verdict
 
     def break_storage(self, storage: str) -> None:
         """Make the storage's directory for this namespace unwritable (flushes to it fail)."""
