@@ -51,3 +51,6 @@ class Job:
     #: The model's commit counter when the job was seen finished: writes after its request
     #: and up to here may have landed while it ran.
     finished_at: int | None = None
+    #: The server restarted while the job ran: it may have flushed each scope, part of it, or
+    #: nothing, and may report any end (KalamDB marks a job running at start-up failed).
+    interrupted: bool = False

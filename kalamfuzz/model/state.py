@@ -123,11 +123,12 @@ class ModelState:
         return expected_cold(table, storage, key, self.scope(table_id, key), self.seqs)
 
     def flushed_scopes(self) -> list[tuple[TableId, ScopeKey]]:
+        """The scopes that may have cold files: flushed, or no longer predicted (re-learned)."""
         return [
             (tid, key)
             for tid, scopes in sorted(self.data.items(), key=lambda kv: str(kv[0]))
             for key, scope in scopes.items()
-            if scope.has_cold
+            if scope.has_cold or scope.relearned
         ]
 
     def learn(self, learned: Mapping[int, int]) -> ModelState:
@@ -580,6 +581,8 @@ def _job_end(state: ModelState, op: JobFinished) -> Prediction | OneOf:
         ran = (JobEnds(JobStatus.COMPLETED), JobEnds(JobStatus.SKIPPED))
     else:
         ran = (JobEnds(JobStatus.SKIPPED),)
+    if job.interrupted:
+        return OneOf((*ran, JobEnds(JobStatus.FAILED)))
     if not job.storage_was_broken:
         return ran[0] if len(ran) == 1 else OneOf(ran)
 
@@ -610,6 +613,11 @@ def finish_job(state: ModelState, job_id: str, status: JobStatus) -> tuple[Model
     ended = evolve(job, status=status, finished_at=state.clock)
     done = evolve(state, jobs={**state.jobs, job_id: ended})
     table = state.catalog.tables.get(job.table_id)
+    if job.interrupted and table is not None:
+        # Whatever it reports, the job may have written some scopes' files (and left their hot
+        # rows in place) before the crash: reads still predict every row, the tiers no longer.
+        scopes = {k: evolve(s, relearned=True) for k, s in done.scopes(table.id).items()}
+        return (evolve(done, data={**done.data, table.id: scopes}),)
     if status is not JobStatus.COMPLETED or table is None:
         return (done,)
     unsettled = frozenset(c.name for c in table.columns) ^ frozenset(job.columns)
@@ -821,7 +829,11 @@ def execute(
             subs[op.sub_id] = evolve(subs[op.sub_id], active=False)
         return Ok(), evolve(state, subs=subs)
     if isinstance(op, Restart):
-        return Ok(), evolve(state, restarted_at=state.clock)
+        jobs = {
+            i: j if j.status.finished else evolve(j, interrupted=True)
+            for i, j in state.jobs.items()
+        }
+        return Ok(), evolve(state, restarted_at=state.clock, jobs=jobs)
     if isinstance(op, SetStorageWritable):
         return Ok(), _set_storage_writable(state, op.storage_id, op.writable)
     return _ddl(state, op)

@@ -27,6 +27,7 @@ from kalamfuzz.model import (
     Flush,
     JobFinished,
     JobStatus,
+    Restart,
     SetStorageWritable,
     Succeeded,
     TableId,
@@ -67,6 +68,23 @@ class TestColdArtifacts:
         m.narrow(verdict.consistent, verdict.learned)
         assert m.state.seqs.get(3) == seq_for(3)
         assert check_cold(m, T, "u2", Echo.cold(m.state, T, "u2")).ok
+
+    def test_after_an_interrupted_job_the_files_must_only_be_whole(self):
+        m = flushed()
+        put(m, "u1", row(4, s="d"))
+        m.apply(Flush(SERVICE, T), Succeeded(job_id="FL-3"))
+        m.apply(Restart(), Succeeded())
+        m.apply(JobFinished("FL-3"), Succeeded(job_status=JobStatus.FAILED))
+        obs = cold(m)  # the two segments of before; whether FL-3 wrote a third is open
+        assert check_cold(m, T, "u1", obs).ok
+        orphan = evolve(obs, parquet=(*obs.parquet, evolve(obs.parquet[0], name="batch-2.parquet")))
+        assert check_cold(m, T, "u1", orphan).ok  # a file the manifest does not name
+        torn = replace_file(obs, "batch-1.parquet", rows=None, error="magic bytes not found")
+        verdict = check_cold(m, T, "u1", torn)
+        assert items(verdict) == [ContractItem.COLD_ARTIFACTS]
+        assert "names batch-1.parquet, which is unreadable: magic bytes" in str(verdict)
+        gone = evolve(obs, parquet=obs.parquet[:1])
+        assert "names batch-1.parquet, which is missing" in str(check_cold(m, T, "u1", gone))
 
     def test_flags_wrong_rows_in_a_file(self):
         m = flushed()

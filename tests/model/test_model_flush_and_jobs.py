@@ -18,6 +18,7 @@ from kalamfuzz.model import (
     ModelError,
     OneOf,
     Rejected,
+    Restart,
     Select,
     SetStorageWritable,
     Succeeded,
@@ -157,6 +158,32 @@ class TestFlush:
         m.apply(Flush(SERVICE, T), Succeeded(job_id="FL-1"))
         m.apply(SetStorageWritable("local", True), Succeeded())
         assert m.predict(JobFinished("FL-1")) == either  # it may have written after the repair
+
+    @pytest.mark.parametrize("status", [JobStatus.FAILED, JobStatus.COMPLETED])
+    def test_a_job_a_restart_interrupted_keeps_the_rows_but_not_the_files(self, status):
+        m = world()
+        m.apply(Insert("u1", T, (row(1, "a"),)), Succeeded())
+        m.apply(Flush(SERVICE, T), Succeeded(job_id="FL-1"))
+        before = visible(m)
+        m.apply(Restart(), Succeeded())
+        assert m.state.jobs["FL-1"].interrupted
+        # KalamDB marks a job running at start-up failed; it may also have finished first.
+        assert m.predict(JobFinished("FL-1")) == OneOf(
+            (JobEnds(JobStatus.COMPLETED), JobEnds(JobStatus.FAILED))
+        )
+        m.apply(JobFinished("FL-1"), Succeeded(job_status=status))
+        assert visible(m) == before  # every acknowledged row is still predicted
+        scope = m.state.scope(T, "u1")
+        assert scope.relearned  # its files are no longer predicted row by row
+        assert (T, "u1") in m.state.flushed_scopes()  # but still checked (whole, readable)
+        assert m.predict(Flush(SERVICE, T)) == OneOf((FlushStarted(), FlushSkipped()))
+
+    def test_a_restart_leaves_finished_jobs_alone(self):
+        m = world()
+        m.apply(Insert("u1", T, (row(1),)), Succeeded())
+        flush(m)
+        m.apply(Restart(), Succeeded())
+        assert not m.state.jobs["FL-1"].interrupted
 
     def test_each_scope_has_a_cut_of_its_own(self):
         m = world()
