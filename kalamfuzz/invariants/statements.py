@@ -182,6 +182,15 @@ def _wrong_result(
         return "flush started although no row is pending"
     if isinstance(op, Insert | Update | Delete):
         verb = type(op).__name__.upper()
+        seen = obs.row_count
+        fewer = seen is not None and all(
+            isinstance(p, Ok) and p.row_count is not None and seen < p.row_count for p in opts
+        )
+        if fewer and any(
+            j.table_id == op.table_id and j.status is JobStatus.FAILED for j in state.jobs.values()
+        ):
+            # The rows it missed are those the failed job took (item 6, as for a read).
+            return f"{verb} affected fewer rows than the model" + _AFTER_FAILED_FLUSH
         return f"{verb} affected another number of rows than the model"
     return "wrong result"
 
