@@ -187,6 +187,18 @@ LIVE_CHANGE_DROPPED_COLUMN = PlantedBug(
     "after DROP COLUMN, a SELECT * subscription's UPDATE and DELETE changes still carry the "
     "dropped column's stored value (the snapshot and SELECT leave it out)",
 )
+PARTIAL_PARQUET_ON_CRASH = PlantedBug(
+    "partial_parquet_on_crash",
+    "3 cold artifacts",
+    "a flush commits manifest.json before its batch file is complete, so a crash mid-flush "
+    "leaves a manifest naming a truncated Parquet file",
+)
+RETRY_REINSERTS = PlantedBug(
+    "retry_reinserts",
+    "6 idempotency and safety",
+    "the plan cache reuses an INSERT's primary-key check when the same statement text comes "
+    "again: a retried INSERT whose first attempt ran writes its key again",
+)
 
 BUGS: tuple[PlantedBug, ...] = (
     EXECUTE_AS_WRONG_SCOPE,
@@ -220,6 +232,8 @@ BUGS: tuple[PlantedBug, ...] = (
     LIVE_FILTER_UNSUPPORTED,
     PK_CHECK_IGNORES_TOMBSTONES,
     LIVE_CHANGE_DROPPED_COLUMN,
+    PARTIAL_PARQUET_ON_CRASH,
+    RETRY_REINSERTS,
 )
 
 BY_NAME: dict[str, PlantedBug] = {bug.name: bug for bug in BUGS}

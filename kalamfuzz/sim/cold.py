@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -14,6 +15,8 @@ import pyarrow.parquet as pq
 from .catalog import Column, Storage, TableDef
 from .store import Segment, Version
 from .types import ARROW, to_arrow_value
+
+log = logging.getLogger("kalamfuzz.sim.cold")
 
 
 def resolve_template(template: str, namespace: str, table: str, user_id: str | None) -> str:
@@ -209,7 +212,12 @@ def load_segments(directory: Path, table: TableDef) -> list[tuple[Segment, list[
         path = directory / seg["path"]
         if not path.exists():
             continue
-        data = pq.read_table(path)
+        try:
+            data = pq.read_table(path)
+        except (OSError, pa.ArrowException) as exc:
+            # Unreadable (a crash left it half written): its rows are still in the WAL.
+            log.warning("skipping unreadable segment %s: %s", path, exc)
+            continue
         by_name = {c.name: c for c in table.columns_at(seg.get("schema_version", table.version))}
         names = [n for n in data.column_names if n in by_name]
         cols = {}

@@ -56,6 +56,8 @@ class Engine:
         self.listeners: list[Callable[[list[Change]], None]] = []
         self.cache = ArrowCache()
         self.tasks: set[asyncio.Task[Any]] = set()
+        #: (user, scope, INSERT text) already planned: the planted bug retry_reinserts.
+        self.insert_plans: set[tuple[str, str, str]] = set()
         self.wal: WriteAheadLog | None = None
         self.live_rows: Callable[[], pa.Table] | None = (
             None  # system.live, provided by the live manager

@@ -26,6 +26,7 @@ from .bugs import (
     FLUSH_IGNORES_STORAGE_ID,
     FLUSH_RACE_CLEARS_PENDING,
     MANIFEST_ROW_COUNT,
+    PARTIAL_PARQUET_ON_CRASH,
 )
 from .catalog import Job, TableDef
 from .cold import clear_segments, scope_dir, write_segment
@@ -209,6 +210,8 @@ async def _run_flush(engine: Engine, job: Job, table: TableDef) -> None:
                 data.pending_cleared = True
             _finish(engine, job, "failed", f"Flush failed for scope '{key or 'shared'}': {exc}")
             return
+        if segment is not None and engine.has(PARTIAL_PARQUET_ON_CRASH):
+            await _written_in_place(directory / segment.path, engine.config.flush_delay_ms)
         if engine.data.get(table.uid) is not data:
             return  # dropped while writing
         if segment is not None:
@@ -237,6 +240,15 @@ async def _run_flush(engine: Engine, job: Job, table: TableDef) -> None:
         "completed",
         f"Flushed {table.namespace}:{table.name} successfully ({total} rows, {files} files)",
     )
+
+
+async def _written_in_place(path: Path, delay_ms: int) -> None:
+    """Planted bug: the batch file is written under its final name after the manifest already
+    names it; for a while (a slow write) only its first half is on disk."""
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    await asyncio.sleep(max(delay_ms, 60) / 1000)
+    path.write_bytes(whole)
 
 
 def _clear_if_empty(engine: Engine, table: TableDef, scope: Scope | None, directory: Path) -> None:

@@ -17,6 +17,7 @@ from .bugs import (
     EXECUTE_AS_WRONG_SCOPE,
     ORDER_LIMIT_RESORTED,
     PK_CHECK_IGNORES_TOMBSTONES,
+    RETRY_REINSERTS,
 )
 from .catalog import Column, TableDef
 from .errors import SqlError, denied, exec_error, invalid_sql
@@ -128,7 +129,12 @@ def plan_insert(
             rows.append((row[pk_col.id], row))
         seen: set[Any] = set()
         # STREAM rows are events keyed by _seq: KalamDB keeps no primary-key index for them.
-        for pk, _ in rows if table.table_type != "stream" else []:
+        checked = table.table_type != "stream"
+        if engine.has(RETRY_REINSERTS):
+            cached = (session.user_id, key, sql) in engine.insert_plans
+            engine.insert_plans.add((session.user_id, key, sql))
+            checked = checked and not cached
+        for pk, _ in rows if checked else []:
             if pk in seen:
                 raise exec_error(
                     f"Already exists: Primary key violation: value '{pk}' appears multiple times in the insert batch"
