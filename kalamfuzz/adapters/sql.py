@@ -399,6 +399,22 @@ class SqlClient:
             transport=self._transport,
         )
 
+    def through(self, url: str) -> SqlClient:
+        """The same user and session, sending to ``url`` (a proxy in front of the server)."""
+        other = SqlClient(
+            url,
+            self.user,
+            self._password,
+            namespace=self.namespace,
+            timeout=self.timeout,
+            connect_timeout=self.connect_timeout,
+            auto_setup=False,
+            login=False,
+        )
+        other._access_token, other._refresh_token = self._access_token, self._refresh_token
+        other.role = self.role
+        return other
+
     # -- raw HTTP -------------------------------------------------------------------------
 
     def _request(
