@@ -9,6 +9,7 @@ from typing import ClassVar
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, precondition, rule
 
+from kalamfuzz.adapters.proxy import Fault
 from kalamfuzz.machines import strategies as kst
 from kalamfuzz.machines.base import KalamMachine, machine
 from kalamfuzz.machines.driver import Driver
@@ -25,7 +26,8 @@ WRITES = ("insert", "update", "delete")
 class DataMachine(KalamMachine):
     TABLES: ClassVar[tuple[str, ...]] = ("notes", "board", "events")
 
-    #: Next key for a STREAM insert (STREAM keys are never reused; see strategies.rows).
+    #: Next fresh key for a STREAM insert. STREAM tables are event logs keyed by ``_seq``
+    #: (docs/contract.md): a key may come again, and sometimes does.
     stream_key = 100
 
     def __init__(self, driver: Driver) -> None:
@@ -35,19 +37,29 @@ class DataMachine(KalamMachine):
         self.written: dict[tuple[str, str], list[int]] = {}
 
     def rows(self, data: st.DataObject, table: Table, max_rows: int = 3) -> list[dict[str, Value]]:
-        fresh = self.stream_key if table.type is TableType.STREAM else None
+        fresh = None
+        if table.type is TableType.STREAM:
+            fresh = self.stream_key
+            if self.stream_key > 100 and data.draw(st.booleans(), label="reuse keys"):
+                fresh = data.draw(st.integers(100, self.stream_key - 1), label="from key")
         drawn = data.draw(kst.rows(table, max_rows=max_rows, fresh_from=fresh), label="rows")
         if fresh is not None:
-            self.stream_key += len(drawn)
+            self.stream_key = max(self.stream_key, fresh + len(drawn))
         return drawn
 
     def insert_rows(
-        self, actor: str, name: str, rows: list[dict[str, Value]], as_user: str | None = None
+        self,
+        actor: str,
+        name: str,
+        rows: list[dict[str, Value]],
+        as_user: str | None = None,
+        fault: Fault | None = None,
+        retry: bool = False,
     ) -> None:
         key = (name, self._owner(name, actor, as_user))
         pk = self.table(name).pk.name
         self.written.setdefault(key, []).extend(k for r in rows if isinstance(k := r[pk], int))
-        self.d.insert(actor, name, rows, as_user=as_user)
+        self.d.insert(actor, name, rows, as_user=as_user, fault=fault, retry=retry)
 
     def _owner(self, name: str, actor: str, as_user: str | None) -> str:
         return (as_user or actor) if self.table(name).type.per_user else ""
@@ -106,20 +118,25 @@ class DataMachine(KalamMachine):
         actor: str,
         as_user: str | None = None,
         prefer: Sequence[str] = (),
+        fault: Fault | None = None,
+        retry: bool = False,
     ) -> None:
         """One INSERT, UPDATE or DELETE (``kind``) on ``name`` by ``actor``; an UPDATE sets the
-        ``prefer`` columns."""
+        ``prefer`` columns. ``fault``: the network fault its request meets; ``retry``: sent
+        again when the reply was lost."""
         table = self.table(name)
         if kind == "insert":
-            self.insert_rows(actor, name, self.rows(data, table), as_user=as_user)
+            rows = self.rows(data, table)
+            self.insert_rows(actor, name, rows, as_user, fault=fault, retry=retry)
         elif kind == "update":
             if all(c.primary_key for c in table.columns):
                 return  # DDL dropped every other column: there is nothing to set
             sets = data.draw(kst.assignments(table, prefer), label="set")
             where = self.where(data, name, actor, as_user)
-            self.d.update(actor, name, sets, where, as_user=as_user)
+            self.d.update(actor, name, sets, where, as_user, fault, retry)
         else:
-            self.d.delete(actor, name, self.where(data, name, actor, as_user), as_user=as_user)
+            where = self.where(data, name, actor, as_user)
+            self.d.delete(actor, name, where, as_user, fault, retry)
 
     def writes(
         self,

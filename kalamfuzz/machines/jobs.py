@@ -9,8 +9,11 @@ from typing import ClassVar
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
+from kalamfuzz.adapters.proxy import FAULTS
 from kalamfuzz.machines.base import machine
+from kalamfuzz.machines.data import WRITES
 from kalamfuzz.machines.flush import FLUSHERS, FlushMachine
+from kalamfuzz.machines.world import TENANTS
 
 
 def _may_break(self: JobsMachine) -> bool:
@@ -51,20 +54,60 @@ class JobsMachine(FlushMachine):
     def repair_storage(self) -> None:
         self.d.repair_storage("spare")
 
+    @precondition(lambda self: bool(self.live_tables()))
+    @rule(data=st.data())
+    def lose_reply(self, data: st.DataObject) -> None:
+        """A write meets a network fault (half its request, or its reply, lost; or its reply
+        slow): a read decides whether it ran, and a retry must not apply it twice."""
+        name, _, actor, as_user = self._target(data)
+        kind = data.draw(st.sampled_from(WRITES), label="kind")
+        fault = data.draw(st.sampled_from(FAULTS), label="fault")
+        retry = data.draw(st.booleans(), label="retry")
+        self.write(data, kind, name, actor, as_user, fault=fault, retry=retry)
+
     #: A restart costs about a second: at most this many per example.
     CRASHES_PER_EXAMPLE = 1
     crashes = 0
 
     # A restart reloads cold files from disk: not while a storage directory is gone.
-    @precondition(
-        lambda self: (
+    def _may_crash(self) -> bool:
+        return (
             self.d.can_crash()
             and not self.d.broken_storages()
             and self.crashes < self.CRASHES_PER_EXAMPLE
             and self.may_sleep()
         )
-    )
-    @rule()
-    def crash(self) -> None:
+
+    @precondition(_may_crash)
+    @rule(graceful=st.booleans())
+    def crash(self, graceful: bool) -> None:
+        """Kill the server between steps (or stop it gracefully), and start it again."""
         self.crashes += 1
-        self.d.crash()
+        if graceful:
+            self.d.graceful_restart()
+        else:
+            self.d.crash()
+
+    #: How long after the flush or the first insert the kill lands (a sim flush job writes
+    #: its files 10-30 ms after it starts).
+    DELAYS_MS = (40, 0, 10, 25, 80)
+
+    @precondition(lambda self: self._may_crash() and bool(self.live_tables()))
+    @rule(data=st.data())
+    def crash_during_flush(self, data: st.DataObject) -> None:
+        self.crashes += 1
+        name = data.draw(st.sampled_from(self.live_tables()), label="table")
+        self.d.crash_during_flush(name, data.draw(st.sampled_from(self.DELAYS_MS), label="ms"))
+
+    @precondition(lambda self: self._may_crash() and bool(self.live_tables()))
+    @rule(data=st.data())
+    def crash_during_burst(self, data: st.DataObject) -> None:
+        self.crashes += 1
+        name = data.draw(st.sampled_from(self.live_tables()), label="table")
+        table = self.table(name)
+        # Writers that may write there (a burst writes as itself, no EXECUTE AS).
+        writers = TENANTS if table.type.per_user else ("dba", "svc")
+        actor = data.draw(st.sampled_from(writers), label="actor")
+        rows = self.rows(data, table, max_rows=6)
+        delay_ms = data.draw(st.sampled_from(self.DELAYS_MS), label="ms")
+        self.d.crash_during_burst(actor, name, rows, delay_ms)

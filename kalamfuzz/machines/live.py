@@ -106,3 +106,16 @@ class LiveMachine(SyncFlushMachine):
     @rule(data=st.data())
     def resume(self, data: st.DataObject) -> None:
         self.d.resume(data.draw(st.sampled_from(sorted(self.d.resumable_actors())), label="actor"))
+
+    crashed = False
+
+    # A restart costs about a second: once an example at most.
+    @precondition(
+        lambda self: bool(self.d.paging_subscriptions()) and self.d.can_crash() and not self.crashed
+    )
+    @rule()
+    def crash_while_paging(self) -> None:
+        """SIGKILL the server while a snapshot pages: after the restart every subscription
+        resumes from the last _seq it saw and must get exactly what it missed."""
+        self.crashed = True
+        self.d.crash()

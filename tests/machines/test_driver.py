@@ -127,3 +127,49 @@ def test_a_step_executes_each_operation_once_per_possible_state(
     states = len(driver.model.states)
     assert states == 1
     assert calls == {"Insert": 1, "Select": 1, "Flush": 1, "JobFinished": 1}
+
+
+@pytest.mark.parametrize(
+    ("fault", "ran"), [("reset_response", True), ("reset_request", False), ("stall", True)]
+)
+def test_a_lost_reply_is_decided_by_the_read_and_the_retry_writes_once(
+    driver: Driver, fault: str, ran: bool
+) -> None:
+    driver.begin(("board",))
+    driver.insert("dba", "board", [ROW], fault=fault)  # type: ignore[arg-type]
+    # The read after the write decided what the lost reply could not tell.
+    assert driver.model.certain
+    (state,) = driver.model.states
+    assert bool(state.visible_rows(driver.table_id("board"), None)) is ran
+    replies = [e.reply for e in driver.transcript if e.request.startswith("INSERT")]
+    assert [r.get("status") for r in replies] == [200 if fault == "stall" else 0]
+    driver.insert("dba", "board", [{**ROW, "id": 2}], fault=fault, retry=True)  # type: ignore[arg-type]
+    driver.sweep()
+    assert codegen.source(driver.program)[0][-1].endswith(f"fault={fault!r}, retry=True)")
+
+
+def test_a_retry_that_writes_a_key_twice_is_an_idempotency_violation() -> None:
+    with Driver.open("sim", bugs=("retry_reinserts",)) as d:
+        d.begin(("board",))
+        with pytest.raises(InvariantViolation) as err:
+            d.insert("dba", "board", [ROW], fault="reset_response", retry=True)
+    assert "6 idempotency and safety" in str(err.value)
+    assert "accepted what must fail" in str(err.value)
+
+
+def test_crashes_mid_flush_and_mid_burst_keep_acknowledged_writes(driver: Driver) -> None:
+    driver.begin(("notes", "board"))
+    driver.insert("dba", "board", [ROW, {**ROW, "id": 2}])
+    driver.subscribe("alice", "s1", "notes", batch_size=1, paged=True)
+    driver.crash_during_flush("board", 0)
+    driver.crash_during_burst("alice", "notes", [{**ROW, "id": i} for i in range(10, 16)], 10)
+    driver.graceful_restart()
+    driver.sweep()
+    assert [e.request for e in driver.transcript if e.kind == "fault"] == [
+        "SIGKILL 0 ms into a flush; restart",
+        "SIGKILL 10 ms into a burst of 6 inserts; restart",
+        "SIGINT; restart",
+    ]
+    assert driver.model.certain  # the reads after each restart decided the lost insert
+    # The subscription came back after each restart, from where it was.
+    assert driver.open_subscriptions() == {"s1"}

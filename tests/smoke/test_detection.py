@@ -48,6 +48,9 @@ HUNTER = {
     "live_filter_unsupported": "live",
     "pk_check_ignores_tombstones": "flush",
     "live_change_dropped_column": "ddl",
+    # faults (issue 12)
+    "partial_parquet_on_crash": "jobs",
+    "retry_reinserts": "jobs",
 }
 
 
@@ -63,6 +66,8 @@ class _CombinedWithoutWaits(CombinedMachine):
     budget fits in the smoke run."""
 
     crash = None  # type: ignore[assignment]
+    crash_during_flush = None  # type: ignore[assignment]
+    crash_during_burst = None  # type: ignore[assignment]
     pause = None  # type: ignore[assignment]
 
 

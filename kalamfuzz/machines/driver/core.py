@@ -16,6 +16,7 @@ from attrs import define, field
 from kalamfuzz import invariants as inv
 from kalamfuzz.adapters import observe
 from kalamfuzz.adapters.faults import BlockedDirectory
+from kalamfuzz.adapters.proxy import Fault, FaultProxy
 from kalamfuzz.adapters.sql import SqlClient
 from kalamfuzz.adapters.target import Target
 from kalamfuzz.adapters.values import redact_sql
@@ -99,6 +100,9 @@ class DriverCore(abc.ABC):
     _ws_sent: dict[str, int] = field(init=False, factory=dict)
     _storages: dict[str, str] = field(init=False, factory=dict)
     _blocked: dict[str, BlockedDirectory] = field(init=False, factory=dict)
+    #: The network-fault proxy (made on first use) and each actor's client through it.
+    _proxy: FaultProxy | None = field(init=False, default=None)
+    _proxied: dict[str, SqlClient] = field(init=False, factory=dict)
     _flushed: set[str] = field(init=False, factory=set)
     _examples: int = field(init=False, default=0)
     _step_no: int = field(init=False, default=0)
@@ -222,11 +226,37 @@ class DriverCore(abc.ABC):
             self.findings.append(KnownFinding(label, v.signature, self._step_no, what))
         return False
 
-    def _statement(self, actor: str, op: Statement) -> StatementObservation:
-        sql = op.to_sql()
+    def _statement(
+        self, actor: str, op: Statement, fault: Fault | None = None
+    ) -> StatementObservation:
+        """Send ``op`` as ``actor`` (through the proxy, meeting ``fault``, if given), then judge
+        and apply the reply."""
+        client = self._client(actor) if fault is None else self._faulty(actor, fault)
         sent = now_ms()
-        obs: StatementObservation = self._call(observe.statement, self._client(actor), sql)
-        at = Window(sent, max(sent, now_ms()))
+        try:
+            obs: StatementObservation = self._call(observe.statement, client, op.to_sql())
+        finally:
+            if self._proxy is not None:
+                self._proxy.disarm()
+        if fault is not None:
+            self._exchange(actor, "fault", f"network: {fault}", {}, Window(sent, sent))
+        return self._settle(actor, op, obs, Window(sent, max(sent, now_ms())))
+
+    def _faulty(self, actor: str, fault: Fault) -> SqlClient:
+        """``actor``'s client through the fault proxy, with ``fault`` armed for its next request."""
+        if self._proxy is None:
+            self._proxy = FaultProxy(self.target.url)
+        client = self._proxied.get(actor)
+        if client is None:
+            client = self._proxied[actor] = self._client(actor).through(self._proxy.url)
+        self._proxy.arm(fault)
+        return client
+
+    def _settle(
+        self, actor: str, op: Statement, obs: StatementObservation, at: Window
+    ) -> StatementObservation:
+        """Record, judge and apply a statement's reply that came at ``at``."""
+        sql = op.to_sql()
         self._exchange(actor, "sql", sql, reply_of(obs), at)
         # One execution per possible state: the checks judge these forks, apply advances them.
         forks = self.model.run(op, at)

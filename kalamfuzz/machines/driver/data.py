@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from kalamfuzz.adapters.proxy import Fault
 from kalamfuzz.machines.driver.jobs import JobSteps
 from kalamfuzz.model import (
     Delete,
@@ -41,15 +42,19 @@ class DataSteps(JobSteps):
         table: str,
         rows: Sequence[Mapping[str, Value]],
         as_user: str | None = None,
+        fault: Fault | None = None,
+        retry: bool = False,
     ) -> None:
-        with self._step("insert", actor, table, list(rows), as_user=as_user):
+        with self._step(
+            "insert", actor, table, list(rows), as_user=as_user, fault=fault, retry=retry or None
+        ):
             op = Insert(
                 self.user_id(actor),
                 self.table_id(table),
                 tuple(rows),
                 as_user=self.user_id(as_user) if as_user else None,
             )
-            self._write(actor, table, op, as_user)
+            self._write(actor, table, op, as_user, fault, retry)
 
     def update(
         self,
@@ -58,8 +63,19 @@ class DataSteps(JobSteps):
         assignments: Mapping[str, Value],
         where: Pred | None = None,
         as_user: str | None = None,
+        fault: Fault | None = None,
+        retry: bool = False,
     ) -> None:
-        with self._step("update", actor, table, dict(assignments), where=where, as_user=as_user):
+        with self._step(
+            "update",
+            actor,
+            table,
+            dict(assignments),
+            where=where,
+            as_user=as_user,
+            fault=fault,
+            retry=retry or None,
+        ):
             op = Update(
                 self.user_id(actor),
                 self.table_id(table),
@@ -67,23 +83,47 @@ class DataSteps(JobSteps):
                 where,
                 as_user=self.user_id(as_user) if as_user else None,
             )
-            self._write(actor, table, op, as_user)
+            self._write(actor, table, op, as_user, fault, retry)
 
     def delete(
-        self, actor: str, table: str, where: Pred | None = None, as_user: str | None = None
+        self,
+        actor: str,
+        table: str,
+        where: Pred | None = None,
+        as_user: str | None = None,
+        fault: Fault | None = None,
+        retry: bool = False,
     ) -> None:
-        with self._step("delete", actor, table, where=where, as_user=as_user):
+        with self._step(
+            "delete", actor, table, where=where, as_user=as_user, fault=fault, retry=retry or None
+        ):
             op = Delete(
                 self.user_id(actor),
                 self.table_id(table),
                 where,
                 as_user=self.user_id(as_user) if as_user else None,
             )
-            self._write(actor, table, op, as_user)
+            self._write(actor, table, op, as_user, fault, retry)
 
-    def _write(self, actor: str, table: str, op: Statement, as_user: str | None) -> None:
-        obs = self._statement(actor, op)
+    def _write(
+        self,
+        actor: str,
+        table: str,
+        op: Statement,
+        as_user: str | None,
+        fault: Fault | None = None,
+        retry: bool = False,
+    ) -> None:
+        """Send a write, and read back what it touched. A write whose reply was lost is read
+        back at once (the read decides whether it ran); ``retry`` then sends it again, as a
+        client would: it must not apply twice what must apply once."""
+        obs = self._statement(actor, op, fault)
         t = self.model.table(self.table_id(table))
+        if obs.lost and t is not None:
+            self._after_write(table, self._scope_owner(t, actor, as_user))
+            if not retry:
+                return
+            obs = self._statement(actor, op)
         if obs.ok and t is not None:
             owner = self._scope_owner(t, actor, as_user)
             if owner != actor and t.type.per_user:

@@ -1,4 +1,4 @@
-"""Flush jobs, the cold tier they leave, and faults (a broken storage, a crash)."""
+"""Flush jobs, the cold tier they leave, and a storage that cannot be written."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from pathlib import Path
 from kalamfuzz import invariants as inv
 from kalamfuzz.adapters import observe
 from kalamfuzz.adapters.faults import BlockedDirectory
-from kalamfuzz.errors import ConfigError
 from kalamfuzz.invariants.violation import Verdict
 from kalamfuzz.machines.driver.core import CLEANUP_S, JOB_TIMEOUT_S
 from kalamfuzz.machines.driver.subscriptions import SubscriptionSteps
@@ -20,12 +19,10 @@ from kalamfuzz.machines.driver.transcript import (
 from kalamfuzz.model import (
     Flush,
     JobFinished,
-    Restart,
     Select,
     SetStorageWritable,
     Succeeded,
     TableId,
-    Unsubscribe,
 )
 from kalamfuzz.model.jobs import JobStatus
 from kalamfuzz.model.rows import ScopeKey, Window
@@ -38,9 +35,6 @@ class JobSteps(SubscriptionSteps):
 
     def broken_storages(self) -> set[str]:
         return set(self._blocked)
-
-    def can_crash(self) -> bool:
-        return self.target.skip_reason("kill") is None
 
     def flush(self, actor: str, table: str, wait: bool = False) -> None:
         """Start a flush job; with ``wait`` block until it ends, else it is checked when it
@@ -162,9 +156,6 @@ class JobSteps(SubscriptionSteps):
         for tid, key in scopes:
             if (tables is not None and tid not in tables) or tid in busy:
                 continue
-            # A scope re-learned after a known finding has no prediction of its files left.
-            if any(st.scope(tid, key).relearned for st in self.model.states):
-                continue
             directory = self.model.states[0].expected_cold(tid, key).directory
             verdict = self._settled(
                 partial(self._check_scope, tid, key, directory),
@@ -209,30 +200,6 @@ class JobSteps(SubscriptionSteps):
     def _storage_base(self, storage: str) -> Path:
         sid = self._storage_id(storage)
         return Path(self.model.states[0].catalog.storages[sid].base_directory)
-
-    def crash(self) -> None:
-        """SIGKILL the server and start it again on the same data: acknowledged writes stay."""
-        with self._step("crash"):
-            reason = self.target.skip_reason("kill")
-            if reason is not None:
-                raise ConfigError(f"crash needs process control: {reason}")
-            self._poll_jobs(wait=True)
-            for actor in list(self._lives):
-                self._log_ws(actor)
-            for live in self._lives.values():
-                live.close()
-            for s in self._subs.values():
-                self.model.apply(Unsubscribe(s.model_id), Succeeded())
-            self._lives.clear()
-            self._ws_sent.clear()
-            self._subs.clear()
-            self.events.add("crash")
-            self._call(self.target.kill)
-            self._call(self.target.start)
-            self.model.apply(Restart(), Succeeded())
-            now = now_ms()
-            self._exchange("root", "fault", "SIGKILL; restart", {}, Window(now, now))
-            self._read_every_scope()
 
     def pause(self, seconds: float) -> None:
         """Let time pass (STREAM rows expire)."""

@@ -57,9 +57,13 @@ class Driver(SchemaSteps):
 
     def close(self) -> None:
         self._end_example()
-        for c in self._clients.values():
+        for c in [*self._clients.values(), *self._proxied.values()]:
             c.close()
         self._clients.clear()
+        self._proxied.clear()
+        if self._proxy is not None:
+            self._proxy.close()
+            self._proxy = None
 
     def _setup_world(self) -> None:
         """Users and storages, once per driver (they are global on the server)."""

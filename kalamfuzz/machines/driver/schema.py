@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kalamfuzz.machines.driver.data import DataSteps
+from kalamfuzz.machines.driver.faults import FaultSteps
 from kalamfuzz.machines.world import COLUMNS
 from kalamfuzz.model import (
     AlterAddColumn,
@@ -18,7 +18,7 @@ from kalamfuzz.model import (
 )
 
 
-class SchemaSteps(DataSteps):
+class SchemaSteps(FaultSteps):
     def create_table(
         self,
         actor: str,

@@ -195,25 +195,29 @@ class SubscriptionSteps(DriverCore):
             self._exchange(
                 actor, "fault", "WebSocket reset under the client; reconnect", {}, Window(now, now)
             )
-            for name, s in mine.items():
-                self.model.apply(Unsubscribe(s.model_id), Succeeded())
-                del self._subs[name]
-                if not self._fits(self._model_sub(s.model_id)):
-                    continue  # an ALTER changed what its query names: it cannot resume
-                # The resume point must be ordered against every row: read the scope first.
-                table_id = self._model_sub(s.model_id).table_id
-                self._query(actor, Select(self.user_id(actor), table_id))
-                old = self._model_sub(s.model_id)
-                op = Subscribe(
-                    old.user_id,
-                    f"{name}-{self._step_no}",
-                    old.table_id,
-                    old.projection,
-                    old.where,
-                    old.batch_size,
-                    from_seq=s.sub.max_seq if s.sub.max_seq is not None else old.from_seq,
-                )
-                self._open(actor, name, op, paged=False)
+            self._resume_subs(actor, mine)
+
+    def _resume_subs(self, actor: str, mine: Mapping[str, _Sub]) -> None:
+        """Subscribe again, each from the last ``_seq`` it saw (its socket or server is gone)."""
+        for name, s in mine.items():
+            self.model.apply(Unsubscribe(s.model_id), Succeeded())
+            self._subs.pop(name, None)
+            if not self._fits(self._model_sub(s.model_id)):
+                continue  # an ALTER changed what its query names: it cannot resume
+            # The resume point must be ordered against every row: read the scope first.
+            table_id = self._model_sub(s.model_id).table_id
+            self._query(actor, Select(self.user_id(actor), table_id))
+            old = self._model_sub(s.model_id)
+            op = Subscribe(
+                old.user_id,
+                f"{name}-{self._step_no}",
+                old.table_id,
+                old.projection,
+                old.where,
+                old.batch_size,
+                from_seq=s.sub.max_seq if s.sub.max_seq is not None else old.from_seq,
+            )
+            self._open(actor, name, op, paged=False)
 
     def _fits(self, sub: Any) -> bool:
         """Whether a subscription's query still names columns of the types it was opened with."""
