@@ -187,10 +187,14 @@ class Campaign:
         cfg = self.config
         classes = [get_machine(n) for n in machine_names(cfg.machine)]
         started = time.monotonic()
-        self.emit(CampaignStarted(cfg.machine, cfg.target, cfg.seed, str(cfg.budget), cfg.bugs))
+        target = self._target()
+        kill = target.skip_reason("kill")
+        skipped = (f"crash and restart rules: {kill}",) if kill else ()
+        self.emit(
+            CampaignStarted(cfg.machine, cfg.target, cfg.seed, str(cfg.budget), cfg.bugs, skipped)
+        )
         done: list[MachineFinished] = []
         rules: dict[str, RuleStats] = {}
-        target = self._target()
         # A server kalamfuzz launches is started afresh for each machine of ``all``: thousands
         # of namespaces and tables from one machine would slow the next one down (a release
         # build's flush jobs took 2.7 s instead of 20 ms after 900 examples).

@@ -17,6 +17,8 @@ class CampaignStarted:
     seed: int
     budget: str
     bugs: tuple[str, ...]
+    #: Rules the target cannot run, each with the reason (a url target cannot be crashed).
+    skipped: tuple[str, ...] = ()
 
 
 @frozen

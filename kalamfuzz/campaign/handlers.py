@@ -41,6 +41,8 @@ class Console:
                 f"kalamfuzz: machine {event.machine} against {event.target}, seed {event.seed}, "
                 f"budget {event.budget}{bugs}"
             )
+            for what in event.skipped:
+                self._line(f"  skipped: {what}")
         elif isinstance(event, Progress):
             rate = event.steps / event.elapsed_s if event.elapsed_s else 0.0
             machine = f"{event.machine}  " if event.machine else ""

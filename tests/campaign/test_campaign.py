@@ -14,6 +14,7 @@ from kalamfuzz.campaign import regressions
 from kalamfuzz.campaign.engine import Budget, Campaign, CampaignConfig
 from kalamfuzz.campaign.events import CampaignFinished, RegressionSaved
 from kalamfuzz.campaign.handlers import Console, Jsonl, Junit
+from kalamfuzz.errors import KalamError
 from kalamfuzz.machines import Driver
 
 BUG = "cold_shadows_hot"
@@ -111,3 +112,14 @@ def test_a_clean_target_gives_exit_0(tmp_path: Path) -> None:
     assert finished.exit_code == 0 and not finished.failures
     assert finished.steps > 0 and finished.rules
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_url_target_reports_the_crash_rules_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KALAMFUZZ_PASSWORD", "x")
+    out = io.StringIO()
+    config = CampaignConfig(
+        machine="jobs", target="url:http://127.0.0.1:9", budget=Budget(examples=1)
+    )
+    with pytest.raises(KalamError):  # nothing listens there
+        Campaign(config, [Console(out)]).run()
+    assert "skipped: crash and restart rules: a url target is not a process" in out.getvalue()
