@@ -57,8 +57,8 @@ def rows(
 ) -> st.SearchStrategy[list[dict[str, Value]]]:
     """Rows with distinct keys; every column is given (the first row fixes the column list).
 
-    ``fresh_from`` numbers the keys from there instead of drawing them: STREAM tables get keys
-    never used before, because servers differ on a reused STREAM key (docs/contract.md).
+    ``fresh_from`` numbers the keys from there instead of drawing them (STREAM tables: the
+    machine picks fresh keys, or runs again over keys it used).
     """
     return _rows(table.columns, min_rows, max_rows, fresh_from)
 

@@ -49,7 +49,9 @@ def test_a_known_finding_is_counted_and_explored_past() -> None:
     (known,) = finished.known
     assert known.label == "user-writes-shared" and known.count >= 3
     (data,) = finished.machines
-    assert data.new == 0 and data.full_examples == data.examples
+    # Hypothesis ends some examples early by itself (about one in six); a known finding that
+    # ended its example would leave few full ones.
+    assert data.new == 0 and data.full_examples >= 0.75 * data.examples
     assert statistics.median([data.median_steps]) == STEPS
 
 
