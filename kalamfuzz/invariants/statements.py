@@ -160,7 +160,12 @@ def _refused(state: ModelState, op: Operation) -> tuple[str, ContractItem | None
             scope = state.scope(table.id, state.scope_key(table, op.as_user or op.actor))
             latest = scope.latest()
             keys = {r.get(table.pk.name) for r in op.rows}
-            if any(k in latest and latest[k].deleted and k in scope.cold_keys() for k in keys):
+            # In a scope whose files are no longer predicted (a crash interrupted a flush) the
+            # deleted row's old version may be cold too.
+            cold = scope.cold_keys()
+            if any(
+                k in latest and latest[k].deleted and (k in cold or scope.relearned) for k in keys
+            ):
                 return (
                     "INSERT of a deleted key refused while its old row is in the cold tier",
                     ContractItem.IDEMPOTENCY,

@@ -78,6 +78,26 @@ class LiveMachine(SyncFlushMachine):
         prefer = sorted(columns(self.filters.get(sub)))
         self.writes(data, name, writer, None, prefer, kinds=WATCHED_WRITES)
 
+    def _filtered(self) -> list[str]:
+        return [s for s in self._open() if self.filters.get(s) is not None]
+
+    @precondition(lambda self: bool(self._filtered()))
+    @rule(data=st.data())
+    def leave_filter(self, data: st.DataObject) -> None:
+        """Set the columns a subscription's filter reads to NULL in the rows it holds (a NULL
+        fails every comparison but IS NULL): each row that leaves must send a delete."""
+        sub = data.draw(st.sampled_from(self._filtered()), label="sub")
+        target = self._watched_scope(sub)
+        where = self.filters[sub]
+        if target is None or where is None:
+            return
+        name, writer = target
+        table = self.table(name)
+        read = sorted(c for c in columns(where) if table.column(c) is not None)
+        sets = {c: None for c in read if c != table.pk.name}
+        if sets:
+            self.d.update(writer, name, sets, where)
+
     @precondition(lambda self: bool(self.d.paging_subscriptions()))
     @rule(data=st.data())
     def write_while_paging(self, data: st.DataObject) -> None:
