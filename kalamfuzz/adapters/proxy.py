@@ -125,12 +125,12 @@ class FaultProxy:
 
     def __init__(self, upstream: str) -> None:
         parts = urlsplit(upstream)
-        if parts.scheme != "http" or not parts.hostname or not parts.port:
+        if parts.scheme != "http" or not parts.hostname:
             raise ConfigError(
                 f"cannot proxy {upstream!r}",
                 hint="network faults need a plain http://HOST:PORT target",
             )
-        self._upstream = (parts.hostname, parts.port)
+        self._upstream = (parts.hostname, parts.port or 80)
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._armed: Fault | None = None
         self._lock = threading.Lock()

@@ -154,6 +154,11 @@ class Target:
             )
         if self.kind != "sim":
             why["bugs"] = "planted bugs exist only in the sim"
+        if self.kind == "url" and urlsplit(self._url or "").scheme != "http":
+            why["proxy"] = (
+                "network faults go through kalamfuzz's plain TCP proxy, which cannot stand in "
+                "for an https server; use its http address"
+            )
         return Capabilities(
             can_kill=launched,
             can_restart=launched,
@@ -163,11 +168,12 @@ class Target:
         )
 
     def skip_reason(self, need: str) -> str | None:
-        """``None`` if the target allows ``need`` (``kill``, ``restart``, ``data_dir``, ``bugs``),
+        """``None`` if the target allows ``need`` (``kill``, ``restart``, ``data_dir``, ``bugs``,
+        ``proxy``),
         else the reason to report the check as skipped."""
-        if need not in ("kill", "restart", "data_dir", "bugs"):
+        if need not in ("kill", "restart", "data_dir", "bugs", "proxy"):
             raise ConfigError(
-                f"unknown capability {need!r}", hint="use kill, restart, data_dir or bugs"
+                f"unknown capability {need!r}", hint="use kill, restart, data_dir, bugs or proxy"
             )
         return self.capabilities.why_not.get(need)
 

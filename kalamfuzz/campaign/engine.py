@@ -188,8 +188,14 @@ class Campaign:
         classes = [get_machine(n) for n in machine_names(cfg.machine)]
         started = time.monotonic()
         target = self._target()
-        kill = target.skip_reason("kill")
-        skipped = (f"crash and restart rules: {kill}",) if kill else ()
+        skipped = tuple(
+            f"{rules}: {why}"
+            for rules, why in (
+                ("crash and restart rules", target.skip_reason("kill")),
+                ("network fault rules", target.skip_reason("proxy")),
+            )
+            if why
+        )
         self.emit(
             CampaignStarted(cfg.machine, cfg.target, cfg.seed, str(cfg.budget), cfg.bugs, skipped)
         )

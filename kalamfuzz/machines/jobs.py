@@ -54,7 +54,7 @@ class JobsMachine(FlushMachine):
     def repair_storage(self) -> None:
         self.d.repair_storage("spare")
 
-    @precondition(lambda self: bool(self.live_tables()))
+    @precondition(lambda self: bool(self.live_tables()) and self.d.can_fault_network())
     @rule(data=st.data())
     def lose_reply(self, data: st.DataObject) -> None:
         """A write meets a network fault (half its request, or its reply, lost; or its reply

@@ -41,6 +41,14 @@ def test_url_target_capabilities_have_stated_reasons() -> None:
         _ = t.data_dir
 
 
+def test_network_faults_need_a_plain_http_target() -> None:
+    env = {"KALAMFUZZ_PASSWORD": "x" * 8}
+    assert Target.parse("url:http://10.0.0.1:8080", env=env).skip_reason("proxy") is None
+    assert Target.parse("sim").skip_reason("proxy") is None
+    why = Target.parse("url:https://db.example:443", env=env).skip_reason("proxy")
+    assert why is not None and "use its http address" in why
+
+
 def test_url_target_with_data_dir_can_read_it(tmp_path: Path) -> None:
     t = Target.parse(
         "url:http://h:1", env={"KALAMFUZZ_PASSWORD": "x" * 8, "KALAMFUZZ_DATA_DIR": str(tmp_path)}

@@ -27,6 +27,9 @@ class FaultSteps(DataSteps):
     def can_crash(self) -> bool:
         return self.target.skip_reason("kill") is None
 
+    def can_fault_network(self) -> bool:
+        return self.target.skip_reason("proxy") is None
+
     def crash(self) -> None:
         """SIGKILL the server between steps (its jobs ended) and start it on the same data."""
         with self._step("crash"):
