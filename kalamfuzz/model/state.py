@@ -646,7 +646,10 @@ def _after_flush(table: Table, scope: Scope, cut: int, unsettled: frozenset[str]
     out = []
     for b in before:
         after = evolve(flush_scope(table, b, cut, unsettled), clearable=False)
-        if table.type is TableType.SHARED and not after.live(table):
+        # The cleanup looks when the job ends, which may be before writes the model saw later:
+        # without live rows at the cut, or now, the table may have been emptied.
+        at_cut = evolve(after, hot=tuple(v for v in after.hot if v.ordinal <= cut))
+        if table.type is TableType.SHARED and not (at_cut.live(table) and after.live(table)):
             after = evolve(after, clearable=True)
         if after not in out:
             out.append(after)

@@ -185,6 +185,19 @@ class TestFlush:
         m.apply(Restart(), Succeeded())
         assert not m.state.jobs["FL-1"].interrupted
 
+    def test_the_shared_cleanup_may_run_before_a_write_seen_later(self):
+        """Found by the no-bug smoke: all rows deleted, a flush, an insert while its job ran;
+        the job ended (and KalamDB's cleanup emptied the cold tier) before the insert."""
+        m = world(table(TableType.SHARED))
+        m.apply(Insert(SERVICE, T, (row(1),)), Succeeded())
+        flush(m)
+        m.apply(Delete(SERVICE, T, Cmp("=", Col("id"), Lit(1))), Succeeded(row_count=1))
+        m.apply(Flush(SERVICE, T), Succeeded(job_id="FL-2"))
+        m.apply(Insert(SERVICE, T, (row(2),)), Succeeded())
+        m.apply(JobFinished("FL-2"), Succeeded(job_status=JobStatus.COMPLETED))
+        # The job took the tombstone only (no live row left at its cut): cleared or not.
+        assert any(s.scope(T, None).clearable for s in m.states)
+
     def test_each_scope_has_a_cut_of_its_own(self):
         m = world()
         m.apply(Insert("u1", T, (row(1),)), Succeeded())
