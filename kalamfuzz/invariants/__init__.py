@@ -10,6 +10,7 @@ produce) into the model's terms.
 from kalamfuzz.invariants.check import (
     check_cold,
     check_job,
+    check_job_running,
     check_query,
     check_statement_reply,
     check_storage,
@@ -48,6 +49,7 @@ __all__ = [
     "Violation",
     "check_cold",
     "check_job",
+    "check_job_running",
     "check_query",
     "check_statement_reply",
     "check_storage",

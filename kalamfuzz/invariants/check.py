@@ -217,3 +217,23 @@ def check_job(model: Model | Sequence[Fork], op: JobFinished, obs: JobObservatio
         ], {}
 
     return over(_forks(model, op, None), one)
+
+
+def check_job_running(model: Model, obs: JobObservation, waited_s: float) -> Verdict:
+    """A job still not ended after ``waited_s``: a finding when a restart interrupted it (KalamDB
+    fails such jobs at start-up; one that stays running blocks every later flush of its table),
+    else the caller's timeout stands."""
+    job = model.states[0].jobs.get(obs.job_id)
+    if job is None or not job.interrupted:
+        return Verdict()
+    return Verdict(
+        (
+            Violation(
+                ContractItem.IDEMPOTENCY,
+                f"job {obs.job_id} of {job.table_id}",
+                "a flush job a restart interrupted never ends",
+                "failed (KalamDB's crash recovery) or completed",
+                f"{obs.status} {waited_s:.0f} s after the restart",
+            ),
+        )
+    )

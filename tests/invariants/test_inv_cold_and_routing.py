@@ -13,6 +13,7 @@ from kalamfuzz.invariants import (
     StorageListing,
     check_cold,
     check_job,
+    check_job_running,
     check_storage,
 )
 from kalamfuzz.invariants.coerce import outcome
@@ -218,6 +219,18 @@ class TestColdArtifacts:
         m.apply(SetStorageWritable("local", True), Succeeded())
         flush(m, "FL-2")
         assert check_cold(m, T, "u1", cold(m)).ok
+
+    def test_a_job_a_restart_interrupted_must_end(self):
+        m = world()
+        put(m, "u1", row(1))
+        m.apply(Flush(SERVICE, T), Succeeded(job_id="FL-1"))
+        running = JobObservation("FL-1", "running")
+        assert check_job_running(m, running, 30).ok  # slow, not wrong: the timeout stands
+        m.apply(Restart(), Succeeded())
+        verdict = check_job_running(m, running, 30)
+        assert items(verdict) == [ContractItem.IDEMPOTENCY]
+        assert "a flush job a restart interrupted never ends" in str(verdict)
+        assert "running 30 s after the restart" in str(verdict)
 
 
 class TestStorageRouting:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from functools import partial
 from pathlib import Path
 
 from kalamfuzz import invariants as inv
 from kalamfuzz.adapters import observe
 from kalamfuzz.adapters.faults import BlockedDirectory
+from kalamfuzz.adapters.system import Job
+from kalamfuzz.errors import JobTimeout
 from kalamfuzz.invariants.violation import Verdict
 from kalamfuzz.machines.driver.core import CLEANUP_S, JOB_TIMEOUT_S
 from kalamfuzz.machines.driver.subscriptions import SubscriptionSteps
@@ -59,7 +61,12 @@ class JobSteps(SubscriptionSteps):
     def _pending_jobs(self) -> list[str]:
         ids: list[str] = []
         for state in self.model.states:
-            ids += [j for j, job in state.jobs.items() if not job.status.finished]
+            # (a lost table's jobs are no longer followed: one may never end)
+            ids += [
+                j
+                for j, job in state.jobs.items()
+                if not job.status.finished and not self.model.lost(job.table_id)
+            ]
         return list(dict.fromkeys(ids))
 
     def _poll_jobs(self, wait: bool = False) -> None:
@@ -70,7 +77,12 @@ class JobSteps(SubscriptionSteps):
             return
         admin = self._admin()
         if wait:
-            rows = self._call(admin.wait_jobs, pending, timeout=JOB_TIMEOUT_S, poll=0.005)
+            try:
+                rows = self._call(admin.wait_jobs, pending, timeout=JOB_TIMEOUT_S, poll=0.005)
+            except JobTimeout:
+                rows = self._call(admin.jobs_by_id, pending)
+                if not self._stuck(pending, rows):
+                    raise
         else:
             rows = self._call(admin.jobs_by_id, pending)
         ended = [j for j in pending if j in rows and JobStatus(rows[j].status or "new").finished]
@@ -105,6 +117,22 @@ class JobSteps(SubscriptionSteps):
             self._check_cold(tables)
         for table_id in tables:
             self._read_kept(table_id)
+
+    def _stuck(self, pending: list[str], rows: Mapping[str, Job]) -> bool:
+        """Judge the jobs still running after the wait, if a restart interrupted each (a finding;
+        the model then gives their tables up: nothing can be flushed there any more). False when
+        one was not: then the timeout stands."""
+        stuck = [j for j in pending if j in rows and not JobStatus(rows[j].status).finished]
+        verdicts = [
+            inv.check_job_running(self.model, observe.job(rows[j]), JOB_TIMEOUT_S) for j in stuck
+        ]
+        if not stuck or any(v.ok for v in verdicts):
+            return False
+        for job_id, verdict in zip(stuck, verdicts, strict=True):
+            table_id = self.model.states[0].jobs[job_id].table_id
+            self._judge(verdict, f"job {job_id} of {table_id}")
+            self.model.abandon(table_id)
+        return True
 
     def _read_kept(self, table_id: TableId) -> None:
         """Read the scopes where a tombstone hides a cold row: a flush must keep it there (KalamDB
