@@ -43,14 +43,29 @@ class FaultSteps(DataSteps):
             self._need_process()
             self._restart("SIGINT; restart", graceful=True)
 
-    def crash_during_flush(self, table: str, delay_ms: int) -> None:
-        """Start a flush job and SIGKILL the server ``delay_ms`` later."""
+    def crash_during_flush(self, table: str, delay_ms: int | None) -> None:
+        """Start a flush job and SIGKILL the server ``delay_ms`` later (None: as soon as
+        ``system.jobs`` shows the job running)."""
         with self._step("crash_during_flush", table, delay_ms):
             self._need_process()
             self._flushed.add(table)
-            self._statement("root", Flush("root", self.table_id(table)))
-            self._call(time.sleep, delay_ms / 1000)
-            self._restart(f"SIGKILL {delay_ms} ms into a flush; restart", graceful=False)
+            obs = self._statement("root", Flush("root", self.table_id(table)))
+            if delay_ms is not None:
+                self._call(time.sleep, delay_ms / 1000)
+                when = f"{delay_ms} ms into a flush"
+            else:
+                self._until_running(obs.job_id)
+                when = "once the flush job ran"
+            self._restart(f"SIGKILL {when}; restart", graceful=False)
+
+    def _until_running(self, job_id: str | None, timeout: float = 2.0) -> None:
+        """Poll ``system.jobs`` (1 ms apart) until the job leaves the queue."""
+        deadline = time.monotonic() + timeout
+        while job_id is not None and time.monotonic() < deadline:
+            job = self._call(self._admin().jobs_by_id, [job_id]).get(job_id)
+            if job is None or job.status not in ("new", "queued"):
+                return
+            self._call(time.sleep, 0.001)
 
     def crash_during_burst(
         self, actor: str, table: str, rows: Sequence[Mapping[str, Value]], delay_ms: int
