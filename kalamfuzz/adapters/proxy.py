@@ -33,7 +33,7 @@ __all__ = ["FAULTS", "STALL_S", "Fault", "FaultProxy"]
 Fault = Literal["reset_request", "reset_response", "stall"]
 FAULTS: tuple[Fault, ...] = ("reset_response", "reset_request", "stall")
 #: How long a stalled reply is held back (below any client timeout: a stall is slow, not lost).
-STALL_S = 0.3
+STALL_S = 0.1
 _CHUNK = 65536
 
 

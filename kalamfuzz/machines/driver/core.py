@@ -330,11 +330,14 @@ class DriverCore(abc.ABC):
 
     def _read_every_scope(self) -> None:
         for tid in list(self.model.states[0].catalog.tables):
-            table = self.model.table(tid)
-            if tid.namespace != self.namespace or table is None:
-                continue
-            for owner in self._readers(table):
-                self._query(owner, Select(self.user_id(owner), tid))
+            if tid.namespace == self.namespace:
+                self._read_table(tid)
+
+    def _read_table(self, table_id: TableId) -> None:
+        """Read every scope of the table (each read checked as usual)."""
+        table = self.model.table(table_id)
+        for owner in self._readers(table) if table is not None else []:
+            self._query(owner, Select(self.user_id(owner), table_id))
 
     def _model_sub(self, model_id: str) -> Any:
         return self.model.states[0].subs[model_id]
