@@ -125,10 +125,14 @@ def _run(args: argparse.Namespace) -> int:
 def _known_issues(option: str | None) -> known.KnownIssues:
     """The known-issues file: the one named, none for ``none``, else the default if present."""
     if option is not None and option.lower() == "none":
-        return known.KnownIssues()
+        return known.KnownIssues(source="--known-issues none")
     if option is None:
         if not known.DEFAULT_FILE.is_file():
-            return known.KnownIssues()
+            # Said at the start of the run: a run outside the repository would otherwise
+            # report every known KalamDB bug as new without a word.
+            return known.KnownIssues(
+                source=f"no {known.DEFAULT_FILE} in this directory; pass --known-issues PATH"
+            )
         return known.KnownIssues.load(known.DEFAULT_FILE)
     return known.KnownIssues.load(Path(option))
 

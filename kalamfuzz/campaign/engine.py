@@ -196,8 +196,12 @@ class Campaign:
             )
             if why
         )
+        ki = cfg.known_issues
+        known = f"{len(ki.issues)} from {ki.source}" if ki.issues else f"none ({ki.source})"
         self.emit(
-            CampaignStarted(cfg.machine, cfg.target, cfg.seed, str(cfg.budget), cfg.bugs, skipped)
+            CampaignStarted(
+                cfg.machine, cfg.target, cfg.seed, str(cfg.budget), cfg.bugs, skipped, known
+            )
         )
         done: list[MachineFinished] = []
         rules: dict[str, RuleStats] = {}

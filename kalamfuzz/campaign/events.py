@@ -19,6 +19,8 @@ class CampaignStarted:
     bugs: tuple[str, ...]
     #: Rules the target cannot run, each with the reason (a url target cannot be crashed).
     skipped: tuple[str, ...] = ()
+    #: Which known findings the run counts instead of failing on, and from where.
+    known: str = ""
 
 
 @frozen

@@ -41,6 +41,8 @@ class Console:
                 f"kalamfuzz: machine {event.machine} against {event.target}, seed {event.seed}, "
                 f"budget {event.budget}{bugs}"
             )
+            if event.known:
+                self._line(f"  known issues: {event.known}")
             for what in event.skipped:
                 self._line(f"  skipped: {what}")
         elif isinstance(event, Progress):

@@ -59,3 +59,13 @@ def test_replay_of_a_broken_file_is_error_exit_2(
 def test_sim_subcommand_lists_bugs(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sim", "--list-bugs"]) == 0
     assert "cold_shadows_hot" in capsys.readouterr().out
+
+
+def test_a_run_says_which_known_issues_it_counts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # outside the repository: no default known-issues file
+    args = ["run", "--machine", "data", "--budget", "1", "--seed", "1", "--regressions", "r"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "known issues: none (no regressions/known-issues.toml in this directory" in out
