@@ -9,7 +9,6 @@ from collections import Counter
 from kalamfuzz.invariants.coerce import model_row
 from kalamfuzz.invariants.violation import Finding, Violation, row_diff_lines, seq_conflicts
 from kalamfuzz.model.catalog import TableId
-from kalamfuzz.model.jobs import JobStatus
 from kalamfuzz.model.outcomes import ContractItem
 from kalamfuzz.model.results import ExpectedRow, match_rows
 from kalamfuzz.model.rows import ScopeKey
@@ -26,9 +25,7 @@ def check_cold_scope(
         return check_readable(subj, obs), {}
     table = state.catalog.table(table_id)
     exp = state.expected_cold(table_id, scope)
-    failed_before = any(
-        j.table_id == table_id and j.status is JobStatus.FAILED for j in state.jobs.values()
-    )
+    failed_before = bool(state.failed_flushes(table_id))
     safety = ContractItem.IDEMPOTENCY if failed_before else ContractItem.COLD_ARTIFACTS
     out: list[Violation] = []
     learned: dict[int, int] = {}

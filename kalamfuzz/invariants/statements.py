@@ -191,9 +191,7 @@ def _wrong_result(
         fewer = seen is not None and all(
             isinstance(p, Ok) and p.row_count is not None and seen < p.row_count for p in opts
         )
-        if fewer and any(
-            j.table_id == op.table_id and j.status is JobStatus.FAILED for j in state.jobs.values()
-        ):
+        if fewer and state.failed_flushes(op.table_id):
             # The rows it missed are those the failed job took (item 6, as for a read).
             return f"{verb} affected fewer rows than the model" + _AFTER_FAILED_FLUSH
         return f"{verb} affected another number of rows than the model"

@@ -11,7 +11,6 @@ from kalamfuzz.invariants import isolation, schema_evolution, stream_ttl
 from kalamfuzz.invariants.idempotency import duplicate_keys, own_rows
 from kalamfuzz.invariants.reads import SelectDiff, same_values
 from kalamfuzz.invariants.violation import Violation, row_diff_lines, seq_conflicts
-from kalamfuzz.model.jobs import JobStatus
 from kalamfuzz.model.outcomes import ContractItem
 from kalamfuzz.model.rows import Version, Window
 from kalamfuzz.model.state import ModelState
@@ -92,11 +91,7 @@ def _lost(state: ModelState, diff: SelectDiff, missing: list[Row]) -> dict[str, 
     last restart, or taken by a flush job that failed."""
     pk = diff.table.pk.name
     latest = state.scope(diff.table.id, diff.scope).latest()
-    failed = [
-        j.requested_at
-        for j in state.jobs.values()
-        if j.table_id == diff.table.id and j.status is JobStatus.FAILED
-    ]
+    failed = [j.requested_at for j in state.failed_flushes(diff.table.id)]
     out: dict[str, list[Row]] = {}
     for row in missing:
         v = latest.get(row.get(pk))

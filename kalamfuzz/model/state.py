@@ -131,6 +131,12 @@ class ModelState:
             if scope.has_cold or scope.relearned
         ]
 
+    def failed_flushes(self, table_id: TableId) -> list[Job]:
+        """The table's flush jobs that ended failed (their rows must have stayed hot)."""
+        return [
+            j for j in self.jobs.values() if j.table_id == table_id and j.status is JobStatus.FAILED
+        ]
+
     def learn(self, learned: Mapping[int, int]) -> ModelState:
         """Bind server ``_seq`` values; conflicting ones are ignored (the invariants report them)."""
         seqs = self.seqs
