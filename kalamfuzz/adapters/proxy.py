@@ -23,6 +23,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -65,8 +66,13 @@ class _Link:
         self.closed = False
 
     def start(self) -> None:
-        for fn in (self._requests, self._replies):
-            threading.Thread(target=fn, name="kalamfuzz-proxy", daemon=True).start()
+        for src, dst, fault_at in (
+            (self.client, self.upstream, self._request),
+            (self.upstream, self.client, self._reply),
+        ):
+            threading.Thread(
+                target=self._pump, args=(src, dst, fault_at), name="kalamfuzz-proxy", daemon=True
+            ).start()
 
     def close(self, *, reset: bool = False) -> None:
         if self.closed:
@@ -78,46 +84,45 @@ class _Link:
             else:
                 _close(s)
 
-    def _requests(self) -> None:
+    def _pump(
+        self, src: socket.socket, dst: socket.socket, fault_at: Callable[[bytes], bytes | None]
+    ) -> None:
+        """Copy ``src`` to ``dst`` chunk by chunk; ``fault_at`` may change a chunk, or return
+        None once it has reset the link."""
         while not self.closed:
             try:
-                chunk = self.client.recv(_CHUNK)
+                chunk = src.recv(_CHUNK)
             except OSError:
                 break
             if not chunk:
                 break
-            if self.fault is None:
-                self.fault = self.proxy._take()
-            if self.fault == "reset_request":
-                with contextlib.suppress(OSError):
-                    self.upstream.sendall(chunk[: max(1, len(chunk) // 2)])
-                self.close(reset=True)
+            out = fault_at(chunk)
+            if out is None:
                 return
             try:
-                self.upstream.sendall(chunk)
+                dst.sendall(out)
             except OSError:
                 break
         self.close()
 
-    def _replies(self) -> None:
-        while not self.closed:
-            try:
-                chunk = self.upstream.recv(_CHUNK)
-            except OSError:
-                break
-            if not chunk:
-                break
-            fault, self.fault = self.fault, None
-            if fault == "reset_response":
-                self.close(reset=True)
-                return
-            if fault == "stall":
-                time.sleep(STALL_S)
-            try:
-                self.client.sendall(chunk)
-            except OSError:
-                break
-        self.close()
+    def _request(self, chunk: bytes) -> bytes | None:
+        if self.fault is None:
+            self.fault = self.proxy.disarm()  # the request in flight takes the armed fault
+        if self.fault == "reset_request":
+            with contextlib.suppress(OSError):
+                self.upstream.sendall(chunk[: max(1, len(chunk) // 2)])
+            self.close(reset=True)
+            return None
+        return chunk
+
+    def _reply(self, chunk: bytes) -> bytes | None:
+        fault, self.fault = self.fault, None
+        if fault == "reset_response":
+            self.close(reset=True)
+            return None
+        if fault == "stall":
+            time.sleep(STALL_S)
+        return chunk
 
 
 class FaultProxy:
@@ -151,12 +156,7 @@ class FaultProxy:
             self._armed = fault
 
     def disarm(self) -> Fault | None:
-        """Cancel an armed fault no request took; returns it (None if one took it)."""
-        with self._lock:
-            fault, self._armed = self._armed, None
-        return fault
-
-    def _take(self) -> Fault | None:
+        """Take the armed fault back (None if a request took it first)."""
         with self._lock:
             fault, self._armed = self._armed, None
         return fault

@@ -236,8 +236,8 @@ class DriverCore(abc.ABC):
         try:
             obs: StatementObservation = self._call(observe.statement, client, op.to_sql())
         finally:
-            if self._proxy is not None:
-                self._proxy.disarm()
+            if fault is not None and self._proxy is not None:
+                self._proxy.disarm()  # a request that never reached the proxy leaves it armed
         if fault is not None:
             self._exchange(actor, "fault", f"network: {fault}", {}, Window(sent, sent))
         return self._settle(actor, op, obs, Window(sent, max(sent, now_ms())))
