@@ -17,7 +17,7 @@ from kalamfuzz.adapters import observe
 from kalamfuzz.errors import ConfigError
 from kalamfuzz.machines.driver.data import DataSteps
 from kalamfuzz.machines.driver.transcript import now_ms, reply_of
-from kalamfuzz.model import Flush, Insert, Restart, Succeeded
+from kalamfuzz.model import Insert, Restart, Succeeded
 from kalamfuzz.model.rows import Window
 from kalamfuzz.model.values import Value
 from kalamfuzz.observations import StatementObservation
@@ -48,8 +48,7 @@ class FaultSteps(DataSteps):
         ``system.jobs`` shows the job running)."""
         with self._step("crash_during_flush", table, delay_ms):
             self._need_process()
-            self._flushed.add(table)
-            obs = self._statement("root", Flush("root", self.table_id(table)))
+            obs = self._request_flush("root", table)
             if delay_ms is not None:
                 self._call(time.sleep, delay_ms / 1000)
                 when = f"{delay_ms} ms into a flush"
@@ -154,4 +153,5 @@ class FaultSteps(DataSteps):
         self._poll_jobs(wait=True)
         self._read_every_scope()
         for actor in dict.fromkeys(s.actor for s in held.values()):
-            self._resume_subs(actor, {k: s for k, s in held.items() if s.actor == actor})
+            mine = {k: s for k, s in held.items() if s.actor == actor}
+            self._resume_subs(actor, mine, read=False)

@@ -29,6 +29,7 @@ from kalamfuzz.model import (
 )
 from kalamfuzz.model.jobs import JobStatus
 from kalamfuzz.model.rows import ScopeKey, Window
+from kalamfuzz.observations import StatementObservation
 
 
 class JobSteps(SubscriptionSteps):
@@ -43,17 +44,22 @@ class JobSteps(SubscriptionSteps):
         """Start a flush job; with ``wait`` block until it ends, else it is checked when it
         ends (at ``wait_jobs`` or a later step)."""
         with self._step("flush", actor, table, wait=wait or None):
-            self._flushed.add(table)
-            if self._tombstone_over_cold(self.table_id(table)):
-                self.events.add("flush-over-tombstone")
-            try:
-                self._statement(actor, Flush(self.user_id(actor), self.table_id(table)))
-            except InvariantViolation:
-                # A flush skipped although rows are pending may only show that they are gone:
-                # the reads say so (item 2), which comes before its consequence here.
-                self._read_table(self.table_id(table))
-                raise
+            self._request_flush(actor, table)
             self._poll_jobs(wait=wait)
+
+    def _request_flush(self, actor: str, table: str) -> StatementObservation:
+        """STORAGE FLUSH TABLE, checked; the reply names the job it started, if any."""
+        self._flushed.add(table)
+        table_id = self.table_id(table)
+        if self._tombstone_over_cold(table_id):
+            self.events.add("flush-over-tombstone")
+        try:
+            return self._statement(actor, Flush(self.user_id(actor), table_id))
+        except InvariantViolation:
+            # A flush skipped although rows are pending may only show that they are gone:
+            # the reads say so (item 2), which comes before its consequence here.
+            self._read_table(table_id)
+            raise
 
     def _tombstone_over_cold(self, table_id: TableId) -> bool:
         """Whether a tombstone in the hot tier hides a cold row of the table (what a flush must

@@ -197,16 +197,21 @@ class SubscriptionSteps(DriverCore):
             )
             self._resume_subs(actor, mine)
 
-    def _resume_subs(self, actor: str, mine: Mapping[str, _Sub]) -> None:
-        """Subscribe again, each from the last ``_seq`` it saw (its socket or server is gone)."""
+    def _resume_subs(self, actor: str, mine: Mapping[str, _Sub], read: bool = True) -> None:
+        """Subscribe again, each from the last ``_seq`` it saw (its socket or server is gone).
+
+        A resume point must be ordered against every row of the scope: each watched scope is
+        read first, once (``read=False``: the caller has just read every scope)."""
         for name, s in mine.items():
             self.model.apply(Unsubscribe(s.model_id), Succeeded())
             self._subs.pop(name, None)
-            if not self._fits(self._model_sub(s.model_id)):
-                continue  # an ALTER changed what its query names: it cannot resume
-            # The resume point must be ordered against every row: read the scope first.
-            table_id = self._model_sub(s.model_id).table_id
-            self._query(actor, Select(self.user_id(actor), table_id))
+        resumable = {n: s for n, s in mine.items() if self._fits(self._model_sub(s.model_id))}
+        # (an ALTER changed what the others' queries name: they cannot resume)
+        if read:
+            tables = {self._model_sub(s.model_id).table_id for s in resumable.values()}
+            for table_id in sorted(tables, key=str):
+                self._query(actor, Select(self.user_id(actor), table_id))
+        for name, s in resumable.items():
             old = self._model_sub(s.model_id)
             op = Subscribe(
                 old.user_id,
