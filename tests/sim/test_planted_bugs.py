@@ -42,14 +42,15 @@ def plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
 def target(plain: Sim, tmp_path: Path) -> Iterator[MakeSim]:
     """target(bug, on) -> the shared plain sim (off) or a fresh sim with only `bug` on.
 
-    fresh=True gives a fresh process for the off side too (for tests that kill it).
+    fresh=True gives a fresh process for the off side too (for tests that kill it); so does
+    ``extra`` (lines for the sim's config file, e.g. a slow flush).
     """
     started: list[Sim] = []
 
-    def make(bug: str, on: bool, *, fresh: bool = False) -> Sim:
-        if not on and not fresh:
+    def make(bug: str, on: bool, *, fresh: bool = False, extra: str = "") -> Sim:
+        if not on and not fresh and not extra:
             return plain
-        s = Sim(tmp_path, bugs=(bug,) if on else ()).start()
+        s = Sim(tmp_path, bugs=(bug,) if on else (), extra=extra).start()
         started.append(s)
         return s
 
@@ -548,30 +549,26 @@ def test_retry_reinserts(target: MakeSim, on: bool) -> None:
 
 
 @ON_OFF
-def test_partial_parquet_on_crash(tmp_path: Path, on: bool) -> None:
-    bugs = ("partial_parquet_on_crash",) if on else ()
-    sim = Sim(tmp_path, bugs=bugs, extra="flush_delay_ms = 200\n").start()
-    try:
-        ns = new_ns(sim)
-        t = shared_table(sim, ns)
-        sim.sql(f"INSERT INTO {t} (id, v) VALUES (1, 'a'), (2, 'b')")
-        sim.sql(f"STORAGE FLUSH TABLE {t}")
-        time.sleep(0.1)  # inside the bug's slow in-place write; the plain job still waits
-        sim.kill()
-        sim.start()
-        assert ids(sim.rows(f"SELECT id FROM {t}")) == [1, 2]  # the WAL still has them
-        manifest, files = scope_files(sim.data / "storage" / ns / "t")
-        named = [s["path"] for s in manifest["segments"]] if manifest else []
-        if on:
-            assert named == ["batch-0.parquet"]
-            with pytest.raises(Exception, match="Parquet"):
-                pq.read_table(files[0])
-        else:
-            # The job had finished: every file the manifest names is whole.
-            assert named == [f.name for f in files]
-            assert all(pq.read_table(f).num_rows for f in files)
-    finally:
-        sim.close()
+def test_partial_parquet_on_crash(target: MakeSim, on: bool) -> None:
+    sim = target("partial_parquet_on_crash", on, extra="flush_delay_ms = 200\n")
+    ns = new_ns(sim)
+    t = shared_table(sim, ns)
+    sim.sql(f"INSERT INTO {t} (id, v) VALUES (1, 'a'), (2, 'b')")
+    sim.sql(f"STORAGE FLUSH TABLE {t}")
+    time.sleep(0.1)  # inside the bug's slow in-place write; the plain job still waits
+    sim.kill()
+    sim.start()
+    assert ids(sim.rows(f"SELECT id FROM {t}")) == [1, 2]  # the WAL still has them
+    manifest, files = scope_files(sim.data / "storage" / ns / "t")
+    named = [s["path"] for s in manifest["segments"]] if manifest else []
+    if on:
+        assert named == ["batch-0.parquet"]
+        with pytest.raises(Exception, match="Parquet"):
+            pq.read_table(files[0])
+    else:
+        # Whatever the plain job had done, every file the manifest names is whole.
+        assert named == [f.name for f in files]
+        assert all(pq.read_table(f).num_rows for f in files)
 
 
 # ---------------------------------------------------------------------------- schema, storage, ttl
@@ -665,34 +662,30 @@ def test_failed_flush_clears_pending(target: MakeSim, on: bool, tmp_path: Path) 
 
 
 @ON_OFF
-def test_flush_race_clears_pending(tmp_path: Path, on: bool) -> None:
-    bugs = ("flush_race_clears_pending",) if on else ()
-    sim = Sim(tmp_path, bugs=bugs, extra="flush_delay_ms = 400\n").start()
-    try:
-        ns = new_ns(sim)
-        t = shared_table(sim, ns)
-        sim.sql(f"INSERT INTO {t} (id, v) VALUES (1, 'taken')")
-        job = sim.sql(f"STORAGE FLUSH TABLE {t}")[0]["message"].split("Job ID: ")[1].strip()
-        while sim.rows(f"SELECT status FROM system.jobs WHERE job_id = '{job}'") == [["queued"]]:
-            time.sleep(0.01)
-        sim.sql(f"INSERT INTO {t} (id, v) VALUES (2, 'raced')")  # after the job took its rows
-        assert sim.wait_job(job)[0] == "completed"
-        message = sim.sql(f"STORAGE FLUSH TABLE {t}")[0]["message"]
-        assert ids(sim.rows(f"SELECT id FROM {t}")) == [1, 2]
-        _, files = scope_files(sim.data / "storage" / ns / "t")
-        if on:
-            assert message == f"Storage flush skipped: no pending writes for table '{t}'"
-            assert len(files) == 1  # 2 is hot and stays there
-        else:
-            assert sim.wait_job(message.split("Job ID: ")[1].strip())[0] == "completed"
-            cold = [
-                r["id"]
-                for f in scope_files(sim.data / "storage" / ns / "t")[1]
-                for r in pq.read_table(f).to_pylist()
-            ]
-            assert sorted(cold) == [1, 2]
-    finally:
-        sim.close()
+def test_flush_race_clears_pending(target: MakeSim, on: bool) -> None:
+    sim = target("flush_race_clears_pending", on, extra="flush_delay_ms = 400\n")
+    ns = new_ns(sim)
+    t = shared_table(sim, ns)
+    sim.sql(f"INSERT INTO {t} (id, v) VALUES (1, 'taken')")
+    job = sim.sql(f"STORAGE FLUSH TABLE {t}")[0]["message"].split("Job ID: ")[1].strip()
+    while sim.rows(f"SELECT status FROM system.jobs WHERE job_id = '{job}'") == [["queued"]]:
+        time.sleep(0.01)
+    sim.sql(f"INSERT INTO {t} (id, v) VALUES (2, 'raced')")  # after the job took its rows
+    assert sim.wait_job(job)[0] == "completed"
+    message = sim.sql(f"STORAGE FLUSH TABLE {t}")[0]["message"]
+    assert ids(sim.rows(f"SELECT id FROM {t}")) == [1, 2]
+    _, files = scope_files(sim.data / "storage" / ns / "t")
+    if on:
+        assert message == f"Storage flush skipped: no pending writes for table '{t}'"
+        assert len(files) == 1  # 2 is hot and stays there
+    else:
+        assert sim.wait_job(message.split("Job ID: ")[1].strip())[0] == "completed"
+        cold = [
+            r["id"]
+            for f in scope_files(sim.data / "storage" / ns / "t")[1]
+            for r in pq.read_table(f).to_pylist()
+        ]
+        assert sorted(cold) == [1, 2]
 
 
 @ON_OFF
