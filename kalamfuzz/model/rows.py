@@ -159,6 +159,9 @@ class SeqBook:
     by_ordinal: Mapping[int, int] = field(factory=dict)
     #: (first, last) ordinal of the statement of each version a multi-row statement wrote.
     spans: Mapping[int, tuple[int, int]] = field(factory=dict)
+    #: (first, last) ordinal of each version's statement: one atomic write, which a flush
+    #: job takes whole or not at all (``spans`` may be wider: statements sent at once).
+    atoms: Mapping[int, tuple[int, int]] = field(factory=dict)
     #: ``_seq`` values taken as the server showed them when the model re-learned a scope after
     #: a known finding: they sit outside the model's commit order and are never order-checked.
     pinned: Mapping[int, int] = field(factory=dict)
@@ -170,8 +173,19 @@ class SeqBook:
     def span(self, ordinal: int) -> tuple[int, int]:
         return self.spans.get(ordinal, (ordinal, ordinal))
 
+    def atom(self, ordinal: int) -> tuple[int, int]:
+        return self.atoms.get(ordinal, (ordinal, ordinal))
+
     def statement(self, first: int, last: int) -> SeqBook:
         """Versions ``first..last`` were written by one statement."""
+        if last <= first:
+            return self
+        group = dict.fromkeys(range(first, last + 1), (first, last))
+        return evolve(self, spans={**self.spans, **group}, atoms={**self.atoms, **group})
+
+    def unordered(self, first: int, last: int) -> SeqBook:
+        """Versions ``first..last`` were written by statements sent at once: their ``_seq``
+        may come in any order among them (each statement stays one atomic write)."""
         if last <= first:
             return self
         span = (first, last)

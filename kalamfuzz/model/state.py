@@ -630,10 +630,13 @@ def finish_job(state: ModelState, job_id: str, status: JobStatus) -> tuple[Model
     # The job reads one scope after another, so each scope has a cut of its own: a write to
     # one user's partition may have missed the job while a later one to another made it (one
     # cut for the whole table made a flaky 'row missing from batch-1.parquet' on a release
-    # build).
+    # build). A cut falls between statements: each is one atomic write (KalamDB's
+    # ``IndexedStore::insert_batch``: "single atomic batch write for all entities").
     variants: list[dict[ScopeKey, Scope]] = [{}]
     for k, s in done.scopes(table.id).items():
-        later = sorted(v.ordinal for v in s.hot if v.ordinal > job.requested_at)
+        later = sorted(
+            {state.seqs.atom(v.ordinal)[1] for v in s.hot if v.ordinal > job.requested_at}
+        )
         options: list[Scope] = []
         for cut in [job.requested_at, *later]:
             options += [a for a in _after_flush(table, s, cut, unsettled) if a not in options]

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from attrs import define, evolve, frozen
 
 from kalamfuzz.model.catalog import Table, TableId, User
+from kalamfuzz.model.concurrency import concurrent
 from kalamfuzz.model.jobs import JobStatus
 from kalamfuzz.model.ops import DropTable, Flush, JobFinished, Operation, Select
 from kalamfuzz.model.outcomes import (
@@ -225,6 +226,15 @@ class Model:
     def adopt(self, table_id: TableId, key: ScopeKey, rows: Sequence[Row]) -> None:
         """Re-learn a scope from a full read of it (after a known finding)."""
         self.states = _dedupe(adopt(s, table_id, key, rows) for s in self.states)
+
+    def concurrent(self, since: int) -> None:
+        """What was written after ordinal ``since`` came from statements sent at once."""
+        self.states = tuple(concurrent(s, since) for s in self.states)
+
+    @property
+    def clock(self) -> int:
+        """The last ordinal written in every possible state."""
+        return min(s.clock for s in self.states)
 
     def distrust_snapshot(self, sub_id: str) -> None:
         self.states = tuple(distrust_snapshot(s, sub_id) for s in self.states)
