@@ -152,3 +152,15 @@ class JobObservation:
     #: As in ``system.jobs``: new, queued, running, retrying, completed, failed, cancelled.
     status: str
     message: str | None = None
+
+
+@frozen
+class LiveRegistryObservation:
+    """What ``system.live`` lists of a run's own subscriptions, beside what their clients got.
+
+    ``listed``: (subscription_id, changes counter) per row; ``received``: change notifications
+    each open subscription's client received, by subscription id.
+    """
+
+    listed: tuple[tuple[str, int], ...]
+    received: Mapping[str, int]

@@ -35,6 +35,7 @@ from kalamfuzz.model.uncertain import Fork, Model, options
 from kalamfuzz.observations import (
     ColdScopeObservation,
     JobObservation,
+    LiveRegistryObservation,
     QueryObservation,
     StatementObservation,
     StorageListing,
@@ -160,6 +161,10 @@ def check_subscription(
         return subscriptions.check_subscription(state, sub_id, obs, at)
 
     return over_states(model, one)
+
+
+def check_live_registry(model: Model, obs: LiveRegistryObservation) -> Verdict:
+    return over_states(model, lambda state: subscriptions.check_live_registry(state, obs))
 
 
 def check_cold(

@@ -25,7 +25,7 @@ from kalamfuzz.model.subscriptions import (
     projected_columns,
 )
 from kalamfuzz.model.values import SEQ, Row, Value, render_row
-from kalamfuzz.observations import Change, SubscriptionObservation
+from kalamfuzz.observations import Change, LiveRegistryObservation, SubscriptionObservation
 
 
 def _v(
@@ -441,3 +441,38 @@ def _check_snapshot(
                 )
             )
     return out
+
+
+def check_live_registry(state: ModelState, obs: LiveRegistryObservation) -> Finding:
+    """``system.live`` lists exactly the subscriptions open in the model (a closed one still
+    listed is a leak), and each one's ``changes`` counter equals what its client received."""
+    active = {sid for sid, sub in state.subs.items() if sub.active}
+    listed = dict(obs.listed)
+    out: list[Violation] = []
+    missing, leaked = sorted(active - set(listed)), sorted(set(listed) - active)
+    if missing or leaked:
+        out.append(
+            Violation(
+                ContractItem.SUBSCRIPTIONS,
+                "system.live",
+                "system.live does not list exactly the open subscriptions",
+                f"{len(active)} open",
+                f"{len(listed)} listed",
+                tuple(f"- missing {s}" for s in missing)
+                + tuple(f"+ closed but listed {s}" for s in leaked),
+            )
+        )
+    for sid in sorted(active & set(listed)):
+        got = obs.received.get(sid)
+        if got is not None and listed[sid] != got:
+            out.append(
+                Violation(
+                    ContractItem.SUBSCRIPTIONS,
+                    f"subscription {sid}",
+                    "system.live changes counter differs from the notifications delivered",
+                    f"changes = {got} (notifications the client received)",
+                    f"changes = {listed[sid]}",
+                    diverged=False,
+                )
+            )
+    return out, {}

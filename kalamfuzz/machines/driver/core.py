@@ -33,11 +33,12 @@ from kalamfuzz.machines.driver.transcript import (
     now_ms,
     reply_of,
 )
-from kalamfuzz.machines.world import USERS
+from kalamfuzz.machines.world import STORAGES, USERS
 from kalamfuzz.model import (
     Delete,
     Insert,
     Model,
+    Role,
     Select,
     Table,
     TableId,
@@ -47,12 +48,21 @@ from kalamfuzz.model.ops import Statement
 from kalamfuzz.model.rows import Window
 from kalamfuzz.model.state import MAX_QUERY_LIMIT
 from kalamfuzz.observations import (
+    JobObservation,
     QueryObservation,
     StatementObservation,
 )
 
 #: How long a step waits for the live changes the model expects before calling them lost.
 CHANGE_WAIT_S = 1.0
+
+
+def change_wait(changes: int) -> float:
+    """How long to wait for ``changes`` live changes: CHANGE_WAIT_S, and more for a burst
+    (a scenario's thousand inserts take the server longer to fan out than one step's few)."""
+    return max(CHANGE_WAIT_S, changes / 500)
+
+
 #: How long ``wait_jobs`` waits for a flush job before the example fails.
 JOB_TIMEOUT_S = 30.0
 #: Quiet period that makes a subscription quiescent in the final sweep.
@@ -121,6 +131,12 @@ class DriverCore(abc.ABC):
     events: set[str] = field(init=False, factory=set)
     #: The requests that made the users and storages every example shares (for reports).
     setup: list[Exchange] = field(init=False, factory=list)
+    #: The cast: logical user -> role, and the extra storages (the machines' fixed world by
+    #: default; a scenario brings its own).
+    #: Every job end the example saw, in order (a scenario reads a failed job's message).
+    ended_jobs: list[JobObservation] = field(init=False, factory=list)
+    cast: Mapping[str, Role] = field(factory=lambda: dict(USERS))
+    storages: tuple[str, ...] = STORAGES
 
     # --- names and recording ------------------------------------------------------------------
 
@@ -143,7 +159,16 @@ class DriverCore(abc.ABC):
         return self._clients[actor]
 
     def table_id(self, name: str) -> TableId:
-        return TableId(self.namespace, name)
+        """``name`` in the example's namespace; ``ns.name`` in its extra namespace ``ns``."""
+        ns, dot, table = name.rpartition(".")
+        return TableId(self.namespace_id(ns) if dot else self.namespace, table)
+
+    def namespace_id(self, name: str) -> str:
+        """The server's name of the example's extra namespace ``name``."""
+        return f"{self.namespace}_{name}"
+
+    def _ours(self, namespace: str) -> bool:
+        return namespace == self.namespace or namespace.startswith(self.namespace + "_")
 
     def user_id(self, name: str) -> str:
         return "root" if name == "root" else self._users[name]
@@ -326,11 +351,11 @@ class DriverCore(abc.ABC):
 
     def _readers(self, table: Table) -> list[str]:
         """One reader per scope: every user of a per-user table, root for a SHARED one."""
-        return list(USERS) if table.type.per_user else ["root"]
+        return list(self.cast) if table.type.per_user else ["root"]
 
     def _read_every_scope(self) -> None:
         for tid in list(self.model.states[0].catalog.tables):
-            if tid.namespace == self.namespace:
+            if self._ours(tid.namespace):
                 self._read_table(tid)
 
     def _read_table(self, table_id: TableId) -> None:

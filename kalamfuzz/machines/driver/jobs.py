@@ -102,6 +102,7 @@ class JobSteps(SubscriptionSteps):
         tables: list[TableId] = []
         for job_id in ended:
             obs = observe.job(rows[job_id])
+            self.ended_jobs.append(obs)
             now = now_ms()
             self._exchange(
                 "root",
@@ -179,7 +180,8 @@ class JobSteps(SubscriptionSteps):
         # Where the files landed first: files under the wrong storage are a routing finding
         # (item 8), of which the scope's missing manifest is only the consequence.
         bases = {s.base_directory for s in self.model.states[0].catalog.storages.values()}
-        dirs = [Path(b) / self.namespace for b in sorted(bases)]
+        namespaces = sorted(n for n in self.model.states[0].catalog.namespaces if self._ours(n))
+        dirs = [Path(b) / ns for b in sorted(bases) for ns in namespaces]
         verdict = self._settled(
             lambda: inv.check_storage(self.model, self._call(observe.storage_listing, dirs), busy),
             any(

@@ -5,32 +5,33 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from kalamfuzz.adapters.target import Target
 from kalamfuzz.adapters.values import redact_sql
 from kalamfuzz.errors import LiveError
 from kalamfuzz.machines.driver.core import QUIET_S
-from kalamfuzz.machines.driver.schema import SchemaSteps
 from kalamfuzz.machines.driver.transcript import (
     Exchange,
     now_ms,
     tolerating,
 )
-from kalamfuzz.machines.world import COLUMNS, STORAGES, TABLES, USERS
+from kalamfuzz.machines.driver.workload import WorkloadSteps
+from kalamfuzz.machines.world import COLUMNS, TABLES
 from kalamfuzz.model import (
     CreateNamespace,
     CreateStorage,
     CreateTable,
     Model,
+    Role,
     Succeeded,
     Table,
 )
 from kalamfuzz.model.catalog import User
 
 
-class Driver(SchemaSteps):
+class Driver(WorkloadSteps):
     """Runs steps against ``target`` in lock-step with the model (see the package docstring)."""
 
     @classmethod
@@ -42,6 +43,8 @@ class Driver(SchemaSteps):
         bugs: Sequence[str] = (),
         config: Any = None,
         tolerate: Sequence[str] = (),
+        cast: Mapping[str, Role] | None = None,
+        storages: Sequence[str] | None = None,
     ) -> Iterator[Driver]:
         """Start ``target`` (default ``$KALAMFUZZ_TARGET`` or the sim) and drive it.
 
@@ -50,6 +53,10 @@ class Driver(SchemaSteps):
         """
         with Target.parse(target, bugs=bugs, config=config) as t:
             driver = cls(t, triage=tolerating(frozenset(tolerate)) if tolerate else None)
+            if cast is not None:
+                driver.cast = dict(cast)
+            if storages is not None:
+                driver.storages = tuple(storages)
             try:
                 yield driver
             finally:
@@ -68,7 +75,7 @@ class Driver(SchemaSteps):
     def _setup_world(self) -> None:
         """Users and storages, once per driver (they are global on the server)."""
         admin = self._admin()
-        for name, role in USERS.items():
+        for name, role in self.cast.items():
             user_id = f"kf_{self._campaign_tag}_{name}"
             password = secrets.token_urlsafe(12)
             admin.create_user(user_id, password, role=role.value)
@@ -77,7 +84,7 @@ class Driver(SchemaSteps):
             self._setup_exchange(
                 f"CREATE USER {user_id} WITH PASSWORD '{password}' ROLE {role.value}"
             )
-        for name in STORAGES:
+        for name in self.storages:
             base = self.target.data_dir / f"storage-{name}-{self._campaign_tag}"
             base.mkdir(parents=True, exist_ok=True)
             storage_id = f"kf_{self._campaign_tag}_{name}"
@@ -101,12 +108,13 @@ class Driver(SchemaSteps):
         self.findings = []
         self.events = set()
         self._flushed = set()
+        self.ended_jobs = []
         self.program = []
         self.transcript = []
         self.namespace = f"kf_{self._campaign_tag}_{self._examples}"
         model = Model.initial(
             str(self.target.storage_dir),
-            users=[User(self._users[n], role) for n, role in USERS.items()],
+            users=[User(self._users[n], role) for n, role in self.cast.items()],
         )
         for name, storage_id in self._storages.items():
             base = self.target.data_dir / f"storage-{name}-{self._campaign_tag}"

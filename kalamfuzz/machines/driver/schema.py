@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from kalamfuzz.machines.driver.faults import FaultSteps
@@ -10,6 +11,7 @@ from kalamfuzz.model import (
     AlterAddColumn,
     AlterDropColumn,
     Column,
+    CreateNamespace,
     CreateTable,
     DropTable,
     Select,
@@ -27,7 +29,9 @@ class SchemaSteps(FaultSteps):
         storage: str = "local",
         access: Any = None,
         ttl_seconds: int | None = None,
+        columns: Sequence[Column] | None = None,
     ) -> None:
+        """CREATE TABLE with the machines' columns, or ``columns`` (a scenario's schema)."""
         with self._step(
             "create_table",
             actor,
@@ -36,17 +40,23 @@ class SchemaSteps(FaultSteps):
             storage=storage if storage != "local" else None,
             access=access,
             ttl_seconds=ttl_seconds,
+            columns=list(columns) if columns is not None else None,
         ):
             table = Table(
                 self.table_id(name),
                 kind,
-                COLUMNS,
+                tuple(columns) if columns is not None else COLUMNS,
                 storage_id=self._storage_id(storage),
                 access_level=access,
                 ttl_seconds=ttl_seconds,
             )
             self._statement(actor, CreateTable(self.user_id(actor), table))
             self._poll_jobs()
+
+    def create_namespace(self, actor: str, name: str) -> None:
+        """An extra namespace of the example; its tables are named ``name.table``."""
+        with self._step("create_namespace", actor, name):
+            self._statement(actor, CreateNamespace(self.user_id(actor), self.namespace_id(name)))
 
     def drop_table(self, actor: str, table: str) -> None:
         with self._step("drop_table", actor, table):

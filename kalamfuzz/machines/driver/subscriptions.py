@@ -10,7 +10,7 @@ from kalamfuzz import invariants as inv
 from kalamfuzz.adapters import observe
 from kalamfuzz.adapters.websocket import LiveClient, Subscription
 from kalamfuzz.errors import ConfigError, LiveError
-from kalamfuzz.machines.driver.core import CHANGE_WAIT_S, DriverCore, _Sub
+from kalamfuzz.machines.driver.core import DriverCore, _Sub, change_wait
 from kalamfuzz.machines.driver.transcript import (
     now_ms,
     ws_json,
@@ -270,7 +270,9 @@ class SubscriptionSteps(DriverCore):
             want = self._expected_changes(s.model_id)
             try:
                 self._call(
-                    s.sub.wait_for, lambda x, n=want: _change_rows(x) >= n, timeout=CHANGE_WAIT_S
+                    s.sub.wait_for,
+                    lambda x, n=want: _change_rows(x) >= n,
+                    timeout=change_wait(want),
                 )
                 quiescent = False
             except LiveError:
