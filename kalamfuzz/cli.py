@@ -1,7 +1,7 @@
-"""``kalamfuzz run | replay | report | sim | bench``.
+"""``kalamfuzz run | replay | report | scenarios | sim | bench``.
 
 Exit status: ``run`` 0 no new finding (known ones are counted, not failed), 1 new findings,
-2 could not start; ``replay`` 0 all FIXED (or needing a real server on the sim), 1 some FAILED,
+2 could not start; ``scenarios`` 0 all passed, 1 one failed, 2 one could not run; ``replay`` 0 all FIXED (or needing a real server on the sim), 1 some FAILED,
 2 some ERROR; ``report`` 0, or 2 when there is none; ``bench`` 0 (or 2 on a bad target).
 """
 
@@ -137,6 +137,77 @@ def _known_issues(option: str | None) -> known.KnownIssues:
     return known.KnownIssues.load(Path(option))
 
 
+def _scenarios_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("scenarios", help="run the seed scenario suite (E2E, live, stress)")
+    p.add_argument(
+        "--target",
+        default=os.environ.get("KALAMFUZZ_TARGET") or "sim",
+        help="sim | binary:PATH | url:URL (default: $KALAMFUZZ_TARGET or sim)",
+    )
+    p.add_argument(
+        "--scale",
+        default="smoke",
+        choices=["smoke", "full"],
+        help="smoke: shrunk sizes for CI (default); full: the seed's numbers",
+    )
+    p.add_argument(
+        "--only",
+        nargs="+",
+        default=[],
+        metavar="ID",
+        help="scenario ids or stories (e2e, live, stress)",
+    )
+    p.add_argument(
+        "--sim-bugs",
+        default=os.environ.get(ENV_BUGS),
+        metavar="A,B",
+        help="planted sim bugs to switch on (kalamfuzz sim --list-bugs)",
+    )
+    p.add_argument(
+        "--known-issues",
+        default=None,
+        metavar="FILE",
+        help=f"known findings to name in the results (default {known.DEFAULT_FILE} if it exists)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("scenario-results"),
+        help="where the JSON report, summary, plot and failures go (default scenario-results/)",
+    )
+    p.add_argument("--list", action="store_true", help="list the scenarios and exit")
+
+
+def _scenarios(args: argparse.Namespace) -> int:
+    from kalamfuzz import scenarios
+
+    chosen = scenarios.select(args.only)
+    if args.list:
+        for sc in chosen:
+            covers = f"  [{', '.join(sc.covers)}]" if sc.covers else ""
+            print(f"{sc.id}  {sc.title}{covers}")
+        return 0
+    issues = _known_issues(args.known_issues)
+    print(
+        f"known issues: {len(issues.issues)} from {issues.source}"
+        if issues.issues
+        else f"known issues: none ({issues.source})"
+    )
+    report = scenarios.run_suite(
+        args.target,
+        scenarios.SCALES[args.scale],
+        chosen,
+        bugs=_bugs(args.sim_bugs),
+        out=args.out,
+        known=issues,
+    )
+    print()
+    print(scenarios.summary(report))
+    for path in scenarios.write(report, args.out):
+        print(f"wrote {path}")
+    return report.exit_code
+
+
 def _replay_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("replay", help="rerun saved regressions: FIXED / FAILED / ERROR")
     p.add_argument("which", nargs="*", help="short ids, names or paths (default: all)")
@@ -244,9 +315,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="kalamfuzz", description="Model-based stateful fuzzing of KalamDB."
     )
     sub = parser.add_subparsers(
-        dest="command", required=True, metavar="run|replay|report|sim|bench"
+        dest="command", required=True, metavar="run|replay|report|scenarios|sim|bench"
     )
     _run_parser(sub)
+    _scenarios_parser(sub)
     _replay_parser(sub)
     _report_parser(sub)
     sub.add_parser("sim", help="run the embedded target (kalamfuzz sim --help)")
@@ -259,6 +331,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _replay(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "scenarios":
+            return _scenarios(args)
         return _bench(args)
     except KalamError as exc:
         print(f"kalamfuzz {args.command}: {exc}", file=sys.stderr)

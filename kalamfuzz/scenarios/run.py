@@ -1,0 +1,101 @@
+"""What a scenario program works with: the driver, the scale, and its checklist.
+
+Every check of the data goes through the driver (the model and the invariants, as in a fuzzed
+step). The checklist records which of the seed's items each part of the program proves; the
+few items that are not about the data (how many snapshot pages came, a resource threshold) are
+stated with ``expect`` and ``threshold``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+from collections.abc import Iterator
+
+from attrs import define, field
+
+from kalamfuzz.machines.driver import Driver, Exchange
+from kalamfuzz.machines.driver.workload import ExpectationFailed
+from kalamfuzz.scenarios.resources import Sampler
+from kalamfuzz.scenarios.scale import Scale
+
+
+@define
+class Item:
+    """One checklist line: ``pass``, ``fail``, ``measured`` (a threshold not judged at this
+    scale) or ``not supported`` (with why)."""
+
+    name: str
+    status: str
+    detail: str = ""
+
+
+@define
+class Run:
+    d: Driver
+    scale: Scale
+    sampler: Sampler | None = None
+    items: list[Item] = field(factory=list)
+    notes: list[str] = field(factory=list)
+    measures: dict[str, float] = field(factory=dict)
+    #: (sent epoch ms, milliseconds) of every SELECT.
+    latencies: list[tuple[int, float]] = field(factory=list)
+
+    def users(self, n: int | None = None) -> list[str]:
+        return [f"u{i}" for i in range(1, (n or self.scale.users) + 1)]
+
+    @contextlib.contextmanager
+    def item(self, name: str) -> Iterator[None]:
+        """The steps inside prove the checklist item ``name``."""
+        try:
+            yield
+        except BaseException as exc:
+            self.items.append(Item(name, "fail", str(exc).splitlines()[0] if str(exc) else ""))
+            raise
+        self.items.append(Item(name, "pass"))
+
+    def unsupported(self, name: str, why: str) -> None:
+        self.items.append(Item(name, "not supported", why))
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def expect(self, ok: bool, what: str) -> None:
+        if not ok:
+            raise ExpectationFailed(what)
+
+    def threshold(self, name: str, value: float, limit: float, unit: str) -> None:
+        """The seed's resource limit: ``value`` must stay under ``limit`` (judged at full
+        scale; at smoke scale recorded only)."""
+        self.measures[name] = round(value, 3)
+        detail = f"{value:.1f} {unit} (limit {limit:g} {unit})"
+        if not self.scale.judge_resources:
+            self.items.append(Item(name, "measured", detail + "; judged at full scale"))
+            return
+        if value >= limit:
+            self.items.append(Item(name, "fail", detail))
+            raise ExpectationFailed(f"{name}: {detail}")
+        self.items.append(Item(name, "pass", detail))
+
+    def mark(self, label: str) -> None:
+        if self.sampler is not None:
+            self.sampler.mark(label)
+
+    def rss_mb(self) -> float | None:
+        """The server's RSS now (None when kalamfuzz did not start it)."""
+        return self.sampler.rss_now() if self.sampler is not None else None
+
+    def record(self, exchange: Exchange) -> None:
+        """An ``on_exchange`` handler: the latency of every SELECT, client-measured."""
+        if exchange.kind == "sql" and exchange.request.lstrip().upper().startswith("SELECT"):
+            self.latencies.append((exchange.sent_ms, float(exchange.recv_ms - exchange.sent_ms)))
+
+    def select_latencies(self, since_ms: int = 0) -> list[float]:
+        """Milliseconds each SELECT took since ``since_ms`` (epoch ms)."""
+        return [ms for at, ms in self.latencies if at >= since_ms]
+
+
+def p95(values: list[float]) -> float:
+    if len(values) < 2:
+        return values[0] if values else 0.0
+    return statistics.quantiles(values, n=20, method="inclusive")[18]
