@@ -101,7 +101,9 @@ def render(failure: Failure, label: str, command: str) -> str:
         body += _sql_comments(failure.transcript, i)
         body.append(line)
     body.append("d.sweep()")
-    violation = textwrap.indent(failure.message.strip(), "#   ")
+    from kalamfuzz.campaign.report import violation_lines
+
+    violation = textwrap.indent("\n".join(violation_lines(failure.message)), "#   ")
     imports = "\n".join(
         [
             "from kalamfuzz.campaign.regressions import replay_bugs, skip_on_sim",

@@ -119,9 +119,19 @@ def _indent(lines: Sequence[str]) -> list[str]:
     return ["  " + line for line in lines]
 
 
+def violation_lines(message: str, keep: int = 8) -> list[str]:
+    """The first ``keep`` violations of a failure's message (each a ``[item]`` line and its
+    indented detail), then how many more there are: a burst can lose hundreds of changes."""
+    lines = message.strip().splitlines()
+    heads = [i for i, line in enumerate(lines) if line.startswith("[")]
+    if len(heads) <= keep:
+        return lines
+    return [*lines[: heads[keep]], f"... and {len(heads) - keep} more violations like these"]
+
+
 def _violations(message: str, names: Names) -> list[str]:
     """The violation text without the step line, as a quoted block."""
-    lines = [line for line in message.strip().splitlines() if not line.startswith("after ")]
+    lines = [line for line in violation_lines(message) if not line.startswith("after ")]
     return ["```", *(names(line) for line in lines), "```"]
 
 

@@ -112,7 +112,10 @@ def chat(r: Run) -> None:
         d.insert("u1", "chat.messages", [message(61, 1)])
         d.insert("u1", "chat.messages", [message(62, 1), message(63, 2), message(64, 1)])
         d.insert("u2", "chat.messages", [message(61, 1)])
-        d.insert("u1", "chat.typing_events", [_typing(1, 1, "u1"), _typing(2, 2, "u1")])
+        # user_id holds the typist's id: KalamDB reads a STREAM table's user_id column as the
+        # row's owner (stream_table_provider.rs), which a user's own event is.
+        me = d.user_id("u1")
+        d.insert("u1", "chat.typing_events", [_typing(1, 1, me), _typing(2, 2, me)])
         d.update("u1", "chat.messages", {"content": "edited"}, where=eq("id", 61))
         d.delete("u1", "chat.messages", where=eq("id", 2))
         d.check_live()
@@ -150,7 +153,6 @@ def chat(r: Run) -> None:
         "resume_from_inclusive",
         "snapshot_includes_deleted",
         "retry_reinserts",
-        "order_limit_resorted",
     ),
 )
 def offline_sync(r: Run) -> None:
@@ -795,10 +797,10 @@ def soak(r: Run) -> None:
     """Users write and watch, a service flushes and emits stream events, one ADD COLUMN half
     way: no error but the expected ones, subscriptions alive, jobs done, memory flat."""
     d, users = r.d, r.users()
-    with r.item("tables: notes (USER), events (STREAM), settings (USER)"):
+    with r.item("tables: notes (USER), events (STREAM), prefs (USER)"):
         d.create_table("root", "notes", USER, columns=SIMPLE)
         d.create_table("root", "events", STREAM, ttl_seconds=600, columns=SIMPLE)
-        d.create_table("root", "settings", USER, columns=SIMPLE)
+        d.create_table("root", "prefs", USER, columns=SIMPLE)
         for u in users:
             d.subscribe(u, f"notes-{u}", "notes")
             if int(u[1:]) % 2:
@@ -834,7 +836,7 @@ def soak(r: Run) -> None:
             if rounds % 7 == 0:
                 d.select(users[rounds % len(users)], "notes", order_by=[("id", True)], limit=10)
             if not altered and time.monotonic() > deadline - r.scale.soak_s / 2:
-                d.add_column("root", "settings", Column("theme", ColType.TEXT))
+                d.add_column("root", "prefs", Column("theme", ColType.TEXT))
                 altered = True
         d.wait_jobs()
         d.check_live()

@@ -39,6 +39,9 @@ class Scale:
     stress_s: float
     stress_rate: int
     stress_rate_s: float
+    #: Rows/s of the long mixed loads (writers with listeners, readers under load): paced so
+    #: that five minutes of checked steps stay within what the model holds (0: unpaced).
+    sustained_rate: int
     stress_subscriptions: int
     release_s: float
     #: Whether the seed's resource thresholds are judged (full) or only measured (smoke: runs
@@ -67,6 +70,7 @@ SMOKE = Scale(
     stress_s=3.0,
     stress_rate=200,
     stress_rate_s=2.0,
+    sustained_rate=0,
     stress_subscriptions=10,
     release_s=2.0,
     judge_resources=False,
@@ -93,6 +97,7 @@ FULL = Scale(
     stress_s=300.0,
     stress_rate=1000,
     stress_rate_s=30.0,
+    sustained_rate=200,
     stress_subscriptions=50,
     release_s=60.0,
     judge_resources=True,

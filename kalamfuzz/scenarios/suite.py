@@ -16,7 +16,7 @@ from attrs import asdict, define, field
 
 from kalamfuzz.adapters.target import Target
 from kalamfuzz.campaign.events import Failure
-from kalamfuzz.campaign.known import KnownIssues
+from kalamfuzz.campaign.known import KnownIssues, Triage
 from kalamfuzz.campaign.regressions import exchange_json
 from kalamfuzz.campaign.report import render_report
 from kalamfuzz.errors import ConfigError
@@ -27,9 +27,10 @@ from kalamfuzz.scenarios.resources import Sample, Sampler
 from kalamfuzz.scenarios.run import Item, Run
 from kalamfuzz.scenarios.scale import Scale
 
-PASS, FAIL, ERROR = "PASS", "FAIL", "ERROR"
-#: Exit status: 0 every scenario passed, 1 one failed (a finding), 2 one could not run.
-EXIT = {PASS: 0, FAIL: 1, ERROR: 2}
+PASS, KNOWN, FAIL, ERROR = "PASS", "KNOWN", "FAIL", "ERROR"
+#: Exit status: 0 every scenario passed (KNOWN: it met only known issues, went past them and
+#: passed the rest), 1 one failed (a new finding), 2 one could not run.
+EXIT = {PASS: 0, KNOWN: 0, FAIL: 1, ERROR: 2}
 
 
 @define
@@ -47,6 +48,8 @@ class Outcome:
     #: The finding (first lines), and the known issue it is, if listed.
     finding: str = ""
     known: str = ""
+    #: Known issues met and gone past (with ``known`` issues given), each once.
+    known_findings: list[str] = field(factory=list)
     artifacts: list[str] = field(factory=list)
     samples: list[Sample] = field(factory=list)
     marks: list[tuple[float, str]] = field(factory=list)
@@ -103,19 +106,29 @@ def run_suite(
     known: KnownIssues | None = None,
     echo: Callable[[str], None] = print,
 ) -> SuiteReport:
+    """Run ``scenarios`` in order. Where the resource limits are judged (full scale) each gets a
+    fresh server, so that its memory baseline is its own; else they share one (each in its own
+    namespaces and users), which saves a start-up per scenario."""
     report = SuiteReport(target, "", scale.name, tuple(bugs), time.time())
     width = max((len(s.title) for s in scenarios), default=10)
-    for n, sc in enumerate(scenarios, 1):
-        echo(f"[{n:2}/{len(scenarios)}] {sc.id} {sc.title:<{width}} ...")
-        outcome = _run_one(sc, target, scale, bugs, out, known or KnownIssues(), report)
-        report.outcomes.append(outcome)
-        extra = f"  {headline(outcome.finding)}" if outcome.finding else ""
-        if outcome.known:
-            extra += f" (known: {outcome.known})"
-        echo(
-            f"        {outcome.status:<5} {outcome.seconds:6.1f} s  {outcome.steps:5} steps  "
-            f"{outcome.requests:6} requests{extra}"
-        )
+    with contextlib.ExitStack() as stack:
+        shared: Target | None = None
+        if not scale.judge_resources:
+            shared = stack.enter_context(Target.parse(target, bugs=bugs))
+        for n, sc in enumerate(scenarios, 1):
+            echo(f"[{n:2}/{len(scenarios)}] {sc.id} {sc.title:<{width}} ...")
+            server = shared if shared is not None else Target.parse(target, bugs=bugs)
+            outcome = _run_one(sc, server, scale, out, known or KnownIssues(), report)
+            report.outcomes.append(outcome)
+            extra = f"  {headline(outcome.finding)}" if outcome.finding else ""
+            if outcome.known:
+                extra += f" (known: {outcome.known})"
+            if outcome.known_findings:
+                extra += f"  known issues met: {', '.join(outcome.known_findings)}"
+            echo(
+                f"        {outcome.status:<5} {outcome.seconds:6.1f} s  {outcome.steps:5} steps  "
+                f"{outcome.requests:6} requests{extra}"
+            )
     return report
 
 
@@ -134,19 +147,28 @@ def _sampling(t: Target) -> Iterator[Sampler | None]:
 
 def _run_one(
     sc: Scenario,
-    spec: str,
+    server: Target,
     scale: Scale,
-    bugs: Sequence[str],
     out: Path,
     known: KnownIssues,
     report: SuiteReport,
 ) -> Outcome:
+    """Run one scenario on ``server`` (started here, and stopped after, unless it runs)."""
     started = time.monotonic()
     outcome = Outcome(sc.id, sc.title, sc.story, PASS, 0.0)
     try:
-        with Target.parse(spec, bugs=bugs) as t, _sampling(t) as sampler:
+        running = server.process is not None and server.process.alive
+        with (
+            contextlib.nullcontext(server) if running else server as t,
+            _sampling(t) as sampler,
+        ):
             report.server = report.server or t.server_version()
-            d = Driver(t, cast=dict(sc.cast(scale)), storages=sc.storages)
+            d = Driver(
+                t,
+                cast=dict(sc.cast(scale)),
+                storages=sc.storages,
+                triage=Triage(known) if known.issues else None,
+            )
             run = Run(d, scale, sampler)
             d.on_exchange.append(run.record)
             run.mark(sc.id)
@@ -169,6 +191,9 @@ def _run_one(
                     outcome.known = issue.id if issue is not None else ""
                 outcome.artifacts = _save(sc, d, exc, report, out, scale)
             finally:
+                outcome.known_findings = list(dict.fromkeys(f.label for f in d.findings))
+                if outcome.status == PASS and outcome.known_findings:
+                    outcome.status = KNOWN
                 outcome.steps = d.steps
                 outcome.requests = len(d.transcript)
                 outcome.items, outcome.notes = run.items, run.notes
@@ -273,6 +298,8 @@ def summary(report: SuiteReport) -> str:
         )
         if o.known:
             detail += f" (known: {o.known})"
+        if o.known_findings:
+            detail = "; ".join([detail] * bool(detail) + [f"known: {', '.join(o.known_findings)}"])
         if o.unsupported:
             detail = "; ".join(
                 [detail] * bool(detail)
@@ -282,7 +309,9 @@ def summary(report: SuiteReport) -> str:
             f"| {o.id} | {o.title} | {o.status} | {o.seconds:.1f} | {o.steps} | {check} | "
             f"{detail.replace('|', '/')} |"
         )
-    counts = {s: sum(1 for o in report.outcomes if o.status == s) for s in (PASS, FAIL, ERROR)}
+    counts = {
+        s: sum(1 for o in report.outcomes if o.status == s) for s in (PASS, KNOWN, FAIL, ERROR)
+    }
     lines += ["", ", ".join(f"{n} {s.lower()}" for s, n in counts.items() if n) or "nothing run"]
     return "\n".join(lines)
 

@@ -132,6 +132,19 @@ class TestFlush:
         m.keep(lambda s: len(s.scope(T, "u1").hot) == 0)
         assert m.certain and visible(m) == [(1, None), (2, None)]
 
+    def test_a_job_takes_a_statement_whole(self):
+        # KalamDB writes a statement's rows in one atomic batch: a 3-row INSERT made while the
+        # job runs is in its files entirely or not at all.
+        m = world()
+        m.apply(Insert("u1", T, (row(1),)), Succeeded())
+        m.apply(Flush(SERVICE, T), Succeeded(job_id="FL-1"))
+        m.apply(Insert("u1", T, (row(2), row(3), row(4))), Succeeded())
+        m.apply(JobFinished("FL-1"), Succeeded(job_status=JobStatus.COMPLETED))
+        cold_keys = sorted(
+            tuple(v.key for v in s.scope(T, "u1").cold[0].versions) for s in m.states
+        )
+        assert cold_keys == [(1,), (1, 2, 3, 4)]
+
     def test_job_statuses(self):
         m = world()
         m.apply(Insert("u1", T, (row(1),)), Succeeded())

@@ -1,0 +1,137 @@
+"""The scenario suite as a tool: what it holds, what a run writes, how it reports failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from kalamfuzz.errors import ConfigError, KalamError
+from kalamfuzz.machines.driver.workload import ExpectationFailed, Write
+from kalamfuzz.model.catalog import TableType
+from kalamfuzz.scenarios import FULL, SCENARIOS, SMOKE, Scenario, run_suite, select, write
+from kalamfuzz.scenarios.registry import NOT_IN_ANY_SCENARIO
+from kalamfuzz.scenarios.run import Run
+from kalamfuzz.scenarios.shapes import SIMPLE, eq, simple
+from kalamfuzz.sim.bugs import BUGS
+
+
+def test_the_suite_holds_every_seed_test() -> None:
+    select([])
+    by_story = {
+        s: sorted(x.id for x in SCENARIOS.values() if x.story == s)
+        for s in ("e2e", "live", "stress")
+    }
+    assert by_story["e2e"] == [f"E{i:02}" for i in range(1, 14)]
+    assert by_story["live"] == [f"L{i:02}" for i in range(1, 11)]
+    assert by_story["stress"] == [f"S{i:02}" for i in range(1, 11)]
+    assert all(s.doc and s.title for s in SCENARIOS.values())
+
+
+def test_each_planted_bug_is_in_a_scenarios_domain_or_said_why_not() -> None:
+    select([])
+    covered = {b for s in SCENARIOS.values() for b in s.covers}
+    names = {b.name for b in BUGS}
+    assert covered <= names
+    assert covered.isdisjoint(NOT_IN_ANY_SCENARIO)
+    assert covered | set(NOT_IN_ANY_SCENARIO) == names
+    assert all(NOT_IN_ANY_SCENARIO.values())
+
+
+def test_select_takes_ids_and_stories_and_names_the_fix() -> None:
+    assert [s.id for s in select(["live"])] == [f"L{i:02}" for i in range(1, 11)]
+    assert [s.id for s in select(["S03", "E01"])] == ["S03", "E01"]
+    with pytest.raises(ConfigError, match="no scenario 'E99'") as err:
+        select(["E99"])
+    assert "--list" in str(err.value.hint)
+
+
+def _counting(r: Run) -> None:
+    """Two rows in, and the seed's (wrong) count of three."""
+    r.d.create_table("root", "t", TableType.USER, columns=SIMPLE)
+    with r.item("two rows written"):
+        r.d.insert("u1", "t", [simple(1), simple(2)])
+    with r.item("the count"):
+        r.d.read_all("u1", "t", expect=3)
+
+
+def _tiny(r: Run) -> None:
+    """A table, a subscription, a change: passes on a plain server."""
+    r.d.create_table("root", "t", TableType.USER, columns=SIMPLE)
+    with r.item("a change arrives"):
+        r.d.subscribe("u1", "s", "t")
+        r.d.insert("u1", "t", [simple(1)])
+        r.d.check_live()
+        r.d.live_registry()
+
+
+def _misuse(r: Run) -> None:
+    """Two UPDATEs of one scope by WHERE other than the key: they may not commute."""
+    r.d.create_table("root", "t", TableType.USER, columns=SIMPLE)
+    r.d.parallel(
+        [
+            Write("u1", "t", assignments={"qty": 1}, where=eq("grp", 1)),
+            Write("u1", "t", assignments={"qty": 2}, where=eq("grp", 2)),
+        ]
+    )
+
+
+def test_a_failed_expectation_saves_the_transcript_and_the_report(tmp_path: Path) -> None:
+    sc = Scenario("X01", "counting", "e2e", _counting)
+    report = run_suite("sim", SMOKE, [sc], out=tmp_path, echo=lambda _: None)
+    (o,) = report.outcomes
+    assert (o.status, report.exit_code) == ("FAIL", 1)
+    assert "the scenario expects exactly 3" in o.finding
+    assert [(i.name, i.status) for i in o.items] == [
+        ("two rows written", "pass"),
+        ("the count", "fail"),
+    ]
+    md, transcript = (Path(p) for p in o.artifacts)
+    assert "expects exactly 3" in md.read_text() and "INSERT INTO" in md.read_text()
+    assert any('"SELECT' in line for line in transcript.read_text().splitlines())
+
+
+def test_a_misused_step_is_an_error_that_names_the_fix(tmp_path: Path) -> None:
+    sc = Scenario("X02", "misuse", "e2e", _misuse)
+    report = run_suite("sim", SMOKE, [sc], out=tmp_path, echo=lambda _: None)
+    (o,) = report.outcomes
+    assert (o.status, report.exit_code) == ("ERROR", 2)
+    assert "may not commute" in o.finding and "distinct primary keys" in o.finding
+
+
+def test_a_run_writes_json_summary_and_plot(tmp_path: Path) -> None:
+    lines: list[str] = []
+    sc = Scenario("X03", "tiny", "live", _tiny)
+    report = run_suite("sim", SMOKE, [sc, sc], out=tmp_path, echo=lines.append)
+    assert [o.status for o in report.outcomes] == ["PASS", "PASS"]
+    assert lines[0].startswith("[ 1/2] X03 tiny") and "PASS" in lines[1]
+    paths = {p.name for p in write(report, tmp_path)}
+    assert paths == {"scenarios.json", "summary.md", "resources.png"}
+    data = json.loads((tmp_path / "scenarios.json").read_text())
+    first = data["scenarios"][0]
+    assert first["status"] == "PASS" and first["samples"] and first["latencies"]
+    assert "| X03 | tiny | PASS |" in (tmp_path / "summary.md").read_text()
+
+
+def test_resource_limits_are_judged_at_full_scale_only() -> None:
+    smoke = Run(cast(Any, None), SMOKE)
+    smoke.threshold("p95", 600.0, 500.0, "ms")
+    assert smoke.items[-1].status == "measured" and smoke.measures["p95"] == 600.0
+    full = Run(cast(Any, None), FULL)
+    full.threshold("p95", 400.0, 500.0, "ms")
+    with pytest.raises(ExpectationFailed, match="p95"):
+        full.threshold("p95", 600.0, 500.0, "ms")
+    assert [i.status for i in full.items] == ["pass", "fail"]
+
+
+def test_an_unreachable_target_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KALAMFUZZ_PASSWORD", "x")
+    with pytest.raises(KalamError) as err:
+        run_suite(
+            "url:http://127.0.0.1:9", SMOKE, [Scenario("X03", "tiny", "live", _tiny)], out=tmp_path
+        )
+    assert "127.0.0.1:9" in str(err.value) and len(str(err.value).splitlines()) == 1
