@@ -38,13 +38,33 @@ def _bugs(text: str | None) -> tuple[str, ...]:
     return names
 
 
-def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("run", help="run a fuzzing campaign")
+def _target_and_bugs(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--target",
         default=os.environ.get("KALAMFUZZ_TARGET") or "sim",
         help="sim | binary:PATH | url:URL (default: $KALAMFUZZ_TARGET or sim)",
     )
+    p.add_argument(
+        "--sim-bugs",
+        default=os.environ.get(ENV_BUGS),
+        metavar="A,B",
+        help="planted sim bugs to switch on (kalamfuzz sim --list-bugs)",
+    )
+
+
+def _known_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--known-issues",
+        default=None,
+        metavar="FILE",
+        help="known findings to count and go past instead of failing on (default "
+        f"{known.DEFAULT_FILE} if it exists; 'none' for none)",
+    )
+
+
+def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("run", help="run a fuzzing campaign")
+    _target_and_bugs(p)
     p.add_argument("--budget", default="10m", help="time (90s, 10m, 1h) or examples (200)")
     p.add_argument(
         "--seed", type=int, default=None, help="seed of the first round (default random)"
@@ -58,19 +78,7 @@ def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         + ", ".join(MACHINES)
         + ", or all (each machine in turn, an equal share of the budget; default combined)",
     )
-    p.add_argument(
-        "--known-issues",
-        default=None,
-        metavar="FILE",
-        help="known findings to count and explore past instead of failing on (default "
-        f"{known.DEFAULT_FILE} if it exists; 'none' for none)",
-    )
-    p.add_argument(
-        "--sim-bugs",
-        default=os.environ.get(ENV_BUGS),
-        metavar="A,B",
-        help="planted sim bugs to switch on (kalamfuzz sim --list-bugs)",
-    )
+    _known_option(p)
     p.add_argument("--steps", type=int, default=25, help="steps per example (default 25)")
     p.add_argument(
         "--shrink-runs",
@@ -139,11 +147,7 @@ def _known_issues(option: str | None) -> known.KnownIssues:
 
 def _scenarios_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("scenarios", help="run the seed scenario suite (E2E, live, stress)")
-    p.add_argument(
-        "--target",
-        default=os.environ.get("KALAMFUZZ_TARGET") or "sim",
-        help="sim | binary:PATH | url:URL (default: $KALAMFUZZ_TARGET or sim)",
-    )
+    _target_and_bugs(p)
     p.add_argument(
         "--scale",
         default="smoke",
@@ -157,18 +161,7 @@ def _scenarios_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="ID",
         help="scenario ids or stories (e2e, live, stress)",
     )
-    p.add_argument(
-        "--sim-bugs",
-        default=os.environ.get(ENV_BUGS),
-        metavar="A,B",
-        help="planted sim bugs to switch on (kalamfuzz sim --list-bugs)",
-    )
-    p.add_argument(
-        "--known-issues",
-        default=None,
-        metavar="FILE",
-        help=f"known findings to name in the results (default {known.DEFAULT_FILE} if it exists)",
-    )
+    _known_option(p)
     p.add_argument(
         "--out",
         type=Path,

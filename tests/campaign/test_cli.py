@@ -17,6 +17,9 @@ from kalamfuzz.cli import main
         (["run", "--target", "binary:/nonexistent/kalamdb-server"], "not found"),
         (["run", "--target", "url:http://127.0.0.1:9"], "KALAMFUZZ_PASSWORD"),
         (["replay", "zzzz"], "no regression matches"),
+        (["scenarios", "--only", "E99"], "kalamfuzz scenarios --list"),
+        (["scenarios", "--sim-bugs", "no_such_bug"], "kalamfuzz sim --list-bugs"),
+        (["scenarios", "--target", "binary:/nonexistent/kalamdb-server"], "not found"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
@@ -69,3 +72,12 @@ def test_a_run_says_which_known_issues_it_counts(
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "known issues: none (no regressions/known-issues.toml in this directory" in out
+
+
+def test_scenarios_list_names_each_and_its_planted_bugs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scenarios", "--list", "--only", "E11", "live"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 11
+    assert (
+        lines[0].startswith("E11  Multi-storage routing") and "flush_ignores_storage_id" in lines[0]
+    )
