@@ -11,31 +11,15 @@ from __future__ import annotations
 
 import time
 
-from attrs import define
-
 from kalamfuzz.machines.driver.workload import Write
 from kalamfuzz.model.catalog import TableType
+from kalamfuzz.scenarios.load import BATCH, Load, load, warm_baseline
 from kalamfuzz.scenarios.registry import scenario
 from kalamfuzz.scenarios.resources import Sample
 from kalamfuzz.scenarios.run import Run, p95
 from kalamfuzz.scenarios.shapes import SIMPLE, simple
 
 USER = TableType.USER
-#: Rows each writer sends per round.
-BATCH = 50
-
-
-@define
-class Load:
-    rounds: int = 0
-    rows: int = 0
-    seconds: float = 0.0
-    #: Epoch seconds and ms at the start of the load.
-    started: float = 0.0
-
-    @property
-    def rate(self) -> float:
-        return self.rows / self.seconds if self.seconds else 0.0
 
 
 def _setup(r: Run, writers: int, listeners: int = 0, table: str = "stress") -> list[str]:
@@ -44,66 +28,6 @@ def _setup(r: Run, writers: int, listeners: int = 0, table: str = "stress") -> l
     for i in range(listeners):
         r.d.subscribe(users[i % len(users)], f"listener-{i}", table, batch_size=500)
     return users
-
-
-def _baseline(r: Run) -> float | None:
-    """The server's RSS once warm: the same kinds of request as the load (writes, reads, a
-    flush, a subscription) on a scratch table first, so that what a server allocates once
-    (caches, lazily loaded code) is not counted as growth."""
-    users = r.users(1)
-    r.d.create_table("root", "warm_up", USER, columns=SIMPLE)
-    r.d.subscribe(users[0], "warm-up", "warm_up")
-    _load(r, users, rows=2 * BATCH, table="warm_up", reads=True)
-    r.d.flush("root", "warm_up", wait=True)
-    r.d.unsubscribe("warm-up")
-    r.d.drop_table("root", "warm_up")
-    base = r.rss_mb()
-    if base is not None:
-        r.measures["rss_baseline_mb"] = round(base, 2)
-    return base
-
-
-def _load(
-    r: Run,
-    users: list[str],
-    *,
-    rows: int | None = None,
-    seconds: float | None = None,
-    rate: float | None = None,
-    flush_every: int = 0,
-    reads: bool = False,
-    batch: int = BATCH,
-    table: str = "stress",
-    first_key: int = 1,
-) -> Load:
-    """Rounds of one INSERT of ``batch`` rows per writer, at once, until each wrote ``rows`` or
-    ``seconds`` passed; ``rate``: rows per second in all, paced; ``flush_every``: a flush
-    every so many rounds; ``reads``: a reader's SELECT every round."""
-    load = Load(started=time.time())
-    start = time.monotonic()
-    key = first_key
-    while True:
-        if rows is not None and key - first_key >= rows:
-            break
-        if seconds is not None and time.monotonic() - start >= seconds:
-            break
-        ids = range(key, key + batch)
-        r.d.parallel([Write(u, table, [simple(i, grp=i % 5) for i in ids]) for u in users])
-        key += batch
-        load.rounds += 1
-        load.rows += batch * len(users)
-        if flush_every and load.rounds % flush_every == 0:
-            r.d.flush("root", table)
-        if reads:
-            u = users[load.rounds % len(users)]
-            r.d.select(u, table, order_by=[("id", True)], limit=20)
-        if rate:
-            ahead = load.rows / rate - (time.monotonic() - start)
-            if ahead > 0:
-                time.sleep(ahead)
-    load.seconds = time.monotonic() - start
-    r.measures |= {"rows": load.rows, "rounds": load.rounds, "rows_per_s": round(load.rate, 1)}
-    return load
 
 
 def _growth(r: Run, name: str, samples: list[Sample]) -> None:
@@ -129,11 +53,11 @@ def memory_under_writes(r: Run) -> None:
     """W writers x N rows; RSS sampled; growth over the load's second half under 10%."""
     w, n = r.scale.stress_writers, r.scale.stress_rows
     users = _setup(r, w)
-    _baseline(r)
+    warm_baseline(r)
     with r.item(f"{w} writers x {n} rows, every round checked"):
-        load = _load(r, users, rows=n)
+        ran = load(r, users, rows=n)
         _all_rows(r, users, n)
-    _growth(r, "RSS growth in steady write load", _samples(r, load.started))
+    _growth(r, "RSS growth in steady write load", _samples(r, ran.started))
 
 
 @scenario(
@@ -147,15 +71,15 @@ def writers_and_listeners(r: Run) -> None:
     partition's changes, no socket drops."""
     w, listeners = r.scale.stress_writers, r.scale.stress_listeners
     users = _setup(r, w, listeners)
-    _baseline(r)
+    warm_baseline(r)
     with r.item(f"{w} writers + {listeners} listeners for {r.scale.stress_s:g} s"):
-        load = _load(r, users, seconds=r.scale.stress_s, rate=r.scale.sustained_rate)
+        ran = load(r, users, seconds=r.scale.stress_s, rate=r.scale.sustained_rate)
         r.d.check_live()
     with r.item("no listener dropped"):
         for i in range(listeners):
             state = r.d.live_state(f"listener-{i}")
             r.expect(state.active and state.error is None, f"listener-{i} dropped: {state.error}")
-    _growth(r, "RSS growth with writers and listeners", _samples(r, load.started))
+    _growth(r, "RSS growth with writers and listeners", _samples(r, ran.started))
 
 
 @scenario("S03", "CPU usage under sustained inserts", "stress")
@@ -165,7 +89,7 @@ def cpu_under_load(r: Run) -> None:
     rate = r.scale.stress_rate
     with r.item(f"{rate} inserts/s for {r.scale.stress_rate_s:g} s"):
         # two rounds a second: the rate is the server's, not the checks' between rounds
-        load = _load(
+        ran = load(
             r,
             users,
             seconds=r.scale.stress_rate_s,
@@ -173,9 +97,9 @@ def cpu_under_load(r: Run) -> None:
             batch=max(1, rate // (2 * len(users))),
         )
     r.threshold(
-        "shortfall from the target insert rate", max(0.0, (1 - load.rate / rate) * 100), 10.0, "%"
+        "shortfall from the target insert rate", max(0.0, (1 - ran.rate / rate) * 100), 10.0, "%"
     )
-    samples = _samples(r, load.started)
+    samples = _samples(r, ran.started)
     if samples:
         r.threshold(
             "server CPU, average under load",
@@ -229,9 +153,9 @@ def memory_release(r: Run) -> None:
     within the seed's 60 s."""
     w, n = r.scale.stress_writers, r.scale.stress_rows
     users = _setup(r, w)
-    base = _baseline(r)
+    base = warm_baseline(r)
     with r.item(f"stress: {w} writers x {n} rows; flush; drop"):
-        _load(r, users, rows=n)
+        load(r, users, rows=n)
         r.d.flush("root", "stress", wait=True)
         r.d.drop_table("root", "stress")
     if base is None:
@@ -256,7 +180,7 @@ def queries_under_stress(r: Run) -> None:
     users = _setup(r, r.scale.stress_writers)
     start_ms = int(time.time() * 1000)
     with r.item(f"writers and readers for {r.scale.stress_s:g} s"):
-        _load(r, users, seconds=r.scale.stress_s, rate=r.scale.sustained_rate, reads=True)
+        load(r, users, seconds=r.scale.stress_s, rate=r.scale.sustained_rate, reads=True)
     r.threshold("SELECT p95 under load", p95(r.select_latencies(start_ms)), 500.0, "ms")
 
 
@@ -270,13 +194,13 @@ def flush_under_stress(r: Run) -> None:
     exactly what was flushed, memory does not accumulate."""
     w, n = r.scale.stress_writers, r.scale.stress_rows
     users = _setup(r, w)
-    _baseline(r)
+    warm_baseline(r)
     with r.item("writers with a flush every 4 rounds; all jobs complete"):
-        load = _load(r, users, rows=n, flush_every=4)
+        ran = load(r, users, rows=n, flush_every=4)
         r.d.wait_jobs()
         r.d.flush("root", "stress", wait=True)
         _all_rows(r, users, n)
-    _growth(r, "RSS growth across flush cycles", _samples(r, load.started))
+    _growth(r, "RSS growth across flush cycles", _samples(r, ran.started))
 
 
 @scenario("S08", "Actor system stability", "stress", covers=("live_multi_insert_first_only",))
@@ -289,7 +213,7 @@ def actor_stability(r: Run) -> None:
         "its observable effect, a stalled or dropped subscriber, is what is checked",
     )
     with r.item("every listener receives every change under load"):
-        _load(r, users, rows=r.scale.stress_rows // 2)
+        load(r, users, rows=r.scale.stress_rows // 2)
         r.d.check_live()
         for i in range(r.scale.stress_listeners):
             state = r.d.live_state(f"listener-{i}")
@@ -302,15 +226,15 @@ def rocksdb_bounds(r: Run) -> None:
     small write buffers (``[storage.rocksdb]``), so RSS plateaus as rows pile up."""
     w, n = r.scale.stress_writers, r.scale.stress_rows
     users = _setup(r, w)
-    _baseline(r)
+    warm_baseline(r)
     with r.item(f"{w} x {n} rows of 1 KiB payload, none flushed"):
-        load = Load(started=time.time())
+        ran = Load(started=time.time())
         for k in range(0, n, BATCH):
             ids = range(k + 1, min(n, k + BATCH) + 1)
             r.d.parallel(
                 [Write(u, "stress", [simple(i, body="x" * 1024) for i in ids]) for u in users]
             )
-    _growth(r, "RSS growth while hot data doubles", _samples(r, load.started))
+    _growth(r, "RSS growth while hot data doubles", _samples(r, ran.started))
 
 
 @scenario("S10", "Graceful degradation under extreme load", "stress")
