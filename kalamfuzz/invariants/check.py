@@ -21,12 +21,12 @@ from kalamfuzz.invariants import (
     tiers,
 )
 from kalamfuzz.invariants.coerce import job_status, model_rows
-from kalamfuzz.invariants.reads import select_diff
+from kalamfuzz.invariants.reads import join_diff, select_diff
 from kalamfuzz.invariants.statements import check_statement
 from kalamfuzz.invariants.violation import Finding, Verdict, Violation, over, over_states
 from kalamfuzz.model.catalog import TableId
 from kalamfuzz.model.jobs import JobStatus
-from kalamfuzz.model.ops import JobFinished, Operation, Select, Subscribe
+from kalamfuzz.model.ops import JobFinished, Join, Operation, Select, Subscribe
 from kalamfuzz.model.outcomes import ContractItem, JobEnds, Rejected, Subscribed
 from kalamfuzz.model.results import QueryResult
 from kalamfuzz.model.rows import ScopeKey, Window
@@ -161,6 +161,40 @@ def check_subscription(
         return subscriptions.check_subscription(state, sub_id, obs, at)
 
     return over_states(model, one)
+
+
+def check_join(model: Model | Sequence[Fork], op: Join, obs: QueryObservation) -> Verdict:
+    """A JOIN reply: exactly the pairs of the model's two sides (item 2); refused only when a
+    side may not be read (item 5)."""
+
+    def one(fork: Fork) -> Finding:
+        state, pred = fork.state, fork.prediction
+        if _lost(state, op.left) or _lost(state, op.right):
+            return [], {}
+        results = [p for p in options(pred) if isinstance(p, QueryResult)]
+        subject = f"join of {op.left} and {op.right}"
+        if not results:
+            if not obs.ok:
+                return [], {}
+            return [
+                Violation(
+                    ContractItem.RBAC, subject, "JOIN of a table the user may not read answered"
+                )
+            ], {}
+        if not obs.ok:
+            return [
+                Violation(
+                    ContractItem.TIERS,
+                    subject,
+                    "JOIN refused",
+                    "rows",
+                    f"{obs.code}: {obs.message}",
+                )
+            ], {}
+        found = [join_diff(state, op, result, obs) for result in results]
+        return (next((f for f in found if not f), found[0])), {}
+
+    return over(_forks(model, op, None), one)
 
 
 def check_live_registry(model: Model, obs: LiveRegistryObservation) -> Verdict:

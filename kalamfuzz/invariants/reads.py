@@ -6,12 +6,16 @@ from collections.abc import Sequence
 
 from attrs import frozen
 
-from kalamfuzz.model.catalog import Table
-from kalamfuzz.model.ops import Select
-from kalamfuzz.model.results import QueryResult
+from kalamfuzz.invariants.coerce import model_rows
+from kalamfuzz.invariants.violation import Violation, row_diff_lines
+from kalamfuzz.model.catalog import Column, Table, TableType
+from kalamfuzz.model.ops import Join, Select
+from kalamfuzz.model.outcomes import ContractItem
+from kalamfuzz.model.results import QueryResult, match_rows
 from kalamfuzz.model.rows import ScopeKey
 from kalamfuzz.model.state import ModelState
-from kalamfuzz.model.values import SEQ, Row, Value, order_cmp
+from kalamfuzz.model.values import SEQ, ColType, ModelError, Row, Value, order_cmp
+from kalamfuzz.observations import QueryObservation
 
 
 @frozen
@@ -88,3 +92,35 @@ def without_seq(row: Row) -> dict[str, Value]:
 def same_values(candidate: Row, row: Row) -> bool:
     """``row`` (an observed, possibly projected row) shows the values of ``candidate``."""
     return all(candidate.get(k, object()) == v for k, v in without_seq(row).items())
+
+
+def join_diff(
+    state: ModelState, op: Join, result: QueryResult, obs: QueryObservation
+) -> list[Violation]:
+    """A JOIN's rows against the pairs of the model's two sides, as a multiset."""
+    sources = {"l": state.catalog.table(op.left), "r": state.catalog.table(op.right)}
+    out = Table(
+        op.left,
+        TableType.SHARED,
+        tuple(Column(f"{side}_{c}", _type(sources[side], c)) for side, c in op.columns),
+    )
+    diff = match_rows(result.rows, model_rows(obs, out), state.seqs)
+    if diff.ok:
+        return []
+    return [
+        Violation(
+            ContractItem.TIERS,
+            f"join of {op.left} and {op.right}",
+            "JOIN result differs from the model",
+            f"{len(result.rows)} row(s)",
+            f"{len(obs.rows)} row(s)",
+            row_diff_lines(diff.missing, diff.unexpected, None),
+        )
+    ]
+
+
+def _type(table: Table, name: str) -> ColType:
+    column = table.column(name)
+    if column is None:
+        raise ModelError(f"{table.id} has no column {name!r} to join")
+    return column.type

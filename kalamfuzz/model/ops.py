@@ -164,6 +164,37 @@ class Select:
 
 
 @frozen
+class Join:
+    """``SELECT l.c AS l_c, r.d AS r_d FROM left l JOIN right r ON l.a = r.b``: an inner
+    equi-join of two tables as the actor sees them (its partition of a USER table)."""
+
+    actor: str
+    left: TableId
+    right: TableId
+    on: tuple[str, str]
+    #: ("l" or "r", column) pairs, output as ``l_column`` / ``r_column``.
+    columns: tuple[tuple[str, str], ...]
+
+    @property
+    def table_id(self) -> TableId:
+        return self.left
+
+    def output(self) -> tuple[str, ...]:
+        return tuple(f"{side}_{c}" for side, c in self.columns)
+
+    def to_sql(self) -> str:
+        cols = ", ".join(f"{side}.{c} AS {side}_{c}" for side, c in self.columns)
+        return (
+            f"SELECT {cols} FROM {self.left} l JOIN {self.right} r "
+            f"ON l.{self.on[0]} = r.{self.on[1]} LIMIT {JOIN_LIMIT}"
+        )
+
+
+#: The LIMIT of a JOIN (the server's cap): the model joins sides of at most this many rows.
+JOIN_LIMIT = 1000
+
+
+@frozen
 class Flush:
     actor: str
     table_id: TableId
@@ -233,4 +264,4 @@ Statement = (
     | Select
     | Flush
 )
-Operation = Statement | JobFinished | SetStorageWritable | Restart | Subscribe | Unsubscribe
+Operation = Statement | Join | JobFinished | SetStorageWritable | Restart | Subscribe | Unsubscribe

@@ -16,6 +16,7 @@ from kalamfuzz.model import permissions as perm
 from kalamfuzz.model.catalog import Catalog, Role, Storage, Table, TableId, TableType, User
 from kalamfuzz.model.jobs import Job, JobStatus
 from kalamfuzz.model.ops import (
+    JOIN_LIMIT,
     AlterAddColumn,
     AlterDropColumn,
     CreateNamespace,
@@ -27,6 +28,7 @@ from kalamfuzz.model.ops import (
     Flush,
     Insert,
     JobFinished,
+    Join,
     Operation,
     Restart,
     Select,
@@ -829,6 +831,8 @@ def execute(
         return _delete(state, op, at)
     if isinstance(op, Select):
         return _select(state, op, at), state
+    if isinstance(op, Join):
+        return _join(state, op, at), state
     if isinstance(op, Flush):
         return _flush(state, op), state
     if isinstance(op, JobFinished):
@@ -849,6 +853,34 @@ def execute(
     if isinstance(op, SetStorageWritable):
         return Ok(), _set_storage_writable(state, op.storage_id, op.writable)
     return _ddl(state, op)
+
+
+def _join(state: ModelState, op: Join, at: Window | None) -> Prediction | OneOf:
+    """Each side is what the actor's SELECT * of it returns (the same access rules); rows pair
+    where the ON columns are equal and not NULL. A row of a side that may or may not be there
+    (at its TTL boundary) makes its pairs optional."""
+    sides = []
+    for tid in (op.left, op.right):
+        pred = _select(state, Select(op.actor, tid, limit=JOIN_LIMIT), at)
+        if not isinstance(pred, QueryResult):
+            return pred
+        if pred.count is not None:
+            raise ModelError(f"a JOIN side ({tid}) has more than {JOIN_LIMIT} rows")
+        sides.append([(r.resolve(state.seqs)[0], r.optional) for r in pred.rows])
+    (left, right), (a, b) = sides, op.on
+    rows = tuple(
+        ExpectedRow(
+            {f"{side}_{c}": (lv if side == "l" else rv)[c] for side, c in op.columns},
+            None,
+            None,
+            None,
+            optional=lo or ro,
+        )
+        for lv, lo in left
+        for rv, ro in right
+        if lv.get(a) is not None and lv.get(a) == rv.get(b)
+    )
+    return QueryResult(op.output(), rows)
 
 
 def subscription_view(state: ModelState, sub: Subscription) -> list[ExpectedRow]:

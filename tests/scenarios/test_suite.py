@@ -10,7 +10,7 @@ import pytest
 
 from kalamfuzz.errors import ConfigError, KalamError
 from kalamfuzz.machines.driver.workload import ExpectationFailed, Write
-from kalamfuzz.model.catalog import TableType
+from kalamfuzz.model.catalog import Role, TableType
 from kalamfuzz.scenarios import FULL, SCENARIOS, SMOKE, Scenario, run_suite, select, write
 from kalamfuzz.scenarios.registry import NOT_IN_ANY_SCENARIO
 from kalamfuzz.scenarios.run import Run
@@ -135,3 +135,32 @@ def test_an_unreachable_target_is_one_clear_error(
             "url:http://127.0.0.1:9", SMOKE, [Scenario("X03", "tiny", "live", _tiny)], out=tmp_path
         )
     assert "127.0.0.1:9" in str(err.value) and len(str(err.value).splitlines()) == 1
+
+
+def test_a_join_is_the_pairs_of_what_each_side_reads() -> None:
+    from attrs import evolve
+
+    from kalamfuzz import invariants as inv
+    from kalamfuzz.machines.driver import Driver
+    from kalamfuzz.model import Join
+    from kalamfuzz.model.catalog import AccessLevel
+    from kalamfuzz.observations import QueryObservation
+
+    with Driver.open("sim", cast={"u1": Role.USER, "u2": Role.USER}) as d:
+        d.begin(tables=())
+        d.create_table("root", "plans", TableType.SHARED, access=AccessLevel.PUBLIC, columns=SIMPLE)
+        d.create_table("root", "activity", TableType.USER, columns=SIMPLE)
+        d.insert("root", "plans", [simple(1, body="free"), simple(2, body="pro")])
+        d.insert("u1", "activity", [simple(i, grp=1 + i % 3) for i in range(1, 7)])  # grp 3: none
+        d.insert("u2", "activity", [simple(9, grp=1)])
+        cols = (("l", "id"), ("r", "body"))
+        d.join("u1", "activity", "plans", ("grp", "id"), cols)
+        reply = d.transcript[-1].reply
+        assert sorted(int(r[0]) for r in reply["rows"]) == [1, 3, 4, 6]  # u1's, grp 1 or 2
+        op = Join(d.user_id("u1"), d.table_id("activity"), d.table_id("plans"), ("grp", "id"), cols)
+        good = QueryObservation(200, tuple(reply["columns"]), tuple(map(tuple, reply["rows"])))
+        assert inv.check_join(d.model.run(op), op, good).ok
+        # a row lost, and one of u2's joined in: both are findings
+        for rows in (good.rows[1:], (*good.rows, ("9", "free"))):
+            verdict = inv.check_join(d.model.run(op), op, evolve(good, rows=rows))
+            assert [v.summary for v in verdict.violations] == ["JOIN result differs from the model"]

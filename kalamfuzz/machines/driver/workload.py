@@ -16,8 +16,8 @@ from kalamfuzz.errors import ConfigError, LiveError
 from kalamfuzz.machines.driver.core import QUIET_S, change_wait
 from kalamfuzz.machines.driver.schema import SchemaSteps
 from kalamfuzz.machines.driver.subscriptions import _change_rows
-from kalamfuzz.machines.driver.transcript import now_ms
-from kalamfuzz.model import Delete, Insert, Select, TableId, Update
+from kalamfuzz.machines.driver.transcript import now_ms, reply_of
+from kalamfuzz.model import Delete, Insert, Join, Select, TableId, Update
 from kalamfuzz.model.ops import Statement
 from kalamfuzz.model.rows import Window
 from kalamfuzz.model.state import MAX_QUERY_LIMIT
@@ -167,6 +167,34 @@ class WorkloadSteps(SchemaSteps):
                     + f"; the scenario expects exactly {expect}"
                 )
             return total
+
+    def join(
+        self,
+        actor: str,
+        left: str,
+        right: str,
+        on: tuple[str, str],
+        columns: Sequence[tuple[str, str]],
+    ) -> None:
+        """``SELECT l.c AS l_c, ... FROM left l JOIN right r ON l.a = r.b``, checked against the
+        pairs of what ``actor`` reads of each side."""
+        with self._step("join", actor, left, right, tuple(on), [tuple(c) for c in columns]):
+            op = Join(
+                self.user_id(actor),
+                self.table_id(left),
+                self.table_id(right),
+                (on[0], on[1]),
+                tuple((side, c) for side, c in columns),
+            )
+            sent = now_ms()
+            obs = self._call(observe.query, self._client(actor), op.to_sql())
+            at = Window(sent, max(sent, now_ms()))
+            reply = reply_of(obs) | {
+                "columns": list(obs.columns),
+                "rows": [list(r) for r in obs.rows],
+            }
+            self._exchange(actor, "sql", op.to_sql(), reply, at)
+            self._judge(inv.check_join(self.model.run(op, at), op, obs), op.to_sql())
 
     def live_registry(self) -> None:
         """``system.live`` (as root) lists exactly the open subscriptions, each with a
