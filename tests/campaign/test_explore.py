@@ -19,10 +19,13 @@ KNOWN = KnownIssues.parse(
             "id": "user-writes-shared",
             "title": "a user may INSERT into a PUBLIC SHARED table",
             "status": "open",
-            # one bug, two symptoms: the write goes through, or meets the key check
+            # one bug, three symptoms: the write goes through, meets the key check, or (an
+            # UPDATE or DELETE whose WHERE is never true) answers instead of being refused
             "signature": [
                 "5 RBAC: accepted what must fail: user may not write kf_#_#.board",
                 "5 RBAC: refused with the wrong error",
+                "5 RBAC: answered, not refused, when the WHERE is never true: user may not "
+                "write kf_#_#.board",
             ],
         }
     ]
