@@ -48,7 +48,8 @@ _TAGGED = re.compile(r"kf_([0-9a-f]{6})_(\w+)")
 
 class Names:
     """Short stable names for a run's generated ones: ``kf_3f9a1b_12`` (a namespace) becomes
-    ``app``, ``kf_3f9a1b_alice`` becomes ``alice``, storage directories ``/data/<name>``."""
+    ``app``, ``kf_3f9a1b_12_chat`` (a scenario's) ``chat``, ``kf_3f9a1b_alice`` becomes
+    ``alice``, storage directories ``/data/<name>``."""
 
     def __init__(self, texts: Iterable[str]) -> None:
         self.tag = ""
@@ -59,10 +60,13 @@ class Names:
                 break
 
     def __call__(self, text: str) -> str:
-        if not self.tag:
+        if not self.tag or self.tag not in text:
             return text
         tag = self.tag
-        text = re.sub(rf"[^\s']*/storage-(\w+)-{tag}", r"/data/storage-\1", text)
+        # An absolute path, component by component: a pattern that could start anywhere in a
+        # long token without spaces (a 1,000-row JSON page) backtracked for minutes.
+        text = re.sub(rf"(?:/[^\s'\"/]+)*/storage-(\w+)-{tag}", r"/data/storage-\1", text)
+        text = re.sub(rf"kf_{tag}_\d+_(\w+)", r"\1", text)  # a scenario's namespace: chat
         text = re.sub(rf"kf_{tag}_\d+\b", "app", text)
         return re.sub(rf"kf_{tag}_(\w+)", r"\1", text)
 

@@ -31,6 +31,8 @@ PASS, KNOWN, FAIL, ERROR = "PASS", "KNOWN", "FAIL", "ERROR"
 #: Exit status: 0 every scenario passed (KNOWN: it met only known issues, went past them and
 #: passed the rest), 1 one failed (a new finding), 2 one could not run.
 EXIT = {PASS: 0, KNOWN: 0, FAIL: 1, ERROR: 2}
+#: Exchanges of a failing scenario's report (its transcript file has them all).
+REPORT_TAIL = 200
 
 
 @define
@@ -223,6 +225,15 @@ def _save(
     command = f"kalamfuzz scenarios --only {sc.id} --scale {scale.name} --target {report.target}"
     if report.bugs:
         command += f" --sim-bugs {','.join(report.bugs)}"
+    # The report tells the story up to the failure from its last REPORT_TAIL exchanges (a
+    # full-scale scenario sends tens of thousands); the transcript file keeps every one.
+    # (and from before, the DDL that made the tables).
+    ddl = [
+        e
+        for e in d.transcript[:-REPORT_TAIL]
+        if e.kind == "sql" and e.request.split(" ", 1)[0].upper() in ("CREATE", "ALTER", "DROP")
+    ]
+    tail = (*ddl, *d.transcript[-REPORT_TAIL:])
     failure = Failure(
         machine=f"scenario {sc.id}",
         kind="violation" if violation else "expectation",
@@ -232,7 +243,7 @@ def _save(
         program=(),
         imports=(),
         tables=(),
-        transcript=tuple(d.transcript),
+        transcript=tail,
         seed=0,
         seconds_to_failure=0.0,
         bugs=report.bugs,
@@ -246,7 +257,13 @@ def _save(
     transcript = base.with_suffix(".transcript.jsonl")
     transcript.write_text("".join(exchange_json(e) + "\n" for e in d.transcript))
     md = base.with_suffix(".md")
-    md.write_text(render_report(failure, f"scenario {sc.id} ({sc.title})", command))
+    label = f"scenario {sc.id} ({sc.title})"
+    if len(d.transcript) > len(tail):
+        label += (
+            f"; below, its DDL and its last {REPORT_TAIL} of {len(d.transcript)} exchanges "
+            f"(all of them in {transcript.name})"
+        )
+    md.write_text(render_report(failure, label, command))
     return [str(md), str(transcript)]
 
 
