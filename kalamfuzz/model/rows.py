@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from attrs import evolve, field, frozen
 
@@ -248,6 +249,26 @@ class SeqBook:
             seqs=(*self.seqs[:i], seq, *self.seqs[i:]),
             by_ordinal={**self.by_ordinal, ordinal: seq},
         )
+
+    def bind_all(self, pairs: Mapping[int, int]) -> SeqBook:
+        """Bind each (ordinal, seq) in ordinal order that does not conflict with the book as
+        bound so far. One copy of the book for the lot: binding a 1,000-row page one by one
+        copied the whole book a thousand times (quadratic in the table's size)."""
+        ordinals, seqs, by = list(self.ordinals), list(self.seqs), dict(self.by_ordinal)
+        # ``conflict`` reads the lists through this view as they grow (lists where the fields
+        # are typed tuples: only bisect and indexing touch them).
+        view: Any = evolve
+        work: SeqBook = view(self, ordinals=ordinals, seqs=seqs, by_ordinal=by)
+        for ordinal, seq in sorted(pairs.items()):
+            if ordinal in by or ordinal in self.pinned or work.conflict(ordinal, seq) is not None:
+                continue
+            i = bisect.bisect_left(ordinals, ordinal)
+            ordinals.insert(i, ordinal)
+            seqs.insert(i, seq)
+            by[ordinal] = seq
+        if len(by) == len(self.by_ordinal):
+            return self
+        return evolve(self, ordinals=tuple(ordinals), seqs=tuple(seqs), by_ordinal=by)
 
     def pin(self, ordinal: int, seq: int) -> SeqBook:
         return evolve(self, pinned={**self.pinned, ordinal: seq})
