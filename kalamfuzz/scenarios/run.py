@@ -40,6 +40,8 @@ class Run:
     measures: dict[str, float] = field(factory=dict)
     #: (sent epoch ms, milliseconds) of every SELECT.
     latencies: list[tuple[int, float]] = field(factory=list)
+    #: Milliseconds of round trips so far, by statement verb (SELECT, INSERT, ...).
+    server_ms: dict[str, float] = field(factory=dict)
 
     def users(self, n: int | None = None) -> list[str]:
         return [f"u{i}" for i in range(1, (n or self.scale.users) + 1)]
@@ -86,9 +88,24 @@ class Run:
         return self.sampler.rss_now() if self.sampler is not None else None
 
     def record(self, exchange: Exchange) -> None:
-        """An ``on_exchange`` handler: the latency of every SELECT, client-measured."""
-        if exchange.kind == "sql" and exchange.request.lstrip().upper().startswith("SELECT"):
-            self.latencies.append((exchange.sent_ms, float(exchange.recv_ms - exchange.sent_ms)))
+        """An ``on_exchange`` handler: the latency of every SELECT, client-measured, and the
+        time the server took for the statements of each kind."""
+        if exchange.kind != "sql":
+            return
+        ms = float(exchange.recv_ms - exchange.sent_ms)
+        verb = exchange.request.lstrip().split(" ", 1)[0].upper()
+        if verb == "SELECT":
+            self.latencies.append((exchange.sent_ms, ms))
+        self.server_ms[verb] = self.server_ms.get(verb, 0.0) + ms
+
+    @contextlib.contextmanager
+    def server_time(self, verb: str) -> Iterator[list[float]]:
+        """Milliseconds the server took for ``verb`` statements inside the block (requests'
+        round trips, not the checks between them): the one-element list is filled on exit."""
+        before = self.server_ms.get(verb, 0.0)
+        took: list[float] = []
+        yield took
+        took.append(self.server_ms.get(verb, 0.0) - before)
 
     def select_latencies(self, since_ms: int = 0) -> list[float]:
         """Milliseconds each SELECT took since ``since_ms`` (epoch ms)."""
