@@ -31,8 +31,9 @@ from kalamfuzz.model.outcomes import (
     Rejected,
 )
 from kalamfuzz.model.state import ModelState
+from kalamfuzz.model.subscriptions import full_row
 from kalamfuzz.model.uncertain import agrees, options
-from kalamfuzz.model.where import constant, never_true
+from kalamfuzz.model.where import constant, matches, never_true
 from kalamfuzz.observations import StatementObservation
 
 
@@ -139,6 +140,9 @@ def check_statement(
     elif not obs.ok:
         item = rejected_preds[0].item
         summary = "refused with the wrong error"
+    elif _reached_other_partitions(state, op, opts, obs):
+        item = ContractItem.ISOLATION
+        summary = f"{type(op).__name__.upper()} affected rows of other users' partitions"
     else:
         item = item_for(state, op, None)
         summary = _wrong_result(state, op, opts, obs)
@@ -147,6 +151,27 @@ def check_statement(
             # cold tier they never reach is the consequence.
             item = ContractItem.IDEMPOTENCY
     return [Violation(item, subj, summary, expected, _seen(obs))]
+
+
+def _reached_other_partitions(
+    state: ModelState, op: Operation, opts: tuple[Prediction, ...], obs: StatementObservation
+) -> bool:
+    """An UPDATE or DELETE on a USER table that counted more rows than its WHERE matches in
+    the caller's partition, and no more than it matches in all of them: it reached other
+    users' rows (item 1)."""
+    if not isinstance(op, Update | Delete) or obs.row_count is None:
+        return False
+    table = state.catalog.tables.get(op.table_id)
+    if table is None or table.type is not TableType.USER:
+        return False
+    everywhere = sum(
+        1
+        for scope in state.scopes(table.id).values()
+        for v in scope.live(table)
+        if matches(op.where, full_row(table, v))
+    )
+    predicted = [p.row_count for p in opts if isinstance(p, Ok) and p.row_count is not None]
+    return bool(predicted) and max(predicted) < obs.row_count <= everywhere
 
 
 def _refused(state: ModelState, op: Operation) -> tuple[str, ContractItem | None]:

@@ -193,3 +193,30 @@ class TestCountsAndItems:
         assert item_for(s, add, None) is ContractItem.SCHEMA_EVOLUTION
         m.apply(add, Succeeded())
         assert item_for(m.state, Select("u1", T), None) is ContractItem.SCHEMA_EVOLUTION
+
+
+def test_dml_that_reaches_other_partitions_is_isolation() -> None:
+    """A DELETE counting the matching rows of every user's partition broke isolation (item 1)."""
+    from strategies import NS, world
+
+    from kalamfuzz.invariants.statements import check_statement
+    from kalamfuzz.model import Delete, Insert, Model, Succeeded, TableId
+    from kalamfuzz.model.outcomes import ContractItem
+    from kalamfuzz.model.where import Cmp, Col, Lit
+    from kalamfuzz.observations import StatementObservation
+
+    m: Model = world()
+    t = TableId(NS, "t")
+    for user in ("u1", "u2"):
+        m.apply(Insert(user, t, ({"id": 1, "n": 5, "s": None, "f": None, "b": None},)), Succeeded())
+    op = Delete("u1", t, Cmp("=", Col("n"), Lit(5)))
+    (fork,) = m.run(op)
+    leaked = check_statement(
+        fork.state, op, fork.prediction, StatementObservation(200, row_count=2)
+    )
+    assert [(v.item, v.summary) for v in leaked] == [
+        (ContractItem.ISOLATION, "DELETE affected rows of other users' partitions")
+    ]
+    assert not check_statement(
+        fork.state, op, fork.prediction, StatementObservation(200, row_count=1)
+    )
