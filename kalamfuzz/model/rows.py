@@ -254,6 +254,11 @@ class SeqBook:
         """Bind each (ordinal, seq) in ordinal order that does not conflict with the book as
         bound so far. One copy of the book for the lot: binding a 1,000-row page one by one
         copied the whole book a thousand times (quadratic in the table's size)."""
+        pairs = {
+            o: q for o, q in pairs.items() if o not in self.by_ordinal and o not in self.pinned
+        }
+        if not pairs:
+            return self  # most reads learn nothing new: no copy
         ordinals, seqs, by = list(self.ordinals), list(self.seqs), dict(self.by_ordinal)
         # ``conflict`` reads the lists through this view as they grow (lists where the fields
         # are typed tuples: only bisect and indexing touch them).
