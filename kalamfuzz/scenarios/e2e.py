@@ -810,7 +810,7 @@ def trend(r: Run) -> None:
     "E13",
     "Production mixed workload: soak",
     "e2e",
-    covers=("live_cross_user", "flush_drops_concurrent_writes"),
+    covers=("live_cross_user",),
 )
 def soak(r: Run) -> None:
     """Users write and watch, a service flushes and emits stream events, one ADD COLUMN half
