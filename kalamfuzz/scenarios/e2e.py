@@ -824,9 +824,7 @@ def soak(r: Run) -> None:
             d.subscribe(u, f"notes-{u}", "notes")
             if int(u[1:]) % 2:
                 d.subscribe(u, f"events-{u}", "events")
-    base = r.rss_mb()
-    if base is not None:
-        r.measures["rss_baseline_mb"] = base
+    base = warm_baseline(r)
     start_ms = int(time.time() * 1000)
     deadline = time.monotonic() + r.scale.soak_s
     key, altered, rounds = 0, False, 0

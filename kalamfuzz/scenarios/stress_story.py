@@ -36,7 +36,11 @@ def _growth(r: Run, name: str, samples: list[Sample]) -> None:
     if len(half) >= 2:
         r.threshold(name, (half[-1].rss_mb / half[0].rss_mb - 1) * 100, 10.0, "%")
     else:
-        r.unsupported(name, "no RSS samples: kalamfuzz did not start the server")
+        r.unsupported(
+            name,
+            "fewer than 4 RSS samples in the load (kalamfuzz did not start the server, or the "
+            "load took under a second)",
+        )
 
 
 def _samples(r: Run, since: float) -> list[Sample]:
