@@ -131,10 +131,10 @@ class DriverCore(abc.ABC):
     events: set[str] = field(init=False, factory=set)
     #: The requests that made the users and storages every example shares (for reports).
     setup: list[Exchange] = field(init=False, factory=list)
-    #: The cast: logical user -> role, and the extra storages (the machines' fixed world by
-    #: default; a scenario brings its own).
     #: Every job end the example saw, in order (a scenario reads a failed job's message).
     ended_jobs: list[JobObservation] = field(init=False, factory=list)
+    #: The cast: logical user -> role, and the extra storages (the machines' fixed world by
+    #: default; a scenario brings its own).
     cast: Mapping[str, Role] = field(factory=lambda: dict(USERS))
     storages: tuple[str, ...] = STORAGES
 
@@ -293,13 +293,18 @@ class DriverCore(abc.ABC):
             self._relearn_scope(op.table_id, op.as_user or op.actor)
         return obs
 
-    def _query(self, actor: str, op: Select) -> QueryObservation:
-        sql = op.to_sql()
+    def _read(self, actor: str, sql: str) -> tuple[QueryObservation, Window]:
+        """Send a query as ``actor`` and record it with its rows; nothing is judged here."""
         sent = now_ms()
         obs: QueryObservation = self._call(observe.query, self._client(actor), sql)
         at = Window(sent, max(sent, now_ms()))
         reply = reply_of(obs) | {"columns": list(obs.columns), "rows": [list(r) for r in obs.rows]}
         self._exchange(actor, "sql", sql, reply, at)
+        return obs, at
+
+    def _query(self, actor: str, op: Select) -> QueryObservation:
+        sql = op.to_sql()
+        obs, at = self._read(actor, sql)
         forks = self.model.run(op, at)
         verdict = inv.check_query(forks, op, obs, at)
         table = self.model.table(op.table_id)
@@ -321,12 +326,7 @@ class DriverCore(abc.ABC):
         if table is None:
             return
         owner = self._logical(user_id) if table.type.per_user else "root"
-        sql = f"SELECT * FROM {table_id} LIMIT {MAX_QUERY_LIMIT}"
-        sent = now_ms()
-        obs: QueryObservation = self._call(observe.query, self._client(owner), sql)
-        at = Window(sent, max(sent, now_ms()))
-        reply = reply_of(obs) | {"columns": list(obs.columns), "rows": [list(r) for r in obs.rows]}
-        self._exchange(owner, "sql", sql, reply, at)
+        obs, _ = self._read(owner, f"SELECT * FROM {table_id} LIMIT {MAX_QUERY_LIMIT}")
         if not obs.ok:
             # Not even a plain read works: nothing can be re-learned; give the table up.
             self.model.abandon(table_id)

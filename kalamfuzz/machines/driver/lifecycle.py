@@ -18,7 +18,7 @@ from kalamfuzz.machines.driver.transcript import (
     tolerating,
 )
 from kalamfuzz.machines.driver.workload import WorkloadSteps
-from kalamfuzz.machines.world import COLUMNS, TABLES
+from kalamfuzz.machines.world import COLUMNS, STORAGES, TABLES, USERS
 from kalamfuzz.model import (
     CreateNamespace,
     CreateStorage,
@@ -52,11 +52,12 @@ class Driver(WorkloadSteps):
         signatures of known findings to count and go past (those the saved example went past).
         """
         with Target.parse(target, bugs=bugs, config=config) as t:
-            driver = cls(t, triage=tolerating(frozenset(tolerate)) if tolerate else None)
-            if cast is not None:
-                driver.cast = dict(cast)
-            if storages is not None:
-                driver.storages = tuple(storages)
+            driver = cls(
+                t,
+                triage=tolerating(frozenset(tolerate)) if tolerate else None,
+                cast=dict(cast) if cast is not None else dict(USERS),
+                storages=tuple(storages) if storages is not None else STORAGES,
+            )
             try:
                 yield driver
             finally:

@@ -10,7 +10,7 @@ from kalamfuzz import invariants as inv
 from kalamfuzz.adapters import observe
 from kalamfuzz.adapters.websocket import LiveClient, Subscription
 from kalamfuzz.errors import ConfigError, LiveError
-from kalamfuzz.machines.driver.core import DriverCore, _Sub, change_wait
+from kalamfuzz.machines.driver.core import QUIET_S, DriverCore, _Sub, change_wait
 from kalamfuzz.machines.driver.transcript import (
     now_ms,
     ws_json,
@@ -261,9 +261,12 @@ class SubscriptionSteps(DriverCore):
         ]
         return min(counts, default=0)
 
-    def _check_live(self, table_id: TableId | None) -> None:
+    def _check_live(self, table_id: TableId | None, *, settle: bool = False) -> None:
+        """Wait for the changes each subscription (on ``table_id``, or every one) is owed, then
+        check it; what has not come after the wait is lost. ``settle``: also wait for quiet and
+        check each as quiescent, those whose paged snapshot is complete included."""
         for name, s in list(self._subs.items()):
-            if s.paged:
+            if s.paged and not (settle and s.sub.ready):
                 continue
             if table_id is not None and self._model_sub(s.model_id).table_id != table_id:
                 continue
@@ -274,7 +277,10 @@ class SubscriptionSteps(DriverCore):
                     lambda x, n=want: _change_rows(x) >= n,
                     timeout=change_wait(want),
                 )
-                quiescent = False
+                quiescent = settle
+                if settle:
+                    with contextlib.suppress(LiveError):
+                        self._call(s.sub.wait_quiet, QUIET_S, timeout=5.0)
             except LiveError:
                 quiescent = True  # waited long enough: what has not come is lost
             self._check_sub(name, quiescent=quiescent)

@@ -4,7 +4,6 @@ against the model like any other step."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,11 +11,9 @@ from attrs import frozen
 
 from kalamfuzz import invariants as inv
 from kalamfuzz.adapters import observe
-from kalamfuzz.errors import ConfigError, LiveError
-from kalamfuzz.machines.driver.core import QUIET_S, change_wait
+from kalamfuzz.errors import ConfigError
 from kalamfuzz.machines.driver.schema import SchemaSteps
-from kalamfuzz.machines.driver.subscriptions import _change_rows
-from kalamfuzz.machines.driver.transcript import now_ms, reply_of
+from kalamfuzz.machines.driver.transcript import now_ms
 from kalamfuzz.model import Delete, Insert, Join, Select, TableId, Update
 from kalamfuzz.model.ops import Statement
 from kalamfuzz.model.rows import Window
@@ -66,14 +63,14 @@ class WorkloadSteps(SchemaSteps):
         table = self.model.table(tid)
         return tid, (self._scope_owner(table, w.actor, w.as_user) if table else "root")
 
-    def _check_disjoint(self, writes: Sequence[Write]) -> bool:
-        """Writes sent at once must commute for the model to apply them in any order: in one
-        scope, each must name its rows by primary key (INSERT rows, or ``WHERE pk = v``), and
-        no key twice. True when some scope gets more than one write."""
-        seen: dict[tuple[TableId, str], list[Write]] = {}
+    def _by_scope(self, writes: Sequence[Write]) -> dict[tuple[TableId, str], list[Write]]:
+        """The round's writes by the scope each touches, checked to commute: the model applies
+        them in any order, so in one scope each must name its rows by primary key (INSERT rows,
+        or ``WHERE pk = v``), and no key twice."""
+        by_scope: dict[tuple[TableId, str], list[Write]] = {}
         for w in writes:
-            seen.setdefault(self._scope(w), []).append(w)
-        for (tid, owner), ws in seen.items():
+            by_scope.setdefault(self._scope(w), []).append(w)
+        for (tid, owner), ws in by_scope.items():
             if len(ws) == 1:
                 continue
             table = self.model.table(tid)
@@ -85,16 +82,16 @@ class WorkloadSteps(SchemaSteps):
                     f"parallel writes to {tid} as {owner} may not commute: in one round, "
                     "write a scope's rows by distinct primary keys only, or use separate rounds"
                 )
-        return any(len(ws) > 1 for ws in seen.values())
+        return by_scope
 
     def parallel(self, writes: Sequence[Write]) -> None:
         """Send every write at once, each from its actor's client in a thread of its own, then
         judge each reply, read back each written scope and check the subscriptions."""
         with self._step("parallel", list(writes)):
-            crowded = self._check_disjoint(writes)
+            by_scope = self._by_scope(writes)
             self._poll_jobs()  # a job seen ended before the round is sent has no cut in it
-            scopes = {self._scope(w) for w in writes}
-            if self._pending_jobs() and (crowded or len(scopes) > RACING_SCOPES):
+            crowded = any(len(ws) > 1 for ws in by_scope.values())
+            if self._pending_jobs() and (crowded or len(by_scope) > RACING_SCOPES):
                 # A job still running may take each scope's write or not: the model keeps
                 # both, per scope, so k scopes make 2^k states. And statements into one scope
                 # commit in an order the client cannot know, where the model cuts between
@@ -114,11 +111,10 @@ class WorkloadSteps(SchemaSteps):
                 obs, at = replies[i]
                 self._settle(writes[i].actor, ops[i], obs, at)
             self.model.concurrent(since)
-            written = dict.fromkeys(self._scope(w) for w in writes)
-            for tid, owner in written:
+            for tid, owner in by_scope:
                 if self.model.table(tid) is not None:
                     self._query(owner, Select(self.user_id(owner), tid))
-            for tid in dict.fromkeys(tid for tid, _ in written):
+            for tid in dict.fromkeys(tid for tid, _ in by_scope):
                 self._check_live(tid)
             self._poll_jobs()
 
@@ -132,7 +128,10 @@ class WorkloadSteps(SchemaSteps):
     ) -> int:
         """Read every row ``actor`` sees (past the server's cap of MAX_QUERY_LIMIT rows: pages in
         primary-key order), each page checked against the model; ``expect``: the count the
-        scenario's seed gives, which must be met exactly. Returns the count."""
+        scenario's seed gives, which must be met exactly. Returns the count.
+
+        Not ``SqlClient.query_all``: its OFFSET pages are not statements the model predicts;
+        each page here is a Select of the keys after the last one seen."""
         with self._step("read_all", actor, table, where=where, as_user=as_user, expect=expect):
             tid = self.table_id(table)
             t = self.model.table(tid)
@@ -186,22 +185,14 @@ class WorkloadSteps(SchemaSteps):
                 (on[0], on[1]),
                 tuple((side, c) for side, c in columns),
             )
-            sent = now_ms()
-            obs = self._call(observe.query, self._client(actor), op.to_sql())
-            at = Window(sent, max(sent, now_ms()))
-            reply = reply_of(obs) | {
-                "columns": list(obs.columns),
-                "rows": [list(r) for r in obs.rows],
-            }
-            self._exchange(actor, "sql", op.to_sql(), reply, at)
+            obs, at = self._read(actor, op.to_sql())
             self._judge(inv.check_join(self.model.run(op, at), op, obs), op.to_sql())
 
     def live_registry(self) -> None:
         """``system.live`` (as root) lists exactly the open subscriptions, each with a
         ``changes`` counter equal to the notifications its client received."""
         with self._step("live_registry"):
-            for name in list(self._subs):
-                self._check_sub(name, quiescent=True)
+            self._check_live(None, settle=True)
             rows = self._call(self._admin().live_queries)
             users = set(self._users.values())
             ours = LiveRegistryObservation(
@@ -228,18 +219,7 @@ class WorkloadSteps(SchemaSteps):
         """Wait for every change the open subscriptions are owed (those still paging too, once
         their snapshot is complete) and check each as quiescent."""
         with self._step("check_live"):
-            for name, s in list(self._subs.items()):
-                if s.paged and not s.sub.ready:
-                    continue
-                want = self._expected_changes(s.model_id)
-                with contextlib.suppress(LiveError):
-                    self._call(
-                        s.sub.wait_for,
-                        lambda x, n=want: _change_rows(x) >= n,
-                        timeout=change_wait(want),
-                    )
-                    self._call(s.sub.wait_quiet, QUIET_S, timeout=5.0)
-                self._check_sub(name, quiescent=True)
+            self._check_live(None, settle=True)
 
     def live_state(self, sub: str) -> LiveState:
         """What the client of an open subscription holds (not a step: nothing is checked)."""
