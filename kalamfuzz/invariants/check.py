@@ -164,35 +164,19 @@ def check_subscription(
 
 
 def check_join(model: Model | Sequence[Fork], op: Join, obs: QueryObservation) -> Verdict:
-    """A JOIN reply: exactly the pairs of the model's two sides (item 2); refused only when a
-    side may not be read (item 5)."""
+    """A JOIN reply: exactly the pairs of the model's two sides (item 2); a refusal is judged
+    like a statement's (a side the caller may not read: item 5)."""
 
     def one(fork: Fork) -> Finding:
         state, pred = fork.state, fork.prediction
         if _lost(state, op.left) or _lost(state, op.right):
             return [], {}
         results = [p for p in options(pred) if isinstance(p, QueryResult)]
-        subject = f"join of {op.left} and {op.right}"
-        if not results:
-            if not obs.ok:
-                return [], {}
-            return [
-                Violation(
-                    ContractItem.RBAC, subject, "JOIN of a table the user may not read answered"
-                )
-            ], {}
-        if not obs.ok:
-            return [
-                Violation(
-                    ContractItem.TIERS,
-                    subject,
-                    "JOIN refused",
-                    "rows",
-                    f"{obs.code}: {obs.message}",
-                )
-            ], {}
+        if not obs.ok or not results:
+            reply = StatementObservation(obs.status, obs.code, obs.message, None, lost=obs.lost)
+            return check_statement(state, op, pred, reply), {}
         found = [join_diff(state, op, result, obs) for result in results]
-        return (next((f for f in found if not f), found[0])), {}
+        return next((f for f in found if not f), found[0]), {}
 
     return over(_forks(model, op, None), one)
 

@@ -16,6 +16,7 @@ from kalamfuzz.model.ops import (
     Flush,
     Insert,
     JobFinished,
+    Join,
     Operation,
     Select,
     Subscribe,
@@ -57,7 +58,7 @@ def item_for(state: ModelState, op: Operation, observed_code: str | None) -> Con
         return ContractItem.STORAGE_ROUTING
     if isinstance(op, Subscribe):
         return ContractItem.SUBSCRIPTIONS
-    if isinstance(op, Select | Update | Delete | CreateTable):
+    if isinstance(op, Select | Join | Update | Delete | CreateTable):
         return ContractItem.TIERS
     return ContractItem.RBAC
 

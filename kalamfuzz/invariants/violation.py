@@ -135,12 +135,8 @@ def over(items: Sequence[T], check: Callable[[T], Finding]) -> Verdict:
 
 def seq_conflicts(seqs: SeqBook, learned: Mapping[int, int], subj: str) -> list[Violation]:
     """``_seq`` values that break commit order or change under a version already seen."""
-    out = []
-    book = seqs
-    for ordinal, seq in sorted(learned.items()):
-        why = book.conflict(ordinal, seq)
-        if why is not None:
-            out.append(Violation(ContractItem.TIERS, subj, "_seq out of commit order", diff=(why,)))
-        else:
-            book = book.bind(ordinal, seq)
-    return out
+    _, conflicts = seqs.bind_all(learned)
+    return [
+        Violation(ContractItem.TIERS, subj, "_seq out of commit order", diff=(why,))
+        for why in conflicts
+    ]

@@ -139,6 +139,11 @@ class Delete:
         return _as_user(f"DELETE FROM {self.table_id}{to_sql(self.where)}", self.as_user)
 
 
+#: A SELECT without LIMIT returns at most DEFAULT rows; no SELECT (or JOIN) returns more than MAX.
+DEFAULT_QUERY_LIMIT = 50
+MAX_QUERY_LIMIT = 1000
+
+
 @frozen
 class Select:
     actor: str
@@ -186,12 +191,8 @@ class Join:
         cols = ", ".join(f"{side}.{c} AS {side}_{c}" for side, c in self.columns)
         return (
             f"SELECT {cols} FROM {self.left} l JOIN {self.right} r "
-            f"ON l.{self.on[0]} = r.{self.on[1]} LIMIT {JOIN_LIMIT}"
+            f"ON l.{self.on[0]} = r.{self.on[1]} LIMIT {MAX_QUERY_LIMIT}"
         )
-
-
-#: The LIMIT of a JOIN (the server's cap): the model joins sides of at most this many rows.
-JOIN_LIMIT = 1000
 
 
 @frozen

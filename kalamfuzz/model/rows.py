@@ -250,30 +250,40 @@ class SeqBook:
             by_ordinal={**self.by_ordinal, ordinal: seq},
         )
 
-    def bind_all(self, pairs: Mapping[int, int]) -> SeqBook:
-        """Bind each (ordinal, seq) in ordinal order that does not conflict with the book as
-        bound so far. One copy of the book for the lot: binding a 1,000-row page one by one
-        copied the whole book a thousand times (quadratic in the table's size)."""
-        pairs = {
-            o: q for o, q in pairs.items() if o not in self.by_ordinal and o not in self.pinned
-        }
-        if not pairs:
-            return self  # most reads learn nothing new: no copy
+    def bind_all(self, pairs: Mapping[int, int]) -> tuple[SeqBook, list[str]]:
+        """Bind each (ordinal, seq), in ordinal order, that does not conflict with the book as
+        bound so far; returns the new book and why each of the others conflicts.
+
+        One copy of the book for the lot: binding a 1,000-row page one by one copied the whole
+        book a thousand times (quadratic in the table's size)."""
+        conflicts: list[str] = []
+        fresh: dict[int, int] = {}
+        for ordinal, seq in sorted(pairs.items()):
+            if ordinal in self.by_ordinal or ordinal in self.pinned:
+                why = self.conflict(ordinal, seq)
+                conflicts += [why] if why is not None else []
+            else:
+                fresh[ordinal] = seq
+        if not fresh:
+            return self, conflicts  # most reads learn nothing new: no copy
         ordinals, seqs, by = list(self.ordinals), list(self.seqs), dict(self.by_ordinal)
         # ``conflict`` reads the lists through this view as they grow (lists where the fields
         # are typed tuples: only bisect and indexing touch them).
         view: Any = evolve
         work: SeqBook = view(self, ordinals=ordinals, seqs=seqs, by_ordinal=by)
-        for ordinal, seq in sorted(pairs.items()):
-            if ordinal in by or ordinal in self.pinned or work.conflict(ordinal, seq) is not None:
+        for ordinal, seq in fresh.items():
+            why = work.conflict(ordinal, seq)
+            if why is not None:
+                conflicts.append(why)
                 continue
             i = bisect.bisect_left(ordinals, ordinal)
             ordinals.insert(i, ordinal)
             seqs.insert(i, seq)
             by[ordinal] = seq
         if len(by) == len(self.by_ordinal):
-            return self
-        return evolve(self, ordinals=tuple(ordinals), seqs=tuple(seqs), by_ordinal=by)
+            return self, conflicts
+        book = evolve(self, ordinals=tuple(ordinals), seqs=tuple(seqs), by_ordinal=by)
+        return book, conflicts
 
     def pin(self, ordinal: int, seq: int) -> SeqBook:
         return evolve(self, pinned={**self.pinned, ordinal: seq})

@@ -16,7 +16,8 @@ from kalamfuzz.model import permissions as perm
 from kalamfuzz.model.catalog import Catalog, Role, Storage, Table, TableId, TableType, User
 from kalamfuzz.model.jobs import Job, JobStatus
 from kalamfuzz.model.ops import (
-    JOIN_LIMIT,
+    DEFAULT_QUERY_LIMIT,
+    MAX_QUERY_LIMIT,
     AlterAddColumn,
     AlterDropColumn,
     CreateNamespace,
@@ -64,10 +65,6 @@ from kalamfuzz.model.subscriptions import (
 from kalamfuzz.model.tiers import ExpectedCold, cleared, expected_cold, flush_scope, pending
 from kalamfuzz.model.values import DELETED, SEQ, ModelError, Value
 from kalamfuzz.model.where import Pred, columns, matches
-
-#: A SELECT without LIMIT returns at most this many rows; no SELECT returns more than MAX.
-DEFAULT_QUERY_LIMIT = 50
-MAX_QUERY_LIMIT = 1000
 
 Data = Mapping[TableId, Mapping[ScopeKey, Scope]]
 
@@ -141,7 +138,7 @@ class ModelState:
 
     def learn(self, learned: Mapping[int, int]) -> ModelState:
         """Bind server ``_seq`` values; conflicting ones are ignored (the invariants report them)."""
-        seqs = self.seqs.bind_all(learned)
+        seqs, _ = self.seqs.bind_all(learned)
         return evolve(self, seqs=seqs) if seqs is not self.seqs else self
 
 
@@ -873,19 +870,19 @@ def _join(state: ModelState, op: Join, at: Window | None) -> Prediction | OneOf:
     (at its TTL boundary) makes its pairs optional."""
     sides = []
     for tid in (op.left, op.right):
-        pred = _select(state, Select(op.actor, tid, limit=JOIN_LIMIT), at)
+        pred = _select(state, Select(op.actor, tid, limit=MAX_QUERY_LIMIT), at)
         if not isinstance(pred, QueryResult):
             return pred
         if pred.count is not None:
-            raise ModelError(f"a JOIN side ({tid}) has more than {JOIN_LIMIT} rows")
+            raise ModelError(f"a JOIN side ({tid}) has more than {MAX_QUERY_LIMIT} rows")
         sides.append([(r.resolve(state.seqs)[0], r.optional) for r in pred.rows])
     (left, right), (a, b) = sides, op.on
     rows = tuple(
         ExpectedRow(
-            {f"{side}_{c}": (lv if side == "l" else rv)[c] for side, c in op.columns},
-            None,
-            None,
-            None,
+            values={f"{side}_{c}": (lv if side == "l" else rv)[c] for side, c in op.columns},
+            seq_of=None,
+            scope=None,
+            key=None,
             optional=lo or ro,
         )
         for lv, lo in left
