@@ -58,10 +58,12 @@ def load(
     batch: int = BATCH,
     table: str = "stress",
     first_key: int = 1,
+    body: str | None = None,
 ) -> Load:
     """Rounds of one INSERT of ``batch`` rows per writer, at once, until each wrote ``rows`` or
     ``seconds`` passed; ``rate``: rows per second in all, paced; ``flush_every``: a flush
-    every so many rounds; ``reads``: a reader's SELECT every round."""
+    every so many rounds; ``reads``: a reader's SELECT every round; ``body``: each row's text
+    (default ``row N``)."""
     load = Load(started=time.time())
     start = time.monotonic()
     key = first_key
@@ -70,11 +72,14 @@ def load(
             break
         if seconds is not None and time.monotonic() - start >= seconds:
             break
-        ids = range(key, key + batch)
-        r.d.parallel([Write(u, table, [simple(i, grp=i % 5) for i in ids]) for u in users])
-        key += batch
+        size = batch if rows is None else min(batch, rows - (key - first_key))
+        ids = range(key, key + size)
+        r.d.parallel(
+            [Write(u, table, [simple(i, grp=i % 5, body=body) for i in ids]) for u in users]
+        )
+        key += len(ids)
         load.rounds += 1
-        load.rows += batch * len(users)
+        load.rows += len(ids) * len(users)
         if flush_every and load.rounds % flush_every == 0:
             r.d.flush("root", table)
         if reads:

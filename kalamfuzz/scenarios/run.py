@@ -9,6 +9,7 @@ stated with ``expect`` and ``threshold``.
 from __future__ import annotations
 
 import contextlib
+import json
 import statistics
 from collections.abc import Iterator
 
@@ -42,6 +43,9 @@ class Run:
     latencies: list[tuple[int, float]] = field(factory=list)
     #: Milliseconds of round trips so far, by statement verb (SELECT, INSERT, ...).
     server_ms: dict[str, float] = field(factory=dict)
+    #: Milliseconds from the latest subscribe sent to its snapshot's last page received.
+    snapshot_ms: float | None = None
+    _subscribed: dict[str, int] = field(factory=dict)
 
     def users(self, n: int | None = None) -> list[str]:
         return [f"u{i}" for i in range(1, (n or self.scale.users) + 1)]
@@ -52,7 +56,7 @@ class Run:
         try:
             yield
         except BaseException as exc:
-            self.items.append(Item(name, "fail", str(exc).splitlines()[0] if str(exc) else ""))
+            self.items.append(Item(name, "fail", headline(str(exc))))
             raise
         self.items.append(Item(name, "pass"))
 
@@ -88,8 +92,19 @@ class Run:
         return self.sampler.rss_now() if self.sampler is not None else None
 
     def record(self, exchange: Exchange) -> None:
-        """An ``on_exchange`` handler: the latency of every SELECT, client-measured, and the
-        time the server took for the statements of each kind."""
+        """An ``on_exchange`` handler: the latency of every SELECT, client-measured, the time
+        the server took for the statements of each kind, and for each snapshot."""
+        if exchange.kind == "ws-send" and '"subscribe"' in exchange.request:
+            sub = json.loads(exchange.request).get("subscription") or {}
+            self._subscribed[str(sub.get("id"))] = exchange.sent_ms
+            return
+        if exchange.kind == "ws-recv":
+            control = exchange.reply.get("batch_control") or {}
+            if exchange.reply.get("type") == "initial_data_batch" and not control.get("has_more"):
+                sent = self._subscribed.get(exchange.request)
+                if sent is not None:
+                    self.snapshot_ms = float(exchange.recv_ms - sent)
+            return
         if exchange.kind != "sql":
             return
         ms = float(exchange.recv_ms - exchange.sent_ms)
@@ -116,3 +131,11 @@ def p95(values: list[float]) -> float:
     if len(values) < 2:
         return values[0] if values else 0.0
     return statistics.quantiles(values, n=20, method="inclusive")[18]
+
+
+def headline(finding: str) -> str:
+    """The line that says what broke (an invariant's message starts with ``after STEP:``)."""
+    lines = [x.strip() for x in finding.splitlines() if x.strip()]
+    if len(lines) > 1 and lines[0].startswith("after "):
+        return lines[1]
+    return lines[0] if lines else ""

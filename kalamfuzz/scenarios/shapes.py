@@ -3,8 +3,6 @@ model's types: SMALLINT is INT, JSON and BINARY are TEXT)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from kalamfuzz.model.catalog import Column
 from kalamfuzz.model.values import ColType, Value
 from kalamfuzz.model.where import And, Cmp, CmpOp, Col, Lit, Pred
@@ -107,11 +105,6 @@ def telemetry(i: int) -> Row:
 
 def simple(i: int, grp: int = 1, body: str | None = None) -> Row:
     return {"id": i, "grp": grp, "body": body if body is not None else f"row {i}", "qty": i % 9}
-
-
-def rows(make: object, ids: Sequence[int] | range, **kw: object) -> list[Row]:
-    assert callable(make)
-    return [make(i, **kw) for i in ids]
 
 
 def chunks(ids: range, size: int) -> list[range]:

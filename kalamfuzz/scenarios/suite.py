@@ -24,7 +24,7 @@ from kalamfuzz.machines.driver import Driver, InvariantViolation
 from kalamfuzz.machines.driver.workload import ExpectationFailed
 from kalamfuzz.scenarios.registry import SCENARIOS, Scenario
 from kalamfuzz.scenarios.resources import Sample, Sampler
-from kalamfuzz.scenarios.run import Item, Run
+from kalamfuzz.scenarios.run import Item, Run, headline
 from kalamfuzz.scenarios.scale import Scale
 
 PASS, KNOWN, FAIL, ERROR = "PASS", "KNOWN", "FAIL", "ERROR"
@@ -47,9 +47,8 @@ class Outcome:
     items: list[Item] = field(factory=list)
     notes: list[str] = field(factory=list)
     measures: dict[str, float] = field(factory=dict)
-    #: The finding (first lines), and the known issue it is, if listed.
+    #: The new finding (or why the scenario could not run).
     finding: str = ""
-    known: str = ""
     #: Known issues met and gone past (with ``known`` issues given), each once.
     known_findings: list[str] = field(factory=list)
     artifacts: list[str] = field(factory=list)
@@ -123,8 +122,6 @@ def run_suite(
             outcome = _run_one(sc, server, scale, out, known or KnownIssues(), report)
             report.outcomes.append(outcome)
             extra = f"  {headline(outcome.finding)}" if outcome.finding else ""
-            if outcome.known:
-                extra += f" (known: {outcome.known})"
             if outcome.known_findings:
                 extra += f"  known issues met: {', '.join(outcome.known_findings)}"
             echo(
@@ -181,16 +178,6 @@ def _run_one(
             except (InvariantViolation, ExpectationFailed) as exc:
                 outcome.status = FAIL
                 outcome.finding = str(exc)
-                if isinstance(exc, InvariantViolation):
-                    issue = next(
-                        (
-                            k
-                            for v in exc.violations
-                            if (k := known.find(v.signature, exc.step, frozenset(d.events)))
-                        ),
-                        None,
-                    )
-                    outcome.known = issue.id if issue is not None else ""
                 outcome.artifacts = _save(sc, d, exc, report, out, scale)
             finally:
                 outcome.known_findings = list(dict.fromkeys(f.label for f in d.findings))
@@ -267,14 +254,6 @@ def _save(
     return [str(md), str(transcript)]
 
 
-def headline(finding: str) -> str:
-    """The line that says what broke (an invariant's message starts with ``after STEP:``)."""
-    lines = [x.strip() for x in finding.splitlines() if x.strip()]
-    if len(lines) > 1 and lines[0].startswith("after "):
-        return lines[1]
-    return lines[0] if lines else ""
-
-
 def to_json(report: SuiteReport) -> dict[str, Any]:
     def outcome(o: Outcome) -> dict[str, Any]:
         d = asdict(o, recurse=True)
@@ -313,8 +292,6 @@ def summary(report: SuiteReport) -> str:
             if o.finding
             else ""
         )
-        if o.known:
-            detail += f" (known: {o.known})"
         if o.known_findings:
             detail = "; ".join([detail] * bool(detail) + [f"known: {', '.join(o.known_findings)}"])
         if o.unsupported:

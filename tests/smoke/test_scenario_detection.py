@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kalamfuzz.scenarios import SMOKE, run_suite, select
-from kalamfuzz.scenarios.suite import headline
+from kalamfuzz.scenarios.run import headline
 from kalamfuzz.sim.bugs import BUGS
 
 ITEM = {b.name: b.item for b in BUGS}
