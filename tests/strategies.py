@@ -126,7 +126,17 @@ def _leaf() -> st.SearchStrategy[Pred]:
     isn = st.builds(IsNull, st.sampled_from([Col("n"), Col("s"), Col("b")]), st.booleans())
     lik = st.builds(Like, st.just(Col("s")), texts, st.booleans())
     boo = st.builds(Cmp, st.just("="), st.just(Col("b")), st.builds(Lit, st.booleans()))
-    return st.one_of(num, key, txt, inl, btw, isn, lik, boo)
+    # by key: what read-backs send, and what the model looks up instead of scanning
+    kin = st.builds(
+        InList,
+        st.just(Col("id")),
+        st.lists(st.builds(Lit, ints), min_size=1, max_size=3).map(tuple),
+        st.booleans(),
+    )
+    kbt = st.builds(
+        Between, st.just(Col("id")), st.builds(Lit, ints), st.builds(Lit, ints), st.booleans()
+    )
+    return st.one_of(num, key, txt, inl, btw, isn, lik, boo, kin, kbt)
 
 
 def predicates() -> st.SearchStrategy[Pred]:

@@ -9,7 +9,7 @@ counter; the server's ``_seq`` is bound to the ordinal once a read shows it (see
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from attrs import evolve, field, frozen
@@ -98,6 +98,9 @@ class Scope:
     #: tier the model shows; ``cleared`` once it has (a manifest with no segments).
     clearable: bool = False
     cleared: bool = False
+    #: ``latest()``, once asked for: a scope never changes, and a statement's ``extend`` passes
+    #: it on updated, so a read or a key check costs the rows it names, not the scope's size.
+    _by_key: dict[Value, Version] | None = field(default=None, init=False, eq=False, repr=False)
 
     @property
     def has_cold(self) -> bool:
@@ -109,14 +112,28 @@ class Scope:
             yield from seg.versions
         yield from self.hot
 
-    def latest(self) -> dict[Value, Version]:
+    def latest(self) -> Mapping[Value, Version]:
         """The newest version of every key, hot and cold together."""
-        best: dict[Value, Version] = {}
-        for v in self.all_versions():
-            cur = best.get(v.key)
-            if cur is None or v.ordinal > cur.ordinal:
-                best[v.key] = v
-        return best
+        if self._by_key is None:
+            object.__setattr__(self, "_by_key", _newest({}, self.all_versions()))
+        assert self._by_key is not None
+        return self._by_key
+
+    def since(self, ordinal: int) -> list[Version]:
+        """The versions written after ``ordinal`` that the scope holds, newest first, found
+        from the end (the hot tier and each segment are in commit order): their cost, not
+        the scope's."""
+        out: list[Version] = []
+        for versions in (self.hot, *(seg.versions for seg in reversed(self.cold))):
+            for v in reversed(versions):
+                if v.ordinal <= ordinal:
+                    break
+                out.append(v)
+            else:
+                continue
+            if versions is not self.hot:
+                break  # an older segment holds older versions only
+        return out
 
     def live(self, table: Table) -> list[Version]:
         """The rows a default read sees, in commit order (STREAM TTL not applied here)."""
@@ -131,11 +148,26 @@ class Scope:
     def cold_keys(self) -> frozenset[Value]:
         return frozenset(v.key for seg in self.cold for v in seg.versions)
 
-    def append(self, version: Version) -> Scope:
-        return evolve(self, hot=(*self.hot, version))
+    def extend(self, versions: Sequence[Version]) -> Scope:
+        if not versions:
+            return self
+        scope = evolve(self, hot=(*self.hot, *versions))
+        if self._by_key is not None:
+            object.__setattr__(scope, "_by_key", _newest(dict(self._by_key), versions))
+        return scope
 
     def remove(self, ordinals: frozenset[int]) -> Scope:
+        if not ordinals:
+            return self
         return evolve(self, hot=tuple(v for v in self.hot if v.ordinal not in ordinals))
+
+
+def _newest(best: dict[Value, Version], versions: Iterable[Version]) -> dict[Value, Version]:
+    for v in versions:
+        cur = best.get(v.key)
+        if cur is None or v.ordinal > cur.ordinal:
+            best[v.key] = v
+    return best
 
 
 def row_of(table: Table, version: Version) -> dict[str, Value]:
