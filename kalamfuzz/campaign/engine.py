@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from attrs import define, field, frozen
+from attrs import define, field, fields, frozen
 from hypothesis import HealthCheck, Phase, Verbosity, assume, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import Flaky, HypothesisException
@@ -102,6 +102,8 @@ class CampaignConfig:
     command: str = ""
     #: Findings that are counted and explored past instead of ending an example.
     known_issues: KnownIssues = field(factory=KnownIssues)
+    #: Rows each example's tables start with (``Driver.background_rows``; kalamfuzz bench).
+    background_rows: int = 0
 
 
 def signature(exc: BaseException) -> str:
@@ -256,7 +258,7 @@ class Campaign:
 
     def _driver(self, target: Target, cls: type[KalamMachine]) -> Driver:
         """A driver on a started target, its world set up (a pre-flight: the target answers)."""
-        driver = Driver(target, triage=self.triage)
+        driver = Driver(target, triage=self.triage, background_rows=self.config.background_rows)
         driver.on_exchange.append(self.emit)
         try:
             self.server = target.server_version()
@@ -267,6 +269,7 @@ class Campaign:
                 hint="check the target (kalamfuzz sim --list-bugs, KALAMFUZZ_TARGET, credentials)",
             ) from None
         driver.program.clear()
+        driver.stats.clear()  # the pre-flight is not the machine's: its time is not in its share
         return driver
 
     def _share(self, cls: type[KalamMachine], i: int, n: int, started: float) -> _Share:
@@ -496,7 +499,7 @@ def _add_rules(rules: dict[str, RuleStats], driver: Driver) -> None:
     for name, v in driver.stats.items():
         before = rules.get(name, RuleStats(0, 0.0, 0.0))
         rules[name] = RuleStats(
-            before.count + v.count, before.seconds + v.seconds, before.io_seconds + v.io_seconds
+            **{f.name: getattr(before, f.name) + getattr(v, f.name) for f in fields(RuleStats)}
         )
 
 

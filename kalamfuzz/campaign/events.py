@@ -78,9 +78,17 @@ class RegressionSaved:
 
 @frozen
 class RuleStats:
+    """A rule's steps in all (the driver's ``StepStats`` summed over machines)."""
+
     count: int
     seconds: float
     io_seconds: float
+    model_seconds: float = 0.0
+    invariants_seconds: float = 0.0
+    waiting_seconds: float = 0.0
+    operations: int = 0
+    checks: int = 0
+    check_seconds: float = 0.0
 
 
 @frozen

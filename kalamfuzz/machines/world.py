@@ -10,7 +10,7 @@ from __future__ import annotations
 from attrs import frozen
 
 from kalamfuzz.model.catalog import AccessLevel, Column, Role, TableType
-from kalamfuzz.model.values import ColType
+from kalamfuzz.model.values import ColType, Value
 
 #: Logical user -> role. ``root`` is the target's admin and always exists.
 USERS: dict[str, Role] = {
@@ -38,6 +38,14 @@ KEYS = range(0, 8)
 #: Keys of the rows seeded before the rules run: outside KEYS, so seeded rows never make a
 #: rule's insert a duplicate, but inside the range predicates draw from.
 SEED_KEYS = range(8, 11)
+#: The first key of a table's background rows (``Driver.background_rows``): far from the keys
+#: rules draw, so no rule's insert collides with one, while range predicates still reach them.
+BACKGROUND_KEYS = 1000
+
+
+def background_row(key: int) -> dict[str, Value]:
+    return {"id": key, "n": key, "s": f"row {key}", "b": key % 2 == 0}
+
 
 #: STREAM rows expire after this many seconds; the ``pause`` rule waits past it.
 STREAM_TTL_SECONDS = 1

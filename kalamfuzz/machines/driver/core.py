@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import functools
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Collection, Iterator, Mapping
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from attrs import define, field
+from attrs import define, evolve, field
 
 from kalamfuzz import invariants as inv
 from kalamfuzz.adapters import observe
@@ -44,9 +45,12 @@ from kalamfuzz.model import (
     TableId,
     Update,
 )
+from kalamfuzz.model.catalog import Column
 from kalamfuzz.model.ops import Statement
 from kalamfuzz.model.rows import Window
 from kalamfuzz.model.state import MAX_QUERY_LIMIT
+from kalamfuzz.model.values import Value
+from kalamfuzz.model.where import Between, Col, InList, Lit, Pred
 from kalamfuzz.observations import (
     JobObservation,
     QueryObservation,
@@ -69,6 +73,35 @@ JOB_TIMEOUT_S = 30.0
 QUIET_S = 0.1
 #: How long KalamDB's asynchronous SHARED cold cleanup may take to delete a scope's files.
 CLEANUP_S = 0.5
+
+
+D = TypeVar("D", bound="DriverCore")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def checks(method: Callable[Concatenate[D, P], R]) -> Callable[Concatenate[D, P], R]:
+    """The server calls the method makes check what the steps did (read-backs, job polls, the
+    sweep): ``kalamfuzz bench`` counts them apart from the steps' own operations."""
+
+    def checking(self: D, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self.checking():
+            return method(self, *args, **kwargs)
+
+    functools.update_wrapper(checking, method)
+    return checking
+
+
+def key_read(pk: Column, keys: Collection[Value]) -> Pred | None:
+    """The WHERE that reads back rows by key (a range when the keys run without a gap), so that
+    checking a write costs the rows it wrote, not the table's size; None (the whole scope) when
+    a key is the server's to give or there are more than one read returns."""
+    if not keys or None in keys or len(keys) > MAX_QUERY_LIMIT:
+        return None
+    ints = [k for k in keys if isinstance(k, int) and not isinstance(k, bool)]
+    if len(ints) == len(keys) and max(ints) - min(ints) == len(ints) - 1:
+        return Between(Col(pk.name), Lit(min(ints), pk.type), Lit(max(ints), pk.type))
+    return InList(Col(pk.name), tuple(Lit(k, pk.type) for k in keys))
 
 
 @define
@@ -116,7 +149,14 @@ class DriverCore(abc.ABC):
     _flushed: set[str] = field(init=False, factory=set)
     _examples: int = field(init=False, default=0)
     _step_no: int = field(init=False, default=0)
-    _io: float = field(init=False, default=0.0)
+    #: Where the time went so far (``_spending``), and server calls by purpose.
+    _spent: StepStats = field(init=False, factory=StepStats)
+    _doing: str | None = field(init=False, default=None)
+    _mark: float = field(init=False, default=0.0)
+    #: Inside a read that checks what steps did (``checking``), not a step's own operation.
+    _checks: int = field(init=False, default=0)
+    #: The model's clock when the example's setup ended: what came after, its steps wrote.
+    _baseline: int = field(init=False, default=0)
     _recording: bool = field(init=False, default=True)
     #: A step of this example raised: the sweep is skipped, the failure stands as it is.
     failed: bool = field(init=False, default=False)
@@ -137,6 +177,9 @@ class DriverCore(abc.ABC):
     #: default; a scenario brings its own).
     cast: Mapping[str, Role] = field(factory=lambda: dict(USERS))
     storages: tuple[str, ...] = STORAGES
+    #: Rows every example's tables start with in each scope, outside the keys rules draw
+    #: (``kalamfuzz bench`` measures how a step's cost grows with them).
+    background_rows: int = 0
 
     # --- names and recording ------------------------------------------------------------------
 
@@ -153,7 +196,8 @@ class DriverCore(abc.ABC):
             self._clients["root"] = self.target.client()
         return self._clients["root"]
 
-    def _client(self, actor: str) -> SqlClient:
+    def client(self, actor: str) -> SqlClient:
+        """``actor``'s logged-in client (root: the admin)."""
         if actor == "root":
             return self._admin()
         return self._clients[actor]
@@ -183,6 +227,11 @@ class DriverCore(abc.ABC):
         return as_user or actor
 
     @property
+    def tag(self) -> str:
+        """What makes this driver's server names its own (``kf_TAG_alice``, ``kf_TAG_3``)."""
+        return self._campaign_tag
+
+    @property
     def steps(self) -> int:
         """Steps taken in this example."""
         return self._step_no
@@ -194,12 +243,11 @@ class DriverCore(abc.ABC):
         if self._recording and name != "sweep":
             self._step_no += 1
             self.program.append(Step.of(name, args, kwargs))
-        io_before = self._io
-        started = time.perf_counter()
         try:
-            yield
-            if self.model.undecided:
-                self._decide()
+            with self._accounted(name):
+                yield
+                if self.model.undecided:
+                    self._decide()
         except BaseException as exc:
             self.failed = True
             self.last_failure = FailedExample(
@@ -209,25 +257,85 @@ class DriverCore(abc.ABC):
                 tuple(dict.fromkeys(f.signature for f in self.findings)),
             )
             raise
+
+    @contextlib.contextmanager
+    def _accounted(self, name: str) -> Iterator[None]:
+        """Add the time inside, and where it went, to ``stats[name]``."""
+        self._credit()
+        before = evolve(self._spent)
+        started = time.perf_counter()
+        try:
+            yield
         finally:
+            self._credit()
             stats = self.stats.setdefault(name, StepStats())
+            stats.add(self._spent)
+            stats.add(before, -1)
             stats.count += 1
             stats.seconds += time.perf_counter() - started
-            stats.io_seconds += self._io - io_before
+
+    def _credit(self) -> None:
+        now = time.perf_counter()
+        if self._doing is not None:
+            spent = f"{self._doing}_seconds"
+            setattr(self._spent, spent, getattr(self._spent, spent) + now - self._mark)
+        self._mark = now
+
+    @contextlib.contextmanager
+    def _spending(self, what: str) -> Iterator[None]:
+        """Count the time inside as ``what`` (one of transcript.SPENDING); a section nested in
+        it counts as its own (an adapter call inside a check is the server's time)."""
+        self._credit()
+        outer, self._doing = self._doing, what
+        try:
+            yield
+        finally:
+            self._credit()
+            self._doing = outer
+
+    @contextlib.contextmanager
+    def checking(self) -> Iterator[None]:
+        """Server calls inside check what the steps did (read-backs, job polls, the sweep)."""
+        self._checks += 1
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._checks -= 1
+            if not self._checks:
+                self._spent.check_seconds += time.perf_counter() - started
 
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run one adapter call, counting its time as the server's."""
-        started = time.perf_counter()
-        try:
+        if self._checks:
+            self._spent.checks += 1
+        else:
+            self._spent.operations += 1
+        with self._spending("io"):
             return fn(*args, **kwargs)
-        finally:
-            self._io += time.perf_counter() - started
+
+    def _judging(self, check: Callable[..., Verdict], *args: Any) -> Verdict:
+        """Run an invariant check, counting its time as the invariants'."""
+        with self._spending("invariants"):
+            return check(*args)
+
+    def _wait(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Wait for live events or sit out a pause, counting the time as waiting."""
+        with self._spending("waiting"):
+            return fn(*args, **kwargs)
 
     def _exchange(
         self, actor: str, kind: str, request: str, reply: Mapping[str, Any], window: Window
     ) -> None:
         ex = Exchange(
-            self._step_no, actor, kind, redact_sql(request), reply, window.sent_ms, window.recv_ms
+            self._step_no,
+            actor,
+            kind,
+            redact_sql(request),
+            reply,
+            window.sent_ms,
+            window.recv_ms,
+            check=self._checks > 0,
         )
         self.transcript.append(ex)
         for handler in self.on_exchange:
@@ -256,7 +364,7 @@ class DriverCore(abc.ABC):
     ) -> StatementObservation:
         """Send ``op`` as ``actor`` (through the proxy, meeting ``fault``, if given), then judge
         and apply the reply."""
-        client = self._client(actor) if fault is None else self._faulty(actor, fault)
+        client = self.client(actor) if fault is None else self._faulty(actor, fault)
         sent = now_ms()
         try:
             obs: StatementObservation = self._call(observe.statement, client, op.to_sql())
@@ -273,7 +381,7 @@ class DriverCore(abc.ABC):
             self._proxy = FaultProxy(self.target.url)
         client = self._proxied.get(actor)
         if client is None:
-            client = self._proxied[actor] = self._client(actor).through(self._proxy.url)
+            client = self._proxied[actor] = self.client(actor).through(self._proxy.url)
         self._proxy.arm(fault)
         return client
 
@@ -284,11 +392,13 @@ class DriverCore(abc.ABC):
         sql = op.to_sql()
         self._exchange(actor, "sql", sql, reply_of(obs), at)
         # One execution per possible state: the checks judge these forks, apply advances them.
-        forks = self.model.run(op, at)
-        passed = self._judge(inv.check_statement_reply(forks, op, obs, at), sql)
+        with self._spending("model"):
+            forks = self.model.run(op, at)
+        passed = self._judge(self._judging(inv.check_statement_reply, forks, op, obs, at), sql)
         # A known finding: the model keeps what the server answered (a state that agrees, or
         # the one the model cannot describe), and a write re-learns its scope from a read.
-        self.model.apply(op, inv.outcome(obs), at, forks)
+        with self._spending("model"):
+            self.model.apply(op, inv.outcome(obs), at, forks)
         if not passed and isinstance(op, Insert | Update | Delete):
             self._relearn_scope(op.table_id, op.as_user or op.actor)
         return obs
@@ -296,7 +406,7 @@ class DriverCore(abc.ABC):
     def _read(self, actor: str, sql: str) -> tuple[QueryObservation, Window]:
         """Send a query as ``actor`` and record it with its rows; nothing is judged here."""
         sent = now_ms()
-        obs: QueryObservation = self._call(observe.query, self._client(actor), sql)
+        obs: QueryObservation = self._call(observe.query, self.client(actor), sql)
         at = Window(sent, max(sent, now_ms()))
         reply = reply_of(obs) | {"columns": list(obs.columns), "rows": [list(r) for r in obs.rows]}
         self._exchange(actor, "sql", sql, reply, at)
@@ -305,12 +415,14 @@ class DriverCore(abc.ABC):
     def _query(self, actor: str, op: Select) -> QueryObservation:
         sql = op.to_sql()
         obs, at = self._read(actor, sql)
-        forks = self.model.run(op, at)
-        verdict = inv.check_query(forks, op, obs, at)
+        with self._spending("model"):
+            forks = self.model.run(op, at)
+        verdict = self._judging(inv.check_query, forks, op, obs, at)
         table = self.model.table(op.table_id)
         named = (op.projection or table.star_columns) if table is not None else None
         if self._judge(verdict, sql) or not any(v.diverged for v in verdict.violations):
-            self.model.apply(op, inv.outcome(obs, table, named), at, forks)
+            with self._spending("model"):
+                self.model.apply(op, inv.outcome(obs, table, named), at, forks)
         elif obs.ok:
             # A read known to show other data teaches no _seq; a full read re-learns the scope.
             self._relearn_scope(op.table_id, op.as_user or op.actor)
@@ -319,6 +431,7 @@ class DriverCore(abc.ABC):
     def _logical(self, user_id: str) -> str:
         return next((n for n, u in self._users.items() if u == user_id), "root")
 
+    @checks
     def _relearn_scope(self, table_id: TableId, user_id: str) -> None:
         """Read the whole scope the known finding was about and let the model adopt it; the
         subscriptions watching it start again from a fresh snapshot."""
@@ -353,16 +466,42 @@ class DriverCore(abc.ABC):
         """One reader per scope: every user of a per-user table, root for a SHARED one."""
         return list(self.cast) if table.type.per_user else ["root"]
 
+    @checks
     def _read_every_scope(self) -> None:
         for tid in list(self.model.states[0].catalog.tables):
             if self._ours(tid.namespace):
                 self._read_table(tid)
 
+    @checks
     def _read_table(self, table_id: TableId) -> None:
-        """Read every scope of the table (each read checked as usual)."""
+        """Read every scope of the table (each read checked as usual): what the example wrote
+        in it (all of it while one read returns all)."""
         table = self.model.table(table_id)
-        for owner in self._readers(table) if table is not None else []:
-            self._query(owner, Select(self.user_id(owner), table_id))
+        if table is None:
+            return
+        for owner in self._readers(table):
+            self._read_back(table, owner, owner, self._baseline)
+
+    def _read_back(self, table: Table, reader: str, owner: str, since: int) -> None:
+        """Read, as ``reader``, the scope of ``owner`` a write wrote after model time ``since``:
+        all of it while one read returns all of it. Past that, the keys the write touched in
+        any possible state, the first 1,000 of them: one read, like the whole-scope read it
+        replaces, but of rows the write touched instead of any 1,000 of the scope, and at a
+        cost that does not grow with the table (the reply's row count covers the rest)."""
+        state = self.model.states[0]
+        written, read = (state.scope_key(table, self.user_id(u)) for u in (owner, reader))
+        scopes = [st.scope(table.id, written) for st in self.model.states]
+        seen = [st.scope(table.id, read) for st in self.model.states]
+        if all(len(s.latest()) <= MAX_QUERY_LIMIT for s in scopes + seen):
+            self._query(reader, Select(self.user_id(reader), table.id))
+            return
+        keys: list[Value] = list({v.key for s in scopes for v in s.since(since)})
+        if not keys:
+            return  # it touched nothing, as its reply said (checked)
+        ints = [k for k in keys if isinstance(k, int)]
+        ordered = sorted(ints) if len(ints) == len(keys) else sorted(keys, key=str)
+        where = key_read(table.pk, ordered[:MAX_QUERY_LIMIT])
+        self._query(reader, Select(self.user_id(reader), table.id, where=where))
 
     def _model_sub(self, model_id: str) -> Any:
         return self.model.states[0].subs[model_id]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from kalamfuzz.adapters.proxy import Fault
+from kalamfuzz.machines.driver.core import checks
 from kalamfuzz.machines.driver.jobs import JobSteps
 from kalamfuzz.model import (
     Delete,
@@ -27,12 +28,13 @@ class DataSteps(JobSteps):
             for scope in st.scopes(tid).values()
         )
 
-    def _after_write(self, table_name: str, owner: str) -> None:
-        """The incremental check: read back the written scope, then the table's subscribers."""
+    @checks
+    def _after_write(self, table_name: str, owner: str, since: int) -> None:
+        """The incremental check: read back what the write touched, then the subscribers."""
         table = self.model.table(self.table_id(table_name))
         if table is None:
             return
-        self._query(owner, Select(self.user_id(owner), table.id))
+        self._read_back(table, owner, owner, since)
         self._check_live(table.id)
         self._poll_jobs()
 
@@ -117,10 +119,11 @@ class DataSteps(JobSteps):
         """Send a write, and read back what it touched. A write whose reply was lost is read
         back at once (the read decides whether it ran); ``retry`` then sends it again, as a
         client would: it must not apply twice what must apply once."""
+        since = self.model.clock
         obs = self._statement(actor, op, fault)
         t = self.model.table(self.table_id(table))
         if obs.lost and t is not None:
-            self._after_write(table, self._scope_owner(t, actor, as_user))
+            self._after_write(table, self._scope_owner(t, actor, as_user), since)
             if not retry:
                 return
             obs = self._statement(actor, op)
@@ -130,8 +133,9 @@ class DataSteps(JobSteps):
                 # EXECUTE AS: the caller's own partition first. A write that landed there is
                 # a row of another user in it (item 1), which explains the row then missing
                 # where it belonged.
-                self._query(actor, Select(self.user_id(actor), t.id))
-            self._after_write(table, owner)
+                with self.checking():
+                    self._read_back(t, actor, owner, since)
+            self._after_write(table, owner, since)
         else:
             self._poll_jobs()
 

@@ -50,7 +50,7 @@ class FaultSteps(DataSteps):
             self._need_process()
             obs = self._request_flush("root", table)
             if delay_ms is not None:
-                self._call(time.sleep, delay_ms / 1000)
+                self._wait(time.sleep, delay_ms / 1000)
                 when = f"{delay_ms} ms into a flush"
             else:
                 self._until_running(obs.job_id)
@@ -64,7 +64,7 @@ class FaultSteps(DataSteps):
             job = self._call(self._admin().jobs_by_id, [job_id]).get(job_id)
             if job is None or job.status not in ("new", "queued"):
                 return
-            self._call(time.sleep, 0.001)
+            self._wait(time.sleep, 0.001)
 
     def crash_during_burst(
         self, actor: str, table: str, rows: Sequence[Mapping[str, Value]], delay_ms: int
@@ -73,7 +73,7 @@ class FaultSteps(DataSteps):
         into the burst: what was acknowledged must stay, the insert in flight may or may not."""
         with self._step("crash_during_burst", actor, table, [dict(r) for r in rows], delay_ms):
             self._need_process()
-            client = self._client(actor)
+            client = self.client(actor)
             ops = [Insert(self.user_id(actor), self.table_id(table), (dict(r),)) for r in rows]
             stop = threading.Event()
             replies: list[tuple[Insert, StatementObservation, Window]] = []
@@ -90,7 +90,7 @@ class FaultSteps(DataSteps):
 
             writer = threading.Thread(target=burst, name="kalamfuzz-burst", daemon=True)
             writer.start()
-            self._call(time.sleep, delay_ms / 1000)
+            self._wait(time.sleep, delay_ms / 1000)
             stop.set()
 
             def settle() -> None:

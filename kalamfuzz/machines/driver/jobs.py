@@ -13,7 +13,7 @@ from kalamfuzz.adapters.faults import BlockedDirectory
 from kalamfuzz.adapters.system import Job
 from kalamfuzz.errors import JobTimeout
 from kalamfuzz.invariants.violation import Verdict
-from kalamfuzz.machines.driver.core import CLEANUP_S, JOB_TIMEOUT_S
+from kalamfuzz.machines.driver.core import CLEANUP_S, JOB_TIMEOUT_S, checks
 from kalamfuzz.machines.driver.subscriptions import SubscriptionSteps
 from kalamfuzz.machines.driver.transcript import (
     InvariantViolation,
@@ -82,6 +82,7 @@ class JobSteps(SubscriptionSteps):
             ]
         return list(dict.fromkeys(ids))
 
+    @checks
     def _poll_jobs(self, wait: bool = False) -> None:
         """Look up every job the model has running (one query), and settle the ended ones: the
         job's verdict, then its table's cold files."""
@@ -148,6 +149,7 @@ class JobSteps(SubscriptionSteps):
             self.model.abandon(table_id)
         return True
 
+    @checks
     def _read_kept(self, table_id: TableId) -> None:
         """Read the scopes where a tombstone hides a cold row: a flush must keep it there (KalamDB
         drops it when the flush also writes live rows, and the row comes back)."""
@@ -164,6 +166,7 @@ class JobSteps(SubscriptionSteps):
         with self._step("wait_jobs"):
             self._poll_jobs(wait=True)
 
+    @checks
     def _check_cold(self, tables: Collection[TableId] | None = None) -> None:
         """The listing of every storage (nothing landed in the wrong place), then the files of
         each flushed scope of ``tables`` (default: all)."""
@@ -183,7 +186,9 @@ class JobSteps(SubscriptionSteps):
         namespaces = sorted(n for n in self.model.states[0].catalog.namespaces if self._ours(n))
         dirs = [Path(b) / ns for b in sorted(bases) for ns in namespaces]
         verdict = self._settled(
-            lambda: inv.check_storage(self.model, self._call(observe.storage_listing, dirs), busy),
+            lambda: self._judging(
+                inv.check_storage, self.model, self._call(observe.storage_listing, dirs), busy
+            ),
             any(
                 sc.clearable
                 for st in self.model.states
@@ -210,14 +215,15 @@ class JobSteps(SubscriptionSteps):
                 self._relearn_scope(tid, key or "root")
 
     def _check_scope(self, table_id: TableId, key: ScopeKey, directory: str) -> Verdict:
-        return inv.check_cold(self.model, table_id, key, self._call(observe.cold_scope, directory))
+        listing = self._call(observe.cold_scope, directory)
+        return self._judging(inv.check_cold, self.model, table_id, key, listing)
 
     def _settled(self, check: Callable[[], Verdict], cleanup_may_run: bool) -> Verdict:
         """``check()`` of files on disk; when it fails while KalamDB's SHARED cleanup may be
         deleting files right now, again once the cleanup has had the time to finish."""
         verdict = check()
         if not verdict.ok and cleanup_may_run:
-            self._call(time.sleep, CLEANUP_S)
+            self._wait(time.sleep, CLEANUP_S)
             verdict = check()
         return verdict
 
@@ -247,6 +253,6 @@ class JobSteps(SubscriptionSteps):
     def pause(self, seconds: float) -> None:
         """Let time pass (STREAM rows expire)."""
         with self._step("pause", seconds):
-            self._call(time.sleep, seconds)
+            self._wait(time.sleep, seconds)
             self._check_live(None)
             self._poll_jobs()

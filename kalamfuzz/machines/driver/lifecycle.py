@@ -11,24 +11,34 @@ from typing import Any
 from kalamfuzz.adapters.target import Target
 from kalamfuzz.adapters.values import redact_sql
 from kalamfuzz.errors import LiveError
-from kalamfuzz.machines.driver.core import QUIET_S
+from kalamfuzz.machines.driver.core import QUIET_S, checks
 from kalamfuzz.machines.driver.transcript import (
     Exchange,
     now_ms,
     tolerating,
 )
 from kalamfuzz.machines.driver.workload import WorkloadSteps
-from kalamfuzz.machines.world import COLUMNS, STORAGES, TABLES, USERS
+from kalamfuzz.machines.world import (
+    BACKGROUND_KEYS,
+    COLUMNS,
+    STORAGES,
+    TABLES,
+    TENANTS,
+    USERS,
+    background_row,
+)
 from kalamfuzz.model import (
     CreateNamespace,
     CreateStorage,
     CreateTable,
+    Insert,
     Model,
     Role,
     Succeeded,
     Table,
 )
-from kalamfuzz.model.catalog import User
+from kalamfuzz.model.catalog import TableType, User
+from kalamfuzz.model.state import MAX_QUERY_LIMIT
 
 
 class Driver(WorkloadSteps):
@@ -73,7 +83,7 @@ class Driver(WorkloadSteps):
             self._proxy.close()
             self._proxy = None
 
-    def _setup_world(self) -> None:
+    def setup_world(self) -> None:
         """Users and storages, once per driver (they are global on the server)."""
         admin = self._admin()
         for name, role in self.cast.items():
@@ -100,9 +110,13 @@ class Driver(WorkloadSteps):
 
     def begin(self, tables: Sequence[str] = tuple(TABLES)) -> None:
         """Start an example: a fresh namespace with ``tables`` and a fresh model."""
+        with self._accounted("setup"):
+            self._begin(tables)
+
+    def _begin(self, tables: Sequence[str]) -> None:
         self._end_example()
         if not self._users:
-            self._setup_world()
+            self.setup_world()
         self._examples += 1
         self._step_no = 0
         self.failed = False
@@ -126,22 +140,31 @@ class Driver(WorkloadSteps):
             self._statement("root", CreateNamespace("root", self.namespace))
             for name in tables:
                 spec = TABLES[name]
-                self._statement(
-                    "root",
-                    CreateTable(
-                        "root",
-                        Table(
-                            self.table_id(name),
-                            spec.type,
-                            COLUMNS,
-                            storage_id=self._storage_id(spec.storage),
-                            access_level=spec.access,
-                            ttl_seconds=spec.ttl_seconds,
-                        ),
-                    ),
+                table = Table(
+                    self.table_id(name),
+                    spec.type,
+                    COLUMNS,
+                    storage_id=self._storage_id(spec.storage),
+                    access_level=spec.access,
+                    ttl_seconds=spec.ttl_seconds,
                 )
+                self._statement("root", CreateTable("root", table))
+                self._background(table)
+            self._baseline = self.model.clock
         finally:
             self._recording = True
+
+    def _background(self, table: Table) -> None:
+        """``background_rows`` rows in each scope rules write (not in a STREAM table: they
+        would expire), 1,000 to a statement, each reply checked as usual."""
+        if not self.background_rows or table.type is TableType.STREAM:
+            return
+        owners = [t for t in TENANTS if t in self.cast] if table.type.per_user else ["root"]
+        keys = range(BACKGROUND_KEYS, BACKGROUND_KEYS + self.background_rows)
+        for owner in owners:
+            for i in range(0, len(keys), MAX_QUERY_LIMIT):
+                rows = tuple(background_row(k) for k in keys[i : i + MAX_QUERY_LIMIT])
+                self._statement(owner, Insert(self.user_id(owner), table.id, rows))
 
     def _end_example(self) -> None:
         for blocked in self._blocked.values():
@@ -160,6 +183,7 @@ class Driver(WorkloadSteps):
         self._read_every_scope()
         self._check_cold()
 
+    @checks
     def sweep(self) -> None:
         """Check everything at the end of an example: jobs, every scope, cold files, streams."""
         with self._step("sweep"):
@@ -171,6 +195,6 @@ class Driver(WorkloadSteps):
             self._check_cold()
             for s in self._subs.values():
                 with contextlib.suppress(LiveError):
-                    self._call(s.sub.wait_quiet, QUIET_S, timeout=5.0)
+                    self._wait(s.sub.wait_quiet, QUIET_S, timeout=5.0)
             for name in list(self._subs):
                 self._check_sub(name, quiescent=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from kalamfuzz.machines.driver.core import checks
 from kalamfuzz.machines.driver.faults import FaultSteps
 from kalamfuzz.machines.world import COLUMNS
 from kalamfuzz.model import (
@@ -81,6 +82,7 @@ class SchemaSteps(FaultSteps):
             )
             self._after_ddl(table)
 
+    @checks
     def _after_ddl(self, table: str) -> None:
         t = self.model.table(self.table_id(table))
         if t is not None:

@@ -46,7 +46,7 @@ class SubscriptionSteps(DriverCore):
     def _live(self, actor: str) -> LiveClient:
         live = self._lives.get(actor)
         if live is None:
-            live = self._call(self.target.live, self._client(actor))
+            live = self._call(self.target.live, self.client(actor))
             self._lives[actor] = live
             self._ws_sent[actor] = 0
         return live
@@ -119,15 +119,17 @@ class SubscriptionSteps(DriverCore):
             (lambda s: bool(s.batches) or s.ready) if paged else (lambda s: s.ready)
         )
         with contextlib.suppress(LiveError):
-            self._call(handle.wait_for, predicate, timeout=10.0)
+            self._wait(handle.wait_for, predicate, timeout=10.0)
         at = Window(sent, max(sent, now_ms()))
         obs = observe.subscription(handle, quiescent=False)
         entry = _Sub(actor, op.sub_id, handle, paged)
         self._log_ws(actor, entry)
         outcome = Succeeded() if obs.error_code is None else Failed(obs.error_code)
-        self.model.apply(op, outcome, at)
+        with self._spending("model"):
+            self.model.apply(op, outcome, at)
         passed = self._judge(
-            inv.check_subscribe(self.model, op, obs, at), f"subscribe {op.sub_id}: {op.to_sql()}"
+            self._judging(inv.check_subscribe, self.model, op, obs, at),
+            f"subscribe {op.sub_id}: {op.to_sql()}",
         )
         if op.sub_id not in self.model.states[0].subs:
             # The server took a subscription the model refuses (a known finding), or one on a
@@ -154,7 +156,7 @@ class SubscriptionSteps(DriverCore):
             count = len(s.sub.batches)
             self._call(s.sub.request_next_batch)
             with contextlib.suppress(LiveError):
-                self._call(
+                self._wait(
                     s.sub.wait_for,
                     lambda x, c=count: len(x.batches) > c or x.ready,
                     timeout=5.0,
@@ -209,8 +211,9 @@ class SubscriptionSteps(DriverCore):
         # (an ALTER changed what the others' queries name: they cannot resume)
         if read:
             tables = {self._model_sub(s.model_id).table_id for s in resumable.values()}
-            for table_id in sorted(tables, key=str):
-                self._query(actor, Select(self.user_id(actor), table_id))
+            with self.checking():
+                for table_id in sorted(tables, key=str):
+                    self._query(actor, Select(self.user_id(actor), table_id))
         for name, s in resumable.items():
             old = self._model_sub(s.model_id)
             op = Subscribe(
@@ -272,7 +275,7 @@ class SubscriptionSteps(DriverCore):
                 continue
             want = self._expected_changes(s.model_id)
             try:
-                self._call(
+                self._wait(
                     s.sub.wait_for,
                     lambda x, n=want: _change_rows(x) >= n,
                     timeout=change_wait(want),
@@ -280,7 +283,7 @@ class SubscriptionSteps(DriverCore):
                 quiescent = settle
                 if settle:
                     with contextlib.suppress(LiveError):
-                        self._call(s.sub.wait_quiet, QUIET_S, timeout=5.0)
+                        self._wait(s.sub.wait_quiet, QUIET_S, timeout=5.0)
             except LiveError:
                 quiescent = True  # waited long enough: what has not come is lost
             self._check_sub(name, quiescent=quiescent)
@@ -291,10 +294,11 @@ class SubscriptionSteps(DriverCore):
     def _check_sub_handle(self, s: _Sub, *, quiescent: bool) -> None:
         self._log_ws(s.actor, s)
         obs = observe.subscription(s.sub, quiescent=quiescent)
-        verdict = inv.check_subscription(self.model, s.model_id, obs)
+        verdict = self._judging(inv.check_subscription, self.model, s.model_id, obs)
         sub = self._model_sub(s.model_id)
         if self._judge(verdict, f"subscription {s.model_id}: {sub.sql()}"):
-            self.model.narrow(verdict.consistent, verdict.learned)
+            with self._spending("model"):
+                self.model.narrow(verdict.consistent, verdict.learned)
             return
         # A known finding about a subscription: about the snapshot's form only, stop judging
         # the snapshot; else start again from a fresh one.

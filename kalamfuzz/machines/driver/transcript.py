@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import attrs
 from attrs import define, frozen
 
 from kalamfuzz.invariants.violation import Violation
@@ -65,6 +66,9 @@ class Exchange:
     reply: Mapping[str, Any]
     sent_ms: int
     recv_ms: int
+    #: Sent to check what the steps did (a read-back, a job poll, the sweep), not as a step's
+    #: own operation: ``kalamfuzz bench`` replays the others alone for the ceiling.
+    check: bool = False
 
 
 @frozen
@@ -78,12 +82,30 @@ class FailedExample:
     tolerated: tuple[str, ...] = ()
 
 
+#: Where a step's time goes, besides the driver's own bookkeeping.
+SPENDING = ("io", "model", "invariants", "waiting")
+
+
 @define
 class StepStats:
     count: int = 0
     seconds: float = 0.0
-    #: Time inside adapter calls (the server's round trips and waits).
+    #: Time inside server calls (round trips, job polls, restarts).
     io_seconds: float = 0.0
+    #: Time in the model (predicting, applying, narrowing) and in the invariants (judging).
+    model_seconds: float = 0.0
+    invariants_seconds: float = 0.0
+    #: Time waiting for live events and in deliberate pauses (a TTL, a cleanup).
+    waiting_seconds: float = 0.0
+    #: Server calls that were the steps' own operations, and those that checked them.
+    operations: int = 0
+    checks: int = 0
+    #: Time checking what the steps did (read-backs, job polls, the sweep), all parts of it.
+    check_seconds: float = 0.0
+
+    def add(self, other: StepStats, sign: int = 1) -> None:
+        for f in attrs.fields(StepStats):
+            setattr(self, f.name, getattr(self, f.name) + sign * getattr(other, f.name))
 
 
 def now_ms() -> int:

@@ -12,6 +12,7 @@ from attrs import frozen
 from kalamfuzz import invariants as inv
 from kalamfuzz.adapters import observe
 from kalamfuzz.errors import ConfigError
+from kalamfuzz.machines.driver.core import key_read
 from kalamfuzz.machines.driver.schema import SchemaSteps
 from kalamfuzz.machines.driver.transcript import now_ms
 from kalamfuzz.model import Delete, Insert, Join, Select, TableId, Update
@@ -20,7 +21,7 @@ from kalamfuzz.model.ops import Statement
 from kalamfuzz.model.rows import Window
 from kalamfuzz.model.state import MAX_QUERY_LIMIT
 from kalamfuzz.model.values import Value
-from kalamfuzz.model.where import And, Between, Cmp, Col, InList, Lit, Pred
+from kalamfuzz.model.where import And, Cmp, Col, Lit, Pred
 from kalamfuzz.observations import LiveRegistryObservation, StatementObservation
 
 #: Scopes a round may write while a flush job may still run (each doubles the model's states).
@@ -102,24 +103,27 @@ class WorkloadSteps(SchemaSteps):
 
             def send(i: int) -> tuple[StatementObservation, Window]:
                 sent = now_ms()
-                obs = observe.statement(self._client(writes[i].actor), ops[i].to_sql())
+                obs = observe.statement(self.client(writes[i].actor), ops[i].to_sql())
                 return obs, Window(sent, max(sent, now_ms()))
 
             with ThreadPoolExecutor(max_workers=max(1, len(ops))) as pool:
                 replies = self._call(lambda: list(pool.map(send, range(len(ops)))))
+            self._spent.operations += len(ops) - 1  # one call above, a statement per write
             since = self.model.clock
             for i in sorted(range(len(ops)), key=lambda i: replies[i][1].recv_ms):
                 obs, at = replies[i]
                 self._settle(writes[i].actor, ops[i], obs, at)
-            self.model.concurrent(since)
-            for (tid, owner), ws in by_scope.items():
-                table = self.model.table(tid)
-                if table is not None:
-                    where = _written(ws, table.pk)
-                    self._query(owner, Select(self.user_id(owner), tid, where=where))
-            for tid in dict.fromkeys(tid for tid, _ in by_scope):
-                self._check_live(tid)
-            self._poll_jobs()
+            with self._spending("model"):
+                self.model.concurrent(since)
+            with self.checking():
+                for (tid, owner), ws in by_scope.items():
+                    table = self.model.table(tid)
+                    if table is not None:
+                        where = _written(ws, table.pk)
+                        self._query(owner, Select(self.user_id(owner), tid, where=where))
+                for tid in dict.fromkeys(tid for tid, _ in by_scope):
+                    self._check_live(tid)
+                self._poll_jobs()
 
     def read_all(
         self,
@@ -244,18 +248,12 @@ class LiveState:
 
 
 def _written(writes: Sequence[Write], pk: Column) -> Pred | None:
-    """What reads back a round's writes into one scope: the keys they name (a range when they
-    run without a gap), so that checking a round costs the same in a 50,000-row table as in an
-    empty one; None (the whole scope) when a write selects its rows some other way, or leaves
-    its key to the server."""
+    """What reads back a round's writes into one scope: the keys they name; None (the whole
+    scope) when a write selects its rows some other way."""
     named = [_keys(w, pk.name) for w in writes]
-    keys = {k for ks in named if ks is not None for k in ks}
-    if any(ks is None for ks in named) or None in keys or len(keys) > MAX_QUERY_LIMIT:
+    if any(ks is None for ks in named):
         return None
-    ints = [k for k in keys if isinstance(k, int) and not isinstance(k, bool)]
-    if len(ints) == len(keys) and max(ints) - min(ints) == len(ints) - 1:
-        return Between(Col(pk.name), Lit(min(ints), pk.type), Lit(max(ints), pk.type))
-    return InList(Col(pk.name), tuple(Lit(k, pk.type) for k in keys))
+    return key_read(pk, {k for ks in named if ks is not None for k in ks})
 
 
 def _keys(w: Write, pk: str) -> list[Value] | None:
