@@ -10,17 +10,16 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import statistics
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from kalamfuzz.campaign import known, regressions
 from kalamfuzz.campaign.engine import Budget, Campaign, CampaignConfig, Handler
-from kalamfuzz.campaign.events import CampaignFinished
 from kalamfuzz.campaign.handlers import Console, Jsonl, Junit
 from kalamfuzz.errors import ConfigError, KalamError
 from kalamfuzz.machines import MACHINES, Driver
+from kalamfuzz.machines.base import get_machine
 from kalamfuzz.sim.bugs import BUGS
 
 ENV_BUGS = "KALAMFUZZ_SIM_BUGS"
@@ -267,34 +266,73 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("bench", help="steps/s and overhead of each machine on the plain sim")
-    p.add_argument("--machines", default=",".join(MACHINES), help="comma-separated machines")
-    p.add_argument("--examples", type=int, default=40, help="examples per run (default 40)")
-    p.add_argument("--runs", type=int, default=3, help="runs per machine; medians are reported")
-    p.add_argument("--target", default="sim")
+    from kalamfuzz.bench import PARTS_OF_BENCH, BenchConfig
+
+    d = BenchConfig()
+    p = sub.add_parser(
+        "bench",
+        help="the fuzzer against the target's ceiling, a step's cost by part and by table size, "
+        "time to detect each planted bug",
+    )
+    p.add_argument("--target", default="sim", help="sim (default), binary:PATH or url:URL")
+    p.add_argument(
+        "--parts",
+        default=",".join(PARTS_OF_BENCH),
+        help=f"comma-separated, of {','.join(PARTS_OF_BENCH)} (default all; detection: sim only)",
+    )
+    p.add_argument("--machines", default=",".join(d.machines), help="comma-separated machines")
+    p.add_argument("--examples", type=int, default=d.examples, help="examples per run (default 40)")
+    p.add_argument(
+        "--runs", type=int, default=d.runs, help="runs per measurement; medians reported"
+    )
+    p.add_argument("--growth-machine", default=d.growth_machine)
+    p.add_argument(
+        "--growth-examples", type=int, default=d.growth_examples, help="examples per growth run"
+    )
+    p.add_argument(
+        "--sizes",
+        default=",".join(map(str, d.sizes)),
+        help="rows per table scope for growth (default 100,5000,50000)",
+    )
+    p.add_argument("--bugs", default="", help="planted bugs to detect (default: every one)")
+    p.add_argument("--seeds", type=int, default=d.seeds, help="seeds per bug (default 5)")
+    p.add_argument("--jobs", type=int, default=d.jobs, help="detection campaigns at once")
+    p.add_argument(
+        "--out", type=Path, default=Path("bench-results"), help="where bench.json/.md and plots go"
+    )
 
 
 def _bench(args: argparse.Namespace) -> int:
-    print(
-        f"{'machine':<10}{'steps/s':>9}{'outside':>9}{'ms/step':>9}   (medians of {args.runs} runs)"
+    from kalamfuzz import bench
+
+    def listed(text: str) -> tuple[str, ...]:
+        return tuple(x.strip() for x in text.split(",") if x.strip())
+
+    try:
+        sizes = tuple(int(x) for x in listed(args.sizes))
+    except ValueError:
+        raise ConfigError(f"bad --sizes {args.sizes!r}", hint="e.g. --sizes 100,5000") from None
+    machines = listed(args.machines)
+    for name in machines:
+        get_machine(name)
+    cfg = bench.BenchConfig(
+        target=args.target,
+        parts=listed(args.parts),
+        machines=machines,
+        examples=args.examples,
+        runs=args.runs,
+        growth_machine=get_machine(args.growth_machine).name,
+        growth_examples=args.growth_examples,
+        sizes=sizes,
+        bugs=listed(args.bugs) or bench.BenchConfig().bugs,
+        seeds=args.seeds,
+        jobs=args.jobs,
     )
-    for name in args.machines.split(","):
-        results: list[CampaignFinished] = []
-        for run in range(args.runs):
-            config = CampaignConfig(
-                target=args.target,
-                machine=name,
-                budget=Budget(examples=args.examples),
-                seed=run,
-                regressions_dir=None,
-            )
-            results.append(Campaign(config).run())
-        rate = statistics.median(r.steps_per_second for r in results)
-        share = statistics.median(r.outside_share for r in results)
-        per = 1000 / rate if rate else 0.0
-        failures = sum(len(r.failures) for r in results)
-        note = f"   {failures} failure(s)!" if failures else ""
-        print(f"{name:<10}{rate:>9.0f}{share:>9.0%}{per:>9.2f}{note}")
+    report = bench.run(cfg)
+    print()
+    print(bench.markdown(report))
+    for path in bench.write(report, args.out):
+        print(f"wrote {path}")
     return 0
 
 

@@ -20,6 +20,15 @@ from kalamfuzz.cli import main
         (["scenarios", "--only", "E99"], "kalamfuzz scenarios --list"),
         (["scenarios", "--sim-bugs", "no_such_bug"], "kalamfuzz sim --list-bugs"),
         (["scenarios", "--target", "binary:/nonexistent/kalamdb-server"], "not found"),
+        (["bench", "--parts", "speed"], "use some of: fuzzer,growth,detection"),
+        (["bench", "--bugs", "no_such_bug"], "kalamfuzz sim --list-bugs"),
+        (["bench", "--machines", "nope"], "use one of"),
+        (["bench", "--sizes", "lots"], "--sizes 100,5000"),
+        (["bench", "--target", "url:http://127.0.0.1:9"], "detection needs the sim"),
+        (
+            ["bench", "--parts", "fuzzer", "--target", "binary:/nonexistent/kalamdb-server"],
+            "not found",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from kalamfuzz.bench.detection import HUNTER
 from kalamfuzz.campaign.engine import Campaign
 from kalamfuzz.machines import MACHINES, machine
 from kalamfuzz.machines.combined import CombinedMachine
@@ -13,45 +14,6 @@ from kalamfuzz.model.outcomes import ContractItem
 from kalamfuzz.sim.bugs import BUGS
 
 from .conftest import NO_BUG_EXAMPLES, NO_BUG_SHARDS, SMOKE_EXAMPLES, smoke_config
-
-#: The machine whose domain each planted bug belongs to.
-HUNTER = {
-    "execute_as_wrong_scope": "data",
-    "select_scope_leak": "data",
-    "stream_ttl_unenforced": "ttl",
-    "live_cross_user": "live",
-    "snapshot_includes_deleted": "live",
-    "batch_has_more_exact": "live",
-    "live_multi_insert_first_only": "live",
-    "live_update_old_values": "live",
-    "live_delete_cold_missing": "live",
-    "held_changes_reversed": "live",
-    "resume_from_inclusive": "live",
-    "flush_drops_concurrent_writes": "flush",
-    "cold_shadows_hot": "flush",
-    "flush_drops_tombstones": "flush",
-    "manifest_row_count": "flush",
-    "empty_batch_file": "flush",
-    "dup_pk_cold": "flush",
-    "user_writes_public_shared": "rbac",
-    "failed_flush_drops_hot": "jobs",
-    "wal_batched": "jobs",
-    "drop_column_resurrects": "ddl",
-    "flush_ignores_storage_id": "routing",
-    # shaped like bugs a real KalamDB build has (regressions/known-issues.toml)
-    "order_limit_resorted": "data",
-    "failed_flush_clears_pending": "jobs",
-    "flush_race_clears_pending": "flush",
-    "dml_never_true_refused": "data",
-    "restart_dml_blind": "jobs",
-    "live_filter_leave_silent": "live",
-    "live_filter_unsupported": "live",
-    "pk_check_ignores_tombstones": "flush",
-    "live_change_dropped_column": "ddl",
-    # faults (issue 12)
-    "partial_parquet_on_crash": "jobs",
-    "retry_reinserts": "jobs",
-}
 
 
 def test_every_planted_bug_has_a_hunter_and_a_contract_item() -> None:

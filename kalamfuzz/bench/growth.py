@@ -1,0 +1,75 @@
+"""Growth: the same machine with every table starting at 100, 5,000 and 50,000 rows per scope.
+A step's cost (and the check after it) must not grow with the table: reads and checks are
+incremental, not scans. The model's memory is measured on the model alone, built to that size."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from attrs import evolve, frozen
+
+from kalamfuzz.bench.measure import PARTS, Measured, deep_size, measure
+from kalamfuzz.campaign.engine import CampaignConfig
+from kalamfuzz.machines.base import get_machine
+from kalamfuzz.machines.world import BACKGROUND_KEYS, COLUMNS, TABLES, TENANTS, background_row
+from kalamfuzz.model import CreateNamespace, CreateTable, Insert, Model, Succeeded, Table
+from kalamfuzz.model.catalog import Role, TableId, TableType, User
+from kalamfuzz.model.state import MAX_QUERY_LIMIT
+
+SIZES = (100, 5_000, 50_000)
+
+
+@frozen
+class Growth:
+    rows: int
+    runs: tuple[Measured, ...]
+    model_bytes: int
+
+    def parts_ms(self) -> dict[str, float]:
+        """Milliseconds per step in each part (the background rows' setup not counted)."""
+        steps = sum(r.steps for r in self.runs) or 1
+        return {p: 1000 * sum(r.split.as_dict()[p] for r in self.runs) / steps for p in PARTS}
+
+    @property
+    def ms_per_step(self) -> float:
+        return sum(self.parts_ms().values())
+
+    @property
+    def check_ms(self) -> float:
+        """Milliseconds per step checking what the steps did (its reads, model, invariants)."""
+        steps = sum(r.steps for r in self.runs) or 1
+        return 1000 * sum(r.check_s for r in self.runs) / steps
+
+
+def grow(base: CampaignConfig, sizes: Sequence[int], runs: int) -> list[Growth]:
+    out = []
+    for rows in sizes:
+        measured = [
+            measure(evolve(base, seed=base.seed + r, background_rows=rows), skip=("setup",))[0]
+            for r in range(runs)
+        ]
+        out.append(Growth(rows, tuple(measured), model_bytes(base.machine, rows)))
+    return out
+
+
+def model_bytes(machine: str, rows: int) -> int:
+    """The model's size once ``machine``'s tables hold ``rows`` rows in each scope (as a growth
+    run's examples start), built without a server: every write applied as succeeded."""
+    users = {t: f"u_{t}" for t in TENANTS}
+    model = Model.initial("/storage", users=[User(u, Role.USER) for u in users.values()])
+    model.apply(CreateNamespace("root", "ns"), Succeeded())
+    for name in get_machine(machine).TABLES:
+        spec = TABLES[name]
+        if spec.storage != "local":
+            continue
+        table = Table(TableId("ns", name), spec.type, COLUMNS, access_level=spec.access)
+        model.apply(CreateTable("root", table), Succeeded())
+        if spec.type is TableType.STREAM:
+            continue
+        owners = list(users.values()) if spec.type.per_user else ["root"]
+        for owner in owners:
+            for first in range(BACKGROUND_KEYS, BACKGROUND_KEYS + rows, MAX_QUERY_LIMIT):
+                keys = range(first, min(first + MAX_QUERY_LIMIT, BACKGROUND_KEYS + rows))
+                batch = tuple(background_row(k) for k in keys)
+                model.apply(Insert(owner, table.id, batch), Succeeded(row_count=len(keys)))
+    return deep_size(model)
