@@ -8,6 +8,7 @@ from typing import Any, cast
 
 import pytest
 
+from kalamfuzz.campaign.known import KnownIssues
 from kalamfuzz.errors import ConfigError, KalamError
 from kalamfuzz.machines.driver.workload import ExpectationFailed, Write
 from kalamfuzz.model.catalog import Role, TableType
@@ -91,6 +92,33 @@ def test_a_failed_expectation_saves_the_transcript_and_the_report(tmp_path: Path
     md, transcript = (Path(p) for p in o.artifacts)
     assert "expects exactly 3" in md.read_text() and "INSERT INTO" in md.read_text()
     assert any('"SELECT' in line for line in transcript.read_text().splitlines())
+
+
+def _resurrecting(r: Run) -> None:
+    """A deleted row whose older version is cold, and a flush that writes live rows too."""
+    r.d.create_table("root", "t", TableType.USER, columns=SIMPLE)
+    with r.item("three rows, flushed; one deleted, one more, flushed"):
+        r.d.insert("u1", "t", [simple(1), simple(2), simple(3)])
+        r.d.flush("root", "t", wait=True)
+        r.d.delete("u1", "t", eq("id", 2))
+        r.d.insert("u1", "t", [simple(4)])
+        r.d.flush("root", "t", wait=True)
+    with r.item("the count"):
+        r.d.read_all("u1", "t", expect=3)
+
+
+def test_a_seed_count_the_known_issues_broke_is_known_not_failed(tmp_path: Path) -> None:
+    known = KnownIssues.load(Path(__file__).parents[2] / "regressions" / "known-issues.toml")
+    sc = Scenario("X03", "resurrecting", "e2e", _resurrecting)
+    kw: dict[str, Any] = {"out": tmp_path, "echo": lambda _: None}
+    plain = run_suite("sim", SMOKE, [sc], bugs=["flush_drops_tombstones"], **kw)
+    assert plain.outcomes[0].status == "FAIL"  # no known issues: the deleted row is a finding
+    report = run_suite("sim", SMOKE, [sc], bugs=["flush_drops_tombstones"], known=known, **kw)
+    (o,) = report.outcomes
+    assert (o.status, report.exit_code) == ("KNOWN", 0)
+    assert o.known_findings == ["flush-drops-tombstones"]
+    assert "expects exactly 3" in o.finding and "known issues changed the data" in o.finding
+    assert not o.artifacts
 
 
 def test_a_misused_step_is_an_error_that_names_the_fix(tmp_path: Path) -> None:
