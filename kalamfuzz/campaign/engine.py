@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from attrs import define, field, fields, frozen
+from attrs import define, field, frozen
 from hypothesis import HealthCheck, Phase, Verbosity, assume, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import Flaky, HypothesisException
@@ -497,10 +497,7 @@ class Campaign:
 
 def _add_rules(rules: dict[str, RuleStats], driver: Driver) -> None:
     for name, v in driver.stats.items():
-        before = rules.get(name, RuleStats(0, 0.0, 0.0))
-        rules[name] = RuleStats(
-            **{f.name: getattr(before, f.name) + getattr(v, f.name) for f in fields(RuleStats)}
-        )
+        rules[name] = rules.get(name, RuleStats()).plus(v)
 
 
 def _counted(share: _Share, driver: Driver, campaign: Campaign, state: _Round) -> KalamMachine:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from attrs import frozen
 
-from kalamfuzz.machines.driver import Exchange
+from kalamfuzz.machines.driver import Exchange, StepStats
 
 
 @frozen
@@ -76,19 +76,8 @@ class RegressionSaved:
     label: str
 
 
-@frozen
-class RuleStats:
-    """A rule's steps in all (the driver's ``StepStats`` summed over machines)."""
-
-    count: int
-    seconds: float
-    io_seconds: float
-    model_seconds: float = 0.0
-    invariants_seconds: float = 0.0
-    waiting_seconds: float = 0.0
-    operations: int = 0
-    checks: int = 0
-    check_seconds: float = 0.0
+#: A rule's steps in all: the drivers' ``StepStats`` summed over the campaign's machines.
+RuleStats = StepStats
 
 
 @frozen

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from attrs import define, evolve, field
+from attrs import define, field
 
 from kalamfuzz import invariants as inv
 from kalamfuzz.adapters import observe
@@ -262,23 +262,23 @@ class DriverCore(abc.ABC):
     def _accounted(self, name: str) -> Iterator[None]:
         """Add the time inside, and where it went, to ``stats[name]``."""
         self._credit()
-        before = evolve(self._spent)
+        before = self._spent
         started = time.perf_counter()
         try:
             yield
         finally:
             self._credit()
-            stats = self.stats.setdefault(name, StepStats())
-            stats.add(self._spent)
-            stats.add(before, -1)
-            stats.count += 1
-            stats.seconds += time.perf_counter() - started
+            step = StepStats(count=1, seconds=time.perf_counter() - started)
+            spent = self._spent.plus(before, -1).plus(step)
+            self.stats[name] = self.stats.get(name, StepStats()).plus(spent)
+
+    def _spend(self, **more: Any) -> None:
+        self._spent = self._spent.plus(StepStats(**more))
 
     def _credit(self) -> None:
         now = time.perf_counter()
         if self._doing is not None:
-            spent = f"{self._doing}_seconds"
-            setattr(self._spent, spent, getattr(self._spent, spent) + now - self._mark)
+            self._spend(**{f"{self._doing}_seconds": now - self._mark})
         self._mark = now
 
     @contextlib.contextmanager
@@ -303,14 +303,11 @@ class DriverCore(abc.ABC):
         finally:
             self._checks -= 1
             if not self._checks:
-                self._spent.check_seconds += time.perf_counter() - started
+                self._spend(check_seconds=time.perf_counter() - started)
 
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run one adapter call, counting its time as the server's."""
-        if self._checks:
-            self._spent.checks += 1
-        else:
-            self._spent.operations += 1
+        self._spend(**({"checks": 1} if self._checks else {"operations": 1}))
         with self._spending("io"):
             return fn(*args, **kwargs)
 

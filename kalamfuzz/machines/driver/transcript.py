@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
-from attrs import define, frozen
+from attrs import frozen
 
 from kalamfuzz.invariants.violation import Violation
 from kalamfuzz.machines.codegen import Step
@@ -86,8 +86,10 @@ class FailedExample:
 SPENDING = ("io", "model", "invariants", "waiting")
 
 
-@define
+@frozen
 class StepStats:
+    """What steps of one kind cost: how many, their time and where it went."""
+
     count: int = 0
     seconds: float = 0.0
     #: Time inside server calls (round trips, job polls, restarts).
@@ -103,9 +105,9 @@ class StepStats:
     #: Time checking what the steps did (read-backs, job polls, the sweep), all parts of it.
     check_seconds: float = 0.0
 
-    def add(self, other: StepStats, sign: int = 1) -> None:
-        for f in attrs.fields(StepStats):
-            setattr(self, f.name, getattr(self, f.name) + sign * getattr(other, f.name))
+    def plus(self, other: StepStats, sign: int = 1) -> StepStats:
+        fields = attrs.fields(StepStats)
+        return StepStats(*(getattr(self, f.name) + sign * getattr(other, f.name) for f in fields))
 
 
 def now_ms() -> int:

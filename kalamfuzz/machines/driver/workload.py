@@ -108,7 +108,7 @@ class WorkloadSteps(SchemaSteps):
 
             with ThreadPoolExecutor(max_workers=max(1, len(ops))) as pool:
                 replies = self._call(lambda: list(pool.map(send, range(len(ops)))))
-            self._spent.operations += len(ops) - 1  # one call above, a statement per write
+            self._spend(operations=len(ops) - 1)  # one call above, a statement per write
             since = self.model.clock
             for i in sorted(range(len(ops)), key=lambda i: replies[i][1].recv_ms):
                 obs, at = replies[i]
