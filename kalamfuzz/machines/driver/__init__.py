@@ -10,13 +10,13 @@ what the step touched (the written scope, the subscriptions on that table, the f
 running); ``sweep()`` checks everything at the end of an example.
 """
 
+from kalamfuzz.machines.driver.ledger import StepStats
 from kalamfuzz.machines.driver.lifecycle import Driver
 from kalamfuzz.machines.driver.transcript import (
     Exchange,
     FailedExample,
     InvariantViolation,
     KnownFinding,
-    StepStats,
     Triage,
 )
 

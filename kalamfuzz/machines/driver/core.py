@@ -8,7 +8,6 @@ import abc
 import contextlib
 import functools
 import secrets
-import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -24,12 +23,12 @@ from kalamfuzz.adapters.values import redact_sql
 from kalamfuzz.adapters.websocket import LiveClient, Subscription
 from kalamfuzz.invariants.violation import Verdict
 from kalamfuzz.machines.codegen import Step
+from kalamfuzz.machines.driver.ledger import Ledger, StepStats
 from kalamfuzz.machines.driver.transcript import (
     Exchange,
     FailedExample,
     InvariantViolation,
     KnownFinding,
-    StepStats,
     Triage,
     now_ms,
     reply_of,
@@ -149,12 +148,8 @@ class DriverCore(abc.ABC):
     _flushed: set[str] = field(init=False, factory=set)
     _examples: int = field(init=False, default=0)
     _step_no: int = field(init=False, default=0)
-    #: Where the time went so far (``_spending``), and server calls by purpose.
-    _spent: StepStats = field(init=False, factory=StepStats)
-    _doing: str | None = field(init=False, default=None)
-    _mark: float = field(init=False, default=0.0)
-    #: Inside a read that checks what steps did (``checking``), not a step's own operation.
-    _checks: int = field(init=False, default=0)
+    #: Where the time went, and what the server calls were for.
+    ledger: Ledger = field(init=False, factory=Ledger)
     #: The model's clock when the example's setup ended: what came after, its steps wrote.
     _baseline: int = field(init=False, default=0)
     _recording: bool = field(init=False, default=True)
@@ -244,7 +239,7 @@ class DriverCore(abc.ABC):
             self._step_no += 1
             self.program.append(Step.of(name, args, kwargs))
         try:
-            with self._accounted(name):
+            with self.ledger.accounted(self.stats, name):
                 yield
                 if self.model.undecided:
                     self._decide()
@@ -258,67 +253,24 @@ class DriverCore(abc.ABC):
             )
             raise
 
-    @contextlib.contextmanager
-    def _accounted(self, name: str) -> Iterator[None]:
-        """Add the time inside, and where it went, to ``stats[name]``."""
-        self._credit()
-        before = self._spent
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self._credit()
-            step = StepStats(count=1, seconds=time.perf_counter() - started)
-            spent = self._spent.plus(before, -1).plus(step)
-            self.stats[name] = self.stats.get(name, StepStats()).plus(spent)
-
-    def _spend(self, **more: Any) -> None:
-        self._spent = self._spent.plus(StepStats(**more))
-
-    def _credit(self) -> None:
-        now = time.perf_counter()
-        if self._doing is not None:
-            self._spend(**{f"{self._doing}_seconds": now - self._mark})
-        self._mark = now
-
-    @contextlib.contextmanager
-    def _spending(self, what: str) -> Iterator[None]:
-        """Count the time inside as ``what`` (one of transcript.SPENDING); a section nested in
-        it counts as its own (an adapter call inside a check is the server's time)."""
-        self._credit()
-        outer, self._doing = self._doing, what
-        try:
-            yield
-        finally:
-            self._credit()
-            self._doing = outer
-
-    @contextlib.contextmanager
-    def checking(self) -> Iterator[None]:
+    def checking(self) -> contextlib.AbstractContextManager[None]:
         """Server calls inside check what the steps did (read-backs, job polls, the sweep)."""
-        self._checks += 1
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self._checks -= 1
-            if not self._checks:
-                self._spend(check_seconds=time.perf_counter() - started)
+        return self.ledger.checking()
 
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run one adapter call, counting its time as the server's."""
-        self._spend(**({"checks": 1} if self._checks else {"operations": 1}))
-        with self._spending("io"):
+        self.ledger.call()
+        with self.ledger.spending("io"):
             return fn(*args, **kwargs)
 
     def _judging(self, check: Callable[..., Verdict], *args: Any) -> Verdict:
         """Run an invariant check, counting its time as the invariants'."""
-        with self._spending("invariants"):
+        with self.ledger.spending("invariants"):
             return check(*args)
 
     def _wait(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Wait for live events or sit out a pause, counting the time as waiting."""
-        with self._spending("waiting"):
+        with self.ledger.spending("waiting"):
             return fn(*args, **kwargs)
 
     def _exchange(
@@ -332,7 +284,7 @@ class DriverCore(abc.ABC):
             reply,
             window.sent_ms,
             window.recv_ms,
-            check=self._checks > 0,
+            check=self.ledger.checking_now,
         )
         self.transcript.append(ex)
         for handler in self.on_exchange:
@@ -389,12 +341,12 @@ class DriverCore(abc.ABC):
         sql = op.to_sql()
         self._exchange(actor, "sql", sql, reply_of(obs), at)
         # One execution per possible state: the checks judge these forks, apply advances them.
-        with self._spending("model"):
+        with self.ledger.spending("model"):
             forks = self.model.run(op, at)
         passed = self._judge(self._judging(inv.check_statement_reply, forks, op, obs, at), sql)
         # A known finding: the model keeps what the server answered (a state that agrees, or
         # the one the model cannot describe), and a write re-learns its scope from a read.
-        with self._spending("model"):
+        with self.ledger.spending("model"):
             self.model.apply(op, inv.outcome(obs), at, forks)
         if not passed and isinstance(op, Insert | Update | Delete):
             self._relearn_scope(op.table_id, op.as_user or op.actor)
@@ -412,13 +364,13 @@ class DriverCore(abc.ABC):
     def _query(self, actor: str, op: Select) -> QueryObservation:
         sql = op.to_sql()
         obs, at = self._read(actor, sql)
-        with self._spending("model"):
+        with self.ledger.spending("model"):
             forks = self.model.run(op, at)
         verdict = self._judging(inv.check_query, forks, op, obs, at)
         table = self.model.table(op.table_id)
         named = (op.projection or table.star_columns) if table is not None else None
         if self._judge(verdict, sql) or not any(v.diverged for v in verdict.violations):
-            with self._spending("model"):
+            with self.ledger.spending("model"):
                 self.model.apply(op, inv.outcome(obs, table, named), at, forks)
         elif obs.ok:
             # A read known to show other data teaches no _seq; a full read re-learns the scope.

@@ -110,7 +110,7 @@ class Driver(WorkloadSteps):
 
     def begin(self, tables: Sequence[str] = tuple(TABLES)) -> None:
         """Start an example: a fresh namespace with ``tables`` and a fresh model."""
-        with self._accounted("setup"):
+        with self.ledger.accounted(self.stats, "setup"):
             self._begin(tables)
 
     def _begin(self, tables: Sequence[str]) -> None:

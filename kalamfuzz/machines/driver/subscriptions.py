@@ -125,7 +125,7 @@ class SubscriptionSteps(DriverCore):
         entry = _Sub(actor, op.sub_id, handle, paged)
         self._log_ws(actor, entry)
         outcome = Succeeded() if obs.error_code is None else Failed(obs.error_code)
-        with self._spending("model"):
+        with self.ledger.spending("model"):
             self.model.apply(op, outcome, at)
         passed = self._judge(
             self._judging(inv.check_subscribe, self.model, op, obs, at),
@@ -297,7 +297,7 @@ class SubscriptionSteps(DriverCore):
         verdict = self._judging(inv.check_subscription, self.model, s.model_id, obs)
         sub = self._model_sub(s.model_id)
         if self._judge(verdict, f"subscription {s.model_id}: {sub.sql()}"):
-            with self._spending("model"):
+            with self.ledger.spending("model"):
                 self.model.narrow(verdict.consistent, verdict.learned)
             return
         # A known finding about a subscription: about the snapshot's form only, stop judging

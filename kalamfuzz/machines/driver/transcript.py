@@ -1,5 +1,5 @@
-"""What a driver records: the exchanges of an example, its known findings, the failure that
-ended it, and the time its steps took."""
+"""What a driver records: the exchanges of an example, its known findings, and the failure that
+ended it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import attrs
 from attrs import frozen
 
 from kalamfuzz.invariants.violation import Violation
@@ -80,34 +79,6 @@ class FailedExample:
     error: BaseException
     #: Signatures of the known findings the example went past before it failed.
     tolerated: tuple[str, ...] = ()
-
-
-#: Where a step's time goes, besides the driver's own bookkeeping.
-SPENDING = ("io", "model", "invariants", "waiting")
-
-
-@frozen
-class StepStats:
-    """What steps of one kind cost: how many, their time and where it went."""
-
-    count: int = 0
-    seconds: float = 0.0
-    #: Time inside server calls (round trips, job polls, restarts).
-    io_seconds: float = 0.0
-    #: Time in the model (predicting, applying, narrowing) and in the invariants (judging).
-    model_seconds: float = 0.0
-    invariants_seconds: float = 0.0
-    #: Time waiting for live events and in deliberate pauses (a TTL, a cleanup).
-    waiting_seconds: float = 0.0
-    #: Server calls that were the steps' own operations, and those that checked them.
-    operations: int = 0
-    checks: int = 0
-    #: Time checking what the steps did (read-backs, job polls, the sweep), all parts of it.
-    check_seconds: float = 0.0
-
-    def plus(self, other: StepStats, sign: int = 1) -> StepStats:
-        fields = attrs.fields(StepStats)
-        return StepStats(*(getattr(self, f.name) + sign * getattr(other, f.name) for f in fields))
 
 
 def now_ms() -> int:

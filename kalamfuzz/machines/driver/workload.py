@@ -108,12 +108,12 @@ class WorkloadSteps(SchemaSteps):
 
             with ThreadPoolExecutor(max_workers=max(1, len(ops))) as pool:
                 replies = self._call(lambda: list(pool.map(send, range(len(ops)))))
-            self._spend(operations=len(ops) - 1)  # one call above, a statement per write
+            self.ledger.spend(operations=len(ops) - 1)  # one call above, a statement per write
             since = self.model.clock
             for i in sorted(range(len(ops)), key=lambda i: replies[i][1].recv_ms):
                 obs, at = replies[i]
                 self._settle(writes[i].actor, ops[i], obs, at)
-            with self._spending("model"):
+            with self.ledger.spending("model"):
                 self.model.concurrent(since)
             with self.checking():
                 for (tid, owner), ws in by_scope.items():
