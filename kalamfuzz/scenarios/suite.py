@@ -174,7 +174,7 @@ def _run_one(
                 storages=sc.storages,
                 triage=Triage(known) if known.issues else None,
             )
-            run = Run(d, scale, sampler)
+            run = Run(d, scale, sampler, sim=t.kind == "sim")
             d.on_exchange.append(run.record)
             run.mark(sc.id)
             try:

@@ -152,6 +152,9 @@ def test_resource_limits_are_judged_at_full_scale_only() -> None:
     with pytest.raises(ExpectationFailed, match="p95"):
         full.threshold("p95", 600.0, 500.0, "ms")
     assert [i.status for i in full.items] == ["pass", "fail"]
+    on_sim = Run(cast(Any, None), FULL, sim=True)
+    on_sim.threshold("RSS growth", 40.0, 10.0, "%")
+    assert on_sim.items[-1].status == "measured" and "on a real server" in on_sim.items[-1].detail
 
 
 def test_an_unreachable_target_is_one_clear_error(
