@@ -3,8 +3,8 @@
 The load is rounds of writes sent at once (one client per writer, each into its own
 partition), every round checked like a step: the replies, a read of each written scope, and
 every listener's changes. The server's RSS and CPU are sampled all along (``resources``); the
-seed's limits are judged at full scale: RSS growth under 10% in steady load, back within 5%
-of the baseline after 60 s, query p95 under 500 ms, CPU under 80%.
+seed's limits are judged at full scale on a real server: RSS growth under 10% in steady load,
+back within 5% of the baseline after 60 s, query p95 under 500 ms, CPU under 80%.
 """
 
 from __future__ import annotations
