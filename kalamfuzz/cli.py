@@ -283,11 +283,14 @@ def _bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--machines", default=",".join(d.machines), help="comma-separated machines")
     p.add_argument("--examples", type=int, default=d.examples, help="examples per run (default 40)")
     p.add_argument(
-        "--runs", type=int, default=d.runs, help="runs per measurement; medians reported"
+        "--runs", type=int, default=d.runs, help="runs per measurement, medians reported (3)"
     )
-    p.add_argument("--growth-machine", default=d.growth_machine)
+    p.add_argument("--growth-machine", default=d.growth_machine, help="default data")
     p.add_argument(
-        "--growth-examples", type=int, default=d.growth_examples, help="examples per growth run"
+        "--growth-examples",
+        type=int,
+        default=d.growth_examples,
+        help="examples per growth run (10)",
     )
     p.add_argument(
         "--sizes",
@@ -296,7 +299,7 @@ def _bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     p.add_argument("--bugs", default="", help="planted bugs to detect (default: every one)")
     p.add_argument("--seeds", type=int, default=d.seeds, help="seeds per bug (default 5)")
-    p.add_argument("--jobs", type=int, default=d.jobs, help="detection campaigns at once")
+    p.add_argument("--jobs", type=int, default=d.jobs, help="detection campaigns at once (2)")
     p.add_argument(
         "--out", type=Path, default=Path("bench-results"), help="where bench.json/.md and plots go"
     )
