@@ -33,6 +33,8 @@ def render(value: object, imports: set[str] | None = None) -> str:
         args: list[str] = []
         positional = True
         for f in fields:
+            if not f.init:
+                continue  # derived state (a cache), not something to rebuild it from
             v = getattr(value, f.name)
             default = f.default
             if isinstance(default, attrs.Factory):  # type: ignore[arg-type]

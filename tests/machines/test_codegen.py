@@ -11,6 +11,7 @@ from kalamfuzz.machines import codegen
 from kalamfuzz.machines import strategies as kst
 from kalamfuzz.machines.world import COLUMNS
 from kalamfuzz.model.catalog import Table, TableId, TableType
+from kalamfuzz.model.where import Pred, matches
 
 
 def _eval(source: str, imports: set[str]) -> object:
@@ -25,9 +26,13 @@ TABLE = Table(TableId("ns", "t"), TableType.USER, COLUMNS)
 
 
 @given(kst.predicates(TABLE))
-def test_predicates_round_trip(pred: object) -> None:
+def test_predicates_round_trip(pred: Pred | None) -> None:
+    # Evaluated first, as a step's predicate has been when it is saved: what evaluating
+    # caches (an IN list's set) is not part of the source.
+    matches(pred, {"id": 3, "n": 1, "s": "a", "b": True})
     imports: set[str] = set()
-    assert _eval(codegen.render(pred, imports), imports) == pred
+    source = codegen.render(pred, imports)
+    assert _eval(source, imports) == pred and "_set" not in source
 
 
 @given(kst.new_columns(["id"]), kst.rows(TABLE))
