@@ -71,18 +71,13 @@ def run(cfg: BenchConfig, say: Callable[[str], None] = print) -> BenchReport:
         config = evolve(
             base, machine=cfg.growth_machine, budget=Budget(examples=cfg.growth_examples)
         )
-        growth = grow(config, cfg.sizes, cfg.runs)
-        for g in growth:
+        for rows in cfg.sizes:
+            growth.append(g := grow(config, rows, cfg.runs))
             say(
-                f"growth {g.rows:>6,} rows: {g.ms_per_step:.1f} ms/step, model {g.model_bytes / 2**20:.1f} MB"
+                f"growth {rows:>6,} rows: check {g.check_ms:.1f} ms, step {g.ms_per_step:.1f} ms, "
+                f"model {g.model_bytes / 2**20:.1f} MB"
             )
-    detection = []
-    if "detection" in cfg.parts:
-        detection = detect(cfg.bugs, cfg.seeds, cfg.jobs)
-        for d in detection:
-            say(
-                f"detection {d.bug}: {d.found}/{len(d.hunts)} seeds, median {d.median('seconds')} s"
-            )
+    detection = detect(cfg.bugs, cfg.seeds, cfg.jobs, say) if "detection" in cfg.parts else []
     servers = [r.server for m in fuzzer for r in m.runs] + [
         r.server for g in growth for r in g.runs
     ]

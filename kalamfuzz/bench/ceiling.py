@@ -33,15 +33,15 @@ def replay(
     target: str,
     sim_config: dict[str, dict[str, object]] | None = None,
 ) -> Ceiling:
-    """Send ``operations`` (recorded under driver tag ``tag``) one after another and time it.
+    """Send ``operations`` (recorded by a driver with tag ``tag``: the same users and storages
+    are made again under the same names) one after another and time it.
 
     Planted bugs stay off: the ceiling is the plain target's."""
     with Target.parse(target, config=sim_config) as t:
-        driver = Driver(t)
+        driver = Driver(t, tag=tag)
         try:
             driver.setup_world()
-            rename = (f"kf_{tag}_", f"kf_{driver.tag}_")
-            plan = [(driver.client(op.actor), op.sql.replace(*rename)) for op in operations]
+            plan = [(driver.client(op.actor), op.sql) for op in operations]
             errors = 0
             started = time.perf_counter()
             for client, sql in plan:

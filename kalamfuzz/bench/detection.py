@@ -7,7 +7,7 @@ measures is what CI relies on."""
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
 from attrs import frozen
@@ -131,9 +131,16 @@ def hunt(bug: str, seed: int) -> Hunt:
     return Hunt(bug, seed, f.examples_to_failure, f.seconds_to_failure, f.steps, f.items)
 
 
-def detect(bugs: Sequence[str], seeds: int, jobs: int) -> list[Detection]:
-    """Every bug over ``seeds`` seeds (0, 1000, 2000, ...), ``jobs`` campaigns at once."""
+def detect(
+    bugs: Sequence[str], seeds: int, jobs: int, say: Callable[[str], None] = print
+) -> list[Detection]:
+    """Every bug over ``seeds`` seeds (0, 1000, 2000, ...), ``jobs`` campaigns at once; ``say``
+    gets a line as each hunt ends (a full run takes an hour)."""
     tasks = [(bug, 1000 * s) for bug in bugs for s in range(seeds)]
+    hunts = []
     with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
-        hunts = list(pool.map(hunt, *zip(*tasks, strict=True)))
+        for h in pool.map(hunt, *zip(*tasks, strict=True)):
+            hunts.append(h)
+            found = f"{h.seconds:.1f} s, {h.examples} examples" if h.seconds else "not found"
+            say(f"detection {len(hunts)}/{len(tasks)} {h.bug} seed {h.seed}: {found}")
     return [Detection(bug, HUNTER[bug], tuple(h for h in hunts if h.bug == bug)) for bug in bugs]

@@ -4,17 +4,14 @@ incremental, not scans. The model's memory is measured on the model alone, built
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from attrs import evolve, frozen
 
 from kalamfuzz.bench.measure import PARTS, Measured, deep_size, measure
 from kalamfuzz.campaign.engine import CampaignConfig
 from kalamfuzz.machines.base import get_machine
-from kalamfuzz.machines.world import BACKGROUND_KEYS, COLUMNS, TABLES, TENANTS, background_row
+from kalamfuzz.machines.world import COLUMNS, TABLES, TENANTS, background
 from kalamfuzz.model import CreateNamespace, CreateTable, Insert, Model, Succeeded, Table
-from kalamfuzz.model.catalog import Role, TableId, TableType, User
-from kalamfuzz.model.state import MAX_QUERY_LIMIT
+from kalamfuzz.model.catalog import Role, TableId, User
 
 SIZES = (100, 5_000, 50_000)
 
@@ -41,35 +38,25 @@ class Growth:
         return 1000 * sum(r.check_s for r in self.runs) / steps
 
 
-def grow(base: CampaignConfig, sizes: Sequence[int], runs: int) -> list[Growth]:
-    out = []
-    for rows in sizes:
-        measured = [
-            measure(evolve(base, seed=base.seed + r, background_rows=rows), skip=("setup",))[0]
-            for r in range(runs)
-        ]
-        out.append(Growth(rows, tuple(measured), model_bytes(base.machine, rows)))
-    return out
+def grow(base: CampaignConfig, rows: int, runs: int) -> Growth:
+    """``runs`` campaigns of ``base`` whose tables start with ``rows`` rows per scope."""
+    measured = [
+        measure(evolve(base, seed=base.seed + r, background_rows=rows), skip=("setup",))[0]
+        for r in range(runs)
+    ]
+    return Growth(rows, tuple(measured), model_bytes(base.machine, rows))
 
 
 def model_bytes(machine: str, rows: int) -> int:
     """The model's size once ``machine``'s tables hold ``rows`` rows in each scope (as a growth
     run's examples start), built without a server: every write applied as succeeded."""
-    users = {t: f"u_{t}" for t in TENANTS}
-    model = Model.initial("/storage", users=[User(u, Role.USER) for u in users.values()])
+    users = {t: f"u_{t}" for t in TENANTS} | {"root": "root"}
+    model = Model.initial("/storage", users=[User(users[t], Role.USER) for t in TENANTS])
     model.apply(CreateNamespace("root", "ns"), Succeeded())
     for name in get_machine(machine).TABLES:
         spec = TABLES[name]
-        if spec.storage != "local":
-            continue
         table = Table(TableId("ns", name), spec.type, COLUMNS, access_level=spec.access)
         model.apply(CreateTable("root", table), Succeeded())
-        if spec.type is TableType.STREAM:
-            continue
-        owners = list(users.values()) if spec.type.per_user else ["root"]
-        for owner in owners:
-            for first in range(BACKGROUND_KEYS, BACKGROUND_KEYS + rows, MAX_QUERY_LIMIT):
-                keys = range(first, min(first + MAX_QUERY_LIMIT, BACKGROUND_KEYS + rows))
-                batch = tuple(background_row(k) for k in keys)
-                model.apply(Insert(owner, table.id, batch), Succeeded(row_count=len(keys)))
+        for owner, batch in background(spec.type, rows):
+            model.apply(Insert(users[owner], table.id, batch), Succeeded(row_count=len(batch)))
     return deep_size(model)

@@ -38,8 +38,9 @@ class Split:
     def of(cls, elapsed: float, rules: Mapping[str, RuleStats], skip: Iterable[str] = ()) -> Split:
         """``elapsed``: the campaign's wall time; ``skip``: rules left out (a growth run's
         ``setup``, which writes the background rows)."""
-        kept = [r for name, r in rules.items() if name not in set(skip)]
-        left = elapsed - sum(r.seconds for name, r in rules.items() if name in set(skip))
+        skipped = set(skip)
+        kept = [r for name, r in rules.items() if name not in skipped]
+        left = elapsed - sum(r.seconds for name, r in rules.items() if name in skipped)
 
         def total(attr: str) -> float:
             return float(sum(getattr(r, attr) for r in kept))

@@ -87,93 +87,113 @@ def markdown(r: BenchReport) -> str:
     return "\n".join(out) + "\n"
 
 
+#: Columns that hold names or text, not numbers.
+TEXT = ("machine", "items")
+
+
+def _section(
+    title: str, text: str, target: str, header: Sequence[str], rows: list[list[str]]
+) -> list[str]:
+    """A titled markdown table: numbers right-aligned, names and text (``TEXT``) left."""
+    align = ["---" if i == 0 or h in TEXT else "---:" for i, h in enumerate(header)]
+    return [
+        f"## {title}",
+        "",
+        text,
+        "",
+        target,
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(align) + "|",
+        *("| " + " | ".join(r) + " |" for r in rows),
+        "",
+    ]
+
+
 def _fuzzer_table(machines: Sequence[MachineBench]) -> list[str]:
     ratio_ok = all(m.ratio >= CEILING_RATIO for m in machines)
     share_ok = all(m.median(lambda r: r.checking_share) <= CHECKING_SHARE for m in machines)
-    out = [
-        "## The fuzzer against the ceiling",
-        "",
+    rows = [
+        [
+            m.machine,
+            f"{m.median(lambda r: r.steps_per_s):.1f}",
+            f"{m.median(lambda r: r.statements_per_s):.1f}",
+            f"{m.ceiling_per_s:.1f}",
+            f"{m.ratio:.0%}",
+            f"{m.median(lambda r: r.operation_share):.0%}",
+            *(f"{m.shares()[p]:.0%}" for p in PARTS),
+        ]
+        for m in machines
+    ]
+    return _section(
+        "The fuzzer against the ceiling",
         f"Medians of {len(machines[0].runs)} runs. ops/s: the steps' own statements (checking reads "
         "not counted) per second of the campaign; ceiling: the same statements sent again by a "
         "plain client loop to a fresh target. ops share: the operations among all server "
         "calls. The split: where a step's time went (generation = Hypothesis and the rules' code).",
-        "",
         f"Targets: ratio >= {CEILING_RATIO:.0%}: {_met(ratio_ok)}; model + invariants <= "
         f"{CHECKING_SHARE:.0%} of a step: {_met(share_ok)}.",
-        "",
-        "| machine | steps/s | ops/s | ceiling ops/s | ratio | ops share | "
-        + " | ".join(PARTS)
-        + " |",
-        "|---|" + "---:|" * (5 + len(PARTS)),
-    ]
-    for m in machines:
-        shares = m.shares()
-        out.append(
-            f"| {m.machine} | {m.median(lambda r: r.steps_per_s):.1f} "
-            f"| {m.median(lambda r: r.statements_per_s):.1f} | {m.ceiling_per_s:.1f} "
-            f"| {m.ratio:.0%} | {m.median(lambda r: r.operation_share):.0%} | "
-            + " | ".join(f"{shares[p]:.0%}" for p in PARTS)
-            + " |"
-        )
-    return [*out, ""]
+        ["machine", "steps/s", "ops/s", "ceiling ops/s", "ratio", "ops share", *PARTS],
+        rows,
+    )
 
 
 def _growth_table(growth: Sequence[Growth]) -> list[str]:
-    base = growth[0].check_ms
+    base, step = growth[0].check_ms, growth[0].ms_per_step
     flat = all(g.check_ms <= FLAT_GROWTH * base for g in growth) if base else False
-    step = growth[0].ms_per_step
-    out = [
-        "## Growth with table size",
-        "",
+    rows = [
+        [
+            f"{g.rows:,}",
+            f"{g.check_ms:.1f}",
+            f"{g.check_ms / base if base else 0:.2f}",
+            f"{1000 / g.ms_per_step if g.ms_per_step else 0:.1f}",
+            f"{g.ms_per_step:.1f}",
+            f"{g.ms_per_step / step if step else 0:.2f}",
+            *(f"{g.parts_ms()[p]:.1f}" for p in PARTS),
+            f"{g.model_bytes / 2**20:.1f}",
+        ]
+        for g in growth
+    ]
+    return _section(
+        "Growth with table size",
         "Rows in each scope of every table before the rules run (setting them up not counted). "
         "check ms: a step's checking of what it did (read-backs, job polls, the sweep: server, "
         "model and invariants); ms/step and its parts: the whole step, its operation included "
         "(an UPDATE whose WHERE matches every row costs every row); model MB: the model alone, "
         "built to that size.",
-        "",
         f"Target: flat cost of the check after a step (largest <= {FLAT_GROWTH:g} x smallest): "
         f"{_met(flat)}.",
-        "",
-        "| rows | check ms | x smallest | steps/s | ms/step | x smallest | "
-        + " | ".join(f"{p} ms" for p in PARTS)
-        + " | model MB |",
-        "|---:|" + "---:|" * (6 + len(PARTS)),
-    ]
-    for g in growth:
-        parts = g.parts_ms()
-        out.append(
-            f"| {g.rows:,} | {g.check_ms:.1f} | {g.check_ms / base if base else 0:.2f} "
-            f"| {1000 / g.ms_per_step if g.ms_per_step else 0:.1f} "
-            f"| {g.ms_per_step:.1f} | {g.ms_per_step / step if step else 0:.2f} | "
-            + " | ".join(f"{parts[p]:.1f}" for p in PARTS)
-            + f" | {g.model_bytes / 2**20:.1f} |"
-        )
-    return [*out, ""]
+        ["rows", "check ms", "x smallest", "steps/s", "ms/step", "x smallest"]
+        + [f"{p} ms" for p in PARTS]
+        + ["model MB"],
+        rows,
+    )
 
 
 def _detection_table(detection: Sequence[Detection]) -> list[str]:
     seconds = [d.median("seconds") for d in detection]
     ok = all(s is not None and s < DETECT_S for s in seconds)
-    seeds = len(detection[0].hunts) if detection else 0
-    out = [
-        "## Time to detect each planted bug",
-        "",
-        f"Median over {seeds} seeds of the bug's machine at the smoke budget (a seed that found "
-        "nothing counts as slowest); seconds from the campaign's start, the server's too.",
-        "",
-        f"Target: every planted bug under {DETECT_S:g} s median: {_met(ok)}.",
-        "",
-        "| bug | machine | found | examples | seconds | shrunk steps | items |",
-        "|---|---|---:|---:|---:|---:|---|",
+    rows = [
+        [
+            d.bug,
+            d.machine,
+            f"{d.found}/{len(d.hunts)}",
+            _num(d.median("examples"), ".0f"),
+            _num(s),
+            _num(d.median("shrunk_steps"), ".0f"),
+            ", ".join(sorted({i for h in d.hunts for i in h.items})),
+        ]
+        for d, s in zip(detection, seconds, strict=True)
     ]
-    for d, s in zip(detection, seconds, strict=True):
-        items = sorted({i for h in d.hunts for i in h.items})
-        out.append(
-            f"| {d.bug} | {d.machine} | {d.found}/{len(d.hunts)} "
-            f"| {_num(d.median('examples'), '.0f')} | {_num(s)} "
-            f"| {_num(d.median('shrunk_steps'), '.0f')} | {', '.join(items)} |"
-        )
-    return [*out, ""]
+    return _section(
+        "Time to detect each planted bug",
+        f"Median over {len(detection[0].hunts)} seeds of the bug's machine at the smoke budget "
+        "(a seed that found nothing counts as slowest); seconds from the campaign's start, the "
+        "server's too.",
+        f"Target: every planted bug under {DETECT_S:g} s median: {_met(ok)}.",
+        ["bug", "machine", "found", "examples", "seconds", "shrunk steps", "items"],
+        rows,
+    )
 
 
 def write(r: BenchReport, out: Path) -> list[Path]:

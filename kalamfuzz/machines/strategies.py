@@ -67,15 +67,12 @@ def rows(
 def _rows(
     columns: Columns, min_rows: int, max_rows: int, fresh_from: int | None
 ) -> st.SearchStrategy[list[dict[str, Value]]]:
-    def one(key: int) -> st.SearchStrategy[dict[str, Value]]:
-        return _row(columns, key)
-
     if fresh_from is not None:
         return st.integers(min_rows, max_rows).flatmap(
-            lambda n: st.tuples(*(one(fresh_from + i) for i in range(n))).map(list)
+            lambda n: st.tuples(*(_row(columns, fresh_from + i) for i in range(n))).map(list)
         )
     return st.lists(keys, min_size=min_rows, max_size=max_rows, unique=True).flatmap(
-        lambda ks: st.tuples(*(one(k) for k in ks)).map(list)
+        lambda ks: st.tuples(*(_row(columns, k) for k in ks)).map(list)
     )
 
 

@@ -7,6 +7,8 @@ maps them to names unique to one run (``alice`` -> ``kf_3f9a_alice``) so runs ca
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from attrs import frozen
 
 from kalamfuzz.model.catalog import AccessLevel, Column, Role, TableType
@@ -43,8 +45,26 @@ SEED_KEYS = range(8, 11)
 BACKGROUND_KEYS = 1000
 
 
-def background_row(key: int) -> dict[str, Value]:
-    return {"id": key, "n": key, "s": f"row {key}", "b": key % 2 == 0}
+#: Background rows go to the server in statements of this many (its row cap).
+BACKGROUND_BATCH = 1000
+
+
+def background(kind: TableType, rows: int) -> Iterator[tuple[str, tuple[dict[str, Value], ...]]]:
+    """A table's ``rows`` background rows per scope, as (logical owner, statement's rows): the
+    two tenants' partitions of a per-user table, root's of a SHARED one, none in a STREAM
+    table (they would expire)."""
+    if kind is TableType.STREAM:
+        return
+    keys = range(BACKGROUND_KEYS, BACKGROUND_KEYS + rows)
+    for owner in TENANTS if kind.per_user else ("root",):
+        for i in range(0, rows, BACKGROUND_BATCH):
+            yield (
+                owner,
+                tuple(
+                    {"id": k, "n": k, "s": f"row {k}", "b": k % 2 == 0}
+                    for k in keys[i : i + BACKGROUND_BATCH]
+                ),
+            )
 
 
 #: STREAM rows expire after this many seconds; the ``pause`` rule waits past it.

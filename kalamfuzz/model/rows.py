@@ -9,6 +9,7 @@ counter; the server's ``_seq`` is bound to the ordinal once a read shows it (see
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -123,16 +124,12 @@ class Scope:
         """The versions written after ``ordinal`` that the scope holds, newest first, found
         from the end (the hot tier and each segment are in commit order): their cost, not
         the scope's."""
-        out: list[Version] = []
-        for versions in (self.hot, *(seg.versions for seg in reversed(self.cold))):
-            for v in reversed(versions):
-                if v.ordinal <= ordinal:
-                    break
-                out.append(v)
-            else:
-                continue
-            if versions is not self.hot:
-                break  # an older segment holds older versions only
+        out = _newer(self.hot, ordinal)
+        for seg in reversed(self.cold):
+            newer = _newer(seg.versions, ordinal)
+            out += newer
+            if len(newer) < len(seg.versions):
+                break  # older segments hold older versions only
         return out
 
     def live(self, table: Table) -> list[Version]:
@@ -160,6 +157,11 @@ class Scope:
         if not ordinals:
             return self
         return evolve(self, hot=tuple(v for v in self.hot if v.ordinal not in ordinals))
+
+
+def _newer(versions: Sequence[Version], ordinal: int) -> list[Version]:
+    """The versions after ``ordinal`` at the end of ``versions`` (in commit order)."""
+    return list(itertools.takewhile(lambda v: v.ordinal > ordinal, reversed(versions)))
 
 
 def _newest(best: dict[Value, Version], versions: Iterable[Version]) -> dict[Value, Version]:

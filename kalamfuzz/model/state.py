@@ -198,10 +198,19 @@ def _where_row(table: Table, state: ModelState, version: Version) -> dict[str, V
     return row
 
 
-def _eval(pred: Pred | None, table: Table, state: ModelState, version: Version) -> bool:
-    if pred is not None and SEQ in columns(pred) and state.seqs.get(version.ordinal) is None:
-        raise ModelError("a WHERE on _seq needs every candidate row's _seq to be known")
-    return matches(pred, _where_row(table, state, version))
+def _matcher(pred: Pred | None, table: Table, state: ModelState) -> Callable[[Version], bool]:
+    """WHERE ``pred`` as a test of a version; what the predicate names is looked at once per
+    statement, not once per row."""
+    if pred is None:
+        return lambda _v: True
+    needs_seq = SEQ in columns(pred)
+
+    def test(version: Version) -> bool:
+        if needs_seq and state.seqs.get(version.ordinal) is None:
+            raise ModelError("a WHERE on _seq needs every candidate row's _seq to be known")
+        return matches(pred, _where_row(table, state, version))
+
+    return test
 
 
 # --- writes -----------------------------------------------------------------------------------
@@ -241,7 +250,7 @@ def _commit(state: ModelState, table: Table, writes: Sequence[_Write]) -> ModelS
                 change = change_for_write(table, sub, w.scope, w.old, w.new)
             if change is not None:
                 subs[sid] = subs[sid].with_change(evolve(change, statement=state.clock))
-    for key in {**added, **removed}:
+    for key in added.keys() | removed.keys():
         scope = scopes.get(key, Scope()).remove(frozenset(removed.get(key, ())))
         scopes[key] = scope.extend(added.get(key, []))
     written = [w.new.ordinal for w in writes if w.new is not None]
@@ -364,8 +373,9 @@ def _update(state: ModelState, op: Update) -> tuple[Prediction | OneOf, ModelSta
     key = state.scope_key(table, user)
     writes = []
     clock = state.clock
+    where = _matcher(op.where, table, state)
     for old in _rows(state.scope(table.id, key), table, op.where, keep_deleted=False):
-        if not _eval(op.where, table, state, old):
+        if not where(old):
             continue
         values = materialize(table, old)
         new_values = {**values, **dict(op.assignments)}
@@ -390,11 +400,12 @@ def _delete(
         return execution_error("DELETE without WHERE", ContractItem.TIERS, "WHERE"), state
     key = state.scope_key(table, user)
     writes: list[_Write] = []
+    where = _matcher(op.where, table, state)
     if table.type is TableType.STREAM:
         maybe = 0
         for ev in state.scope(table.id, key).hot:
             seen = _stream_seen(state, table, ev, at)
-            if seen is Seen.NO or not _eval(op.where, table, state, ev):
+            if seen is Seen.NO or not where(ev):
                 continue
             # A row at its TTL boundary is either deleted or already invisible: later reads
             # cannot tell the two apart, so the model removes it either way.
@@ -405,7 +416,7 @@ def _delete(
         return pred, _commit(state, table, writes)
     clock = state.clock
     for old in _rows(state.scope(table.id, key), table, op.where, keep_deleted=False):
-        if _eval(op.where, table, state, old):
+        if where(old):
             clock += 1
             tomb = Version(
                 clock, old.key, materialize(table, old), table.schema_version, deleted=True
@@ -468,11 +479,8 @@ def _select(state: ModelState, op: Select, at: Window | None) -> Prediction | On
         return bad
     key = state.scope_key(table, user)
     cols = table.star_columns if op.projection is None else op.projection
-    picked = [
-        (v, opt)
-        for v, opt in _candidates(state, table, key, op.where, at)
-        if _eval(op.where, table, state, v)
-    ]
+    where = _matcher(op.where, table, state)
+    picked = [(v, opt) for v, opt in _candidates(state, table, key, op.where, at) if where(v)]
     keys: list[tuple[Any, ...]] = []
     if op.order_by:
         sort_key = _sort_key(table, op.order_by)
@@ -828,8 +836,9 @@ def _subscribe(
         schema=table,
     )
     rows = []
+    where = _matcher(op.where, table, state)
     for v, opt in _candidates(state, table, key, None, at):
-        if not _eval(op.where, table, state, v):
+        if not where(v):
             continue
         if op.from_seq is not None:
             after = state.seqs.after(v.ordinal, op.from_seq)
@@ -918,19 +927,15 @@ def subscription_view(state: ModelState, sub: Subscription) -> list[ExpectedRow]
     table = state.catalog.table(sub.table_id)
     key = state.scope_key(table, sub.user_id)
     scope = state.scope(table.id, key)
+    where = _matcher(sub.where, table, state)
     if table.type is TableType.STREAM:
         sent = {r.seq_of: r.optional for r in sub.snapshot}
         return [
             snapshot_row(table, sub, key, v, sent.get(v.ordinal, False))
             for v in scope.hot
-            if (v.ordinal in sent or v.ordinal > sub.opened_at)
-            and _eval(sub.where, table, state, v)
+            if (v.ordinal in sent or v.ordinal > sub.opened_at) and where(v)
         ]
-    return [
-        snapshot_row(table, sub, key, v)
-        for v in scope.live(table)
-        if _eval(sub.where, table, state, v)
-    ]
+    return [snapshot_row(table, sub, key, v) for v in scope.live(table) if where(v)]
 
 
 def job_for(state: ModelState, job_id: str, table_id: TableId) -> ModelState:

@@ -5,10 +5,9 @@ Evaluation follows SQL three-valued logic; a row is selected only when the predi
 
 from __future__ import annotations
 
-import functools
 from typing import Literal
 
-from attrs import field, frozen
+from attrs import Factory, field, frozen
 
 from kalamfuzz.model.values import (
     ColType,
@@ -118,9 +117,13 @@ class InList:
     operand: Col
     values: tuple[Lit, ...] = field(validator=lambda _i, _a, v: _non_empty(v))
     negated: bool = False
-    #: The literals as a set, once evaluated, when they share int or str (else empty).
-    _set: tuple[type, frozenset[Value]] | tuple[()] | None = field(
-        default=None, init=False, eq=False, repr=False
+    #: The literals' one type and their set, when they share int or str (SQL equality is then
+    #: Python's): a 1,000-key read-back would compare each row with every literal.
+    _lookup: tuple[type, frozenset[Value]] | None = field(
+        init=False,
+        eq=False,
+        repr=False,
+        default=Factory(lambda self: _literal_set(self.values), takes_self=True),
     )
 
     def to_sql(self) -> str:
@@ -129,24 +132,19 @@ class InList:
 
     def evaluate(self, row: Row) -> Truth:
         x = self.operand.value(row)
-        same = self._same_kind()
-        if same is not None and type(x) is same[0]:
-            # All literals and x of one type where SQL equality is Python's: a set lookup (a
-            # 1,000-key read-back evaluated 10^6 comparisons).
-            found: Truth = x in same[1]
+        if self._lookup is not None and type(x) is self._lookup[0]:
+            found = x in self._lookup[1]
             return not found if self.negated else found
         result: Truth = False
         for lit in self.values:
             result = or3(result, compare("=", x, lit.value))
         return not3(result) if self.negated else result
 
-    def _same_kind(self) -> tuple[type, frozenset[Value]] | None:
-        if self._set is None:
-            kinds = {type(v.value) for v in self.values}
-            kind = kinds.pop() if len(kinds) == 1 else None
-            same = (kind, frozenset(v.value for v in self.values)) if kind in (int, str) else ()
-            object.__setattr__(self, "_set", same)
-        return self._set or None
+
+def _literal_set(values: tuple[Lit, ...]) -> tuple[type, frozenset[Value]] | None:
+    kinds = {type(v.value) for v in values}
+    kind = kinds.pop() if len(kinds) == 1 else None
+    return (kind, frozenset(v.value for v in values)) if kind in (int, str) else None
 
 
 def _non_empty(values: tuple[Lit, ...]) -> None:
@@ -209,21 +207,17 @@ def pinned_keys(pred: Pred | None, pk: str, pk_type: ColType) -> list[Value] | N
     """The primary keys the rows ``pred`` matches must have, when it names them by literals of
     the key's own Python type (where SQL and Python equality agree); None: any row may match."""
     kind: type = {ColType.INT: int, ColType.BIGINT: int, ColType.TEXT: str}.get(pk_type, type(None))
-
-    def exact(lit: Operand) -> bool:
-        return isinstance(lit, Lit) and type(lit.value) is kind
-
     match pred:
-        case Cmp(op="=", left=Col(name=n), right=lit) if n == pk and exact(lit):
-            return [_operand_value(lit, {})]
-        case Cmp(op="=", left=lit, right=Col(name=n)) if n == pk and exact(lit):
-            return [_operand_value(lit, {})]
+        case Cmp(op="=", left=Col(name=n), right=Lit(value=v)) if n == pk and type(v) is kind:
+            return [v]
+        case Cmp(op="=", left=Lit(value=v), right=Col(name=n)) if n == pk and type(v) is kind:
+            return [v]
         case InList(operand=Col(name=n), values=values, negated=False) if n == pk and all(
-            exact(v) for v in values
+            type(v.value) is kind for v in values
         ):
             return [v.value for v in values]
-        case Between(operand=Col(name=n), low=Lit(value=int(lo)), high=Lit(value=int(hi))) if (
-            n == pk and kind is int and not pred.negated and type(lo) is type(hi) is int
+        case Between(Col(name=n), Lit(value=int(lo)), Lit(value=int(hi)), False) if (
+            n == pk and kind is int and type(lo) is int and type(hi) is int
         ):
             return list(range(lo, hi + 1)) if hi - lo < PINNED_RANGE else None
         case And(left=left, right=right):
@@ -237,9 +231,8 @@ def matches(pred: Pred | None, row: Row) -> bool:
     return pred is None or pred.evaluate(row) is True
 
 
-@functools.lru_cache(maxsize=4096)
 def columns(pred: Pred | None) -> frozenset[str]:
-    """Every column the predicate names (asked for each row a predicate is evaluated on)."""
+    """Every column the predicate names."""
     if pred is None:
         return frozenset()
     if isinstance(pred, Cmp):

@@ -70,9 +70,11 @@ class Run:
     def note(self, text: str) -> None:
         self.notes.append(text)
 
-    def expect(self, ok: bool, what: str) -> None:
+    def expect(self, ok: bool, what: str, explained: bool = False) -> None:
+        """The seed's number holds; ``explained``: if not, a known finding changed the data it
+        is about (see ExpectationFailed)."""
         if not ok:
-            raise ExpectationFailed(what)
+            raise ExpectationFailed(what, explained)
 
     def threshold(self, name: str, value: float, limit: float, unit: str) -> None:
         """The seed's resource limit: ``value`` must stay under ``limit`` (judged at full

@@ -94,7 +94,7 @@ def test_a_failed_expectation_saves_the_transcript_and_the_report(tmp_path: Path
     assert any('"SELECT' in line for line in transcript.read_text().splitlines())
 
 
-def _resurrecting(r: Run) -> None:
+def _resurrecting_rows(r: Run) -> None:
     """A deleted row whose older version is cold, and a flush that writes live rows too."""
     r.d.create_table("root", "t", TableType.USER, columns=SIMPLE)
     with r.item("three rows, flushed; one deleted, one more, flushed"):
@@ -103,6 +103,10 @@ def _resurrecting(r: Run) -> None:
         r.d.delete("u1", "t", eq("id", 2))
         r.d.insert("u1", "t", [simple(4)])
         r.d.flush("root", "t", wait=True)
+
+
+def _resurrecting(r: Run) -> None:
+    _resurrecting_rows(r)
     with r.item("the count"):
         r.d.read_all("u1", "t", expect=3)
 
@@ -117,8 +121,34 @@ def test_a_seed_count_the_known_issues_broke_is_known_not_failed(tmp_path: Path)
     (o,) = report.outcomes
     assert (o.status, report.exit_code) == ("KNOWN", 0)
     assert o.known_findings == ["flush-drops-tombstones"]
-    assert "expects exactly 3" in o.finding and "known issues changed the data" in o.finding
+    assert "expects exactly 3" in o.finding and "a known issue changed the data" in o.finding
     assert not o.artifacts
+
+
+def _resurrecting_then_miscounting(r: Run) -> None:
+    """The known bug in one table, then a wrong count of another the bug never touched."""
+    _resurrecting_rows(r)
+    r.d.create_table("root", "other", TableType.USER, columns=SIMPLE)
+    r.d.insert("u1", "other", [simple(1), simple(2)])
+    with r.item("the other table's count"):
+        r.d.read_all("u1", "other", expect=3)
+
+
+def test_a_count_no_known_issue_touched_still_fails_after_one(tmp_path: Path) -> None:
+    known = KnownIssues.load(Path(__file__).parents[2] / "regressions" / "known-issues.toml")
+    sc = Scenario("X04", "resurrecting, then miscounting", "e2e", _resurrecting_then_miscounting)
+    report = run_suite(
+        "sim",
+        SMOKE,
+        [sc],
+        bugs=["flush_drops_tombstones"],
+        known=known,
+        out=tmp_path,
+        echo=lambda _: None,
+    )
+    (o,) = report.outcomes
+    assert (o.status, o.known_findings) == ("FAIL", ["flush-drops-tombstones"])
+    assert "other; the scenario expects exactly 3" in o.finding
 
 
 def test_a_misused_step_is_an_error_that_names_the_fix(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import abc
 import contextlib
 import functools
 import secrets
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from attrs import define, field
@@ -91,12 +91,8 @@ def checks(method: Callable[Concatenate[D, P], R]) -> Callable[Concatenate[D, P]
     return checking
 
 
-def key_read(pk: Column, keys: Collection[Value]) -> Pred | None:
-    """The WHERE that reads back rows by key (a range when the keys run without a gap), so that
-    checking a write costs the rows it wrote, not the table's size; None (the whole scope) when
-    a key is the server's to give or there are more than one read returns."""
-    if not keys or None in keys or len(keys) > MAX_QUERY_LIMIT:
-        return None
+def _key_read(pk: Column, keys: Sequence[Value]) -> Pred:
+    """The WHERE that reads rows back by key: a range when the keys run without a gap."""
     ints = [k for k in keys if isinstance(k, int) and not isinstance(k, bool)]
     if len(ints) == len(keys) and max(ints) - min(ints) == len(ints) - 1:
         return Between(Col(pk.name), Lit(min(ints), pk.type), Lit(max(ints), pk.type))
@@ -133,7 +129,6 @@ class DriverCore(abc.ABC):
     transcript: list[Exchange] = field(factory=list)
     model: Model = field(init=False)
     namespace: str = field(init=False, default="")
-    _campaign_tag: str = field(init=False, factory=_tag)
     _users: dict[str, str] = field(init=False, factory=dict)
     _clients: dict[str, SqlClient] = field(init=False, factory=dict)
     _lives: dict[str, LiveClient] = field(init=False, factory=dict)
@@ -175,6 +170,9 @@ class DriverCore(abc.ABC):
     #: Rows every example's tables start with in each scope, outside the keys rules draw
     #: (``kalamfuzz bench`` measures how a step's cost grows with them).
     background_rows: int = 0
+    #: What makes this driver's server names its own (``kf_TAG_alice``, ``kf_TAG_3``): random,
+    #: so runs can share a server; given, to make the same names again (the bench's ceiling).
+    tag: str = field(factory=_tag)
 
     # --- names and recording ------------------------------------------------------------------
 
@@ -220,11 +218,6 @@ class DriverCore(abc.ABC):
         if not table.type.per_user:
             return "root"
         return as_user or actor
-
-    @property
-    def tag(self) -> str:
-        """What makes this driver's server names its own (``kf_TAG_alice``, ``kf_TAG_3``)."""
-        return self._campaign_tag
 
     @property
     def steps(self) -> int:
@@ -431,6 +424,7 @@ class DriverCore(abc.ABC):
         for owner in self._readers(table):
             self._read_back(table, owner, owner, self._baseline)
 
+    @checks
     def _read_back(self, table: Table, reader: str, owner: str, since: int) -> None:
         """Read, as ``reader``, the scope of ``owner`` a write wrote after model time ``since``:
         all of it while one read returns all of it. Past that, the keys the write touched in
@@ -444,12 +438,12 @@ class DriverCore(abc.ABC):
         if all(len(s.latest()) <= MAX_QUERY_LIMIT for s in scopes + seen):
             self._query(reader, Select(self.user_id(reader), table.id))
             return
-        keys: list[Value] = list({v.key for s in scopes for v in s.since(since)})
+        keys = {v.key for s in scopes for v in s.since(since)}
         if not keys:
             return  # it touched nothing, as its reply said (checked)
-        ints = [k for k in keys if isinstance(k, int)]
-        ordered = sorted(ints) if len(ints) == len(keys) else sorted(keys, key=str)
-        where = key_read(table.pk, ordered[:MAX_QUERY_LIMIT])
+        # a primary key's values are of one type (never NULL): they sort, a range if no gap
+        first = sorted(keys, key=lambda k: (k is None, k))[:MAX_QUERY_LIMIT]
+        where = _key_read(table.pk, first)
         self._query(reader, Select(self.user_id(reader), table.id, where=where))
 
     def _model_sub(self, model_id: str) -> Any:

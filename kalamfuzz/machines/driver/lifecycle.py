@@ -18,15 +18,7 @@ from kalamfuzz.machines.driver.transcript import (
     tolerating,
 )
 from kalamfuzz.machines.driver.workload import WorkloadSteps
-from kalamfuzz.machines.world import (
-    BACKGROUND_KEYS,
-    COLUMNS,
-    STORAGES,
-    TABLES,
-    TENANTS,
-    USERS,
-    background_row,
-)
+from kalamfuzz.machines.world import COLUMNS, STORAGES, TABLES, USERS, background
 from kalamfuzz.model import (
     CreateNamespace,
     CreateStorage,
@@ -37,8 +29,7 @@ from kalamfuzz.model import (
     Succeeded,
     Table,
 )
-from kalamfuzz.model.catalog import TableType, User
-from kalamfuzz.model.state import MAX_QUERY_LIMIT
+from kalamfuzz.model.catalog import User
 
 
 class Driver(WorkloadSteps):
@@ -87,7 +78,7 @@ class Driver(WorkloadSteps):
         """Users and storages, once per driver (they are global on the server)."""
         admin = self._admin()
         for name, role in self.cast.items():
-            user_id = f"kf_{self._campaign_tag}_{name}"
+            user_id = f"kf_{self.tag}_{name}"
             password = secrets.token_urlsafe(12)
             admin.create_user(user_id, password, role=role.value)
             self._users[name] = user_id
@@ -96,9 +87,9 @@ class Driver(WorkloadSteps):
                 f"CREATE USER {user_id} WITH PASSWORD '{password}' ROLE {role.value}"
             )
         for name in self.storages:
-            base = self.target.data_dir / f"storage-{name}-{self._campaign_tag}"
+            base = self.target.data_dir / f"storage-{name}-{self.tag}"
             base.mkdir(parents=True, exist_ok=True)
-            storage_id = f"kf_{self._campaign_tag}_{name}"
+            storage_id = f"kf_{self.tag}_{name}"
             sql = CreateStorage("root", storage_id, str(base)).to_sql()
             admin.sql(sql)
             self._storages[name] = storage_id
@@ -126,13 +117,13 @@ class Driver(WorkloadSteps):
         self.ended_jobs = []
         self.program = []
         self.transcript = []
-        self.namespace = f"kf_{self._campaign_tag}_{self._examples}"
+        self.namespace = f"kf_{self.tag}_{self._examples}"
         model = Model.initial(
             str(self.target.storage_dir),
             users=[User(self._users[n], role) for n, role in self.cast.items()],
         )
         for name, storage_id in self._storages.items():
-            base = self.target.data_dir / f"storage-{name}-{self._campaign_tag}"
+            base = self.target.data_dir / f"storage-{name}-{self.tag}"
             model.apply(CreateStorage("root", storage_id, str(base)), Succeeded())
         self.model = model
         self._recording = False
@@ -155,16 +146,9 @@ class Driver(WorkloadSteps):
             self._recording = True
 
     def _background(self, table: Table) -> None:
-        """``background_rows`` rows in each scope rules write (not in a STREAM table: they
-        would expire), 1,000 to a statement, each reply checked as usual."""
-        if not self.background_rows or table.type is TableType.STREAM:
-            return
-        owners = [t for t in TENANTS if t in self.cast] if table.type.per_user else ["root"]
-        keys = range(BACKGROUND_KEYS, BACKGROUND_KEYS + self.background_rows)
-        for owner in owners:
-            for i in range(0, len(keys), MAX_QUERY_LIMIT):
-                rows = tuple(background_row(k) for k in keys[i : i + MAX_QUERY_LIMIT])
-                self._statement(owner, Insert(self.user_id(owner), table.id, rows))
+        """``background_rows`` rows in each scope rules write, each reply checked as usual."""
+        for owner, rows in background(table.type, self.background_rows):
+            self._statement(owner, Insert(self.user_id(owner), table.id, rows))
 
     def _end_example(self) -> None:
         for blocked in self._blocked.values():
