@@ -16,6 +16,7 @@ from .access import check_read
 from .bugs import SELECT_SCOPE_LEAK
 from .catalog import Column, TableDef
 from .errors import SqlError, denied, exec_error, invalid_sql
+from .keys import pinned_keys
 from .query import run_sql
 from .session import Session
 from .types import arrow_to_kalam
@@ -53,7 +54,10 @@ def bind_tables(
     registered: dict[str, pa.Table] = {}
     tables: list[TableDef] = []
     leak = engine.has(SELECT_SCOPE_LEAK) and any(True for _ in tree.find_all(exp.Or))
-    for i, ref in enumerate(list(tree.find_all(exp.Table))):
+    refs = list(tree.find_all(exp.Table))
+    # One table and no subquery: the statement's WHERE is about that table's rows alone.
+    where = tree.args.get("where") if len(refs) == 1 and not tree.find(exp.Subquery) else None
+    for i, ref in enumerate(refs):
         if not ref.db and ref.name.lower() in ctes:
             continue
         namespace, name = qualified_name(ref, ns)
@@ -71,10 +75,11 @@ def bind_tables(
             if leak and table.table_type == "user":
                 registered[reg] = engine.leaky_arrow(table, keep_deleted)
             elif dml:
-                registered[reg] = engine.dml_arrow(table, engine.scope_key(table, session))
+                keys = pinned_keys(table, where)
+                registered[reg] = engine.dml_arrow(table, engine.scope_key(table, session), keys)
             else:
                 registered[reg] = engine.scope_arrow(
-                    table, engine.scope_key(table, session), keep_deleted
+                    table, engine.scope_key(table, session), keep_deleted, pinned_keys(table, where)
                 )
         alias = ref.alias or name
         ref.replace(

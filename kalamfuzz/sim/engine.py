@@ -255,12 +255,19 @@ class Engine:
         deadline = now_ms() - (table.ttl_seconds or 0) * 1000
         return lambda v: seq_ms(v.seq) > deadline
 
-    def _visible(self, scope: Scope, keep_deleted: bool) -> list[Version]:
+    def _visible(
+        self, scope: Scope, keep_deleted: bool, keys: frozenset[Any] | None = None
+    ) -> list[Version]:
         prefer_cold = self.has(COLD_SHADOWS_HOT)
-        return visible_versions(scope, keep_deleted=keep_deleted, prefer_cold=prefer_cold)
+        return visible_versions(
+            scope, keep_deleted=keep_deleted, prefer_cold=prefer_cold, keys=keys
+        )
 
-    def scope_arrow(self, table: TableDef, key: str, keep_deleted: bool) -> pa.Table:
-        """The scope's visible rows (tombstones too with ``keep_deleted``) as an Arrow table."""
+    def scope_arrow(
+        self, table: TableDef, key: str, keep_deleted: bool, keys: frozenset[Any] | None = None
+    ) -> pa.Table:
+        """The scope's visible rows (tombstones too with ``keep_deleted``) as an Arrow table;
+        only those of ``keys``, the primary keys the statement's WHERE pins, when given."""
         scope = self.data[table.uid].scope(key)
 
         def build() -> pa.Table:
@@ -269,15 +276,17 @@ class Engine:
         if table.table_type == "stream":
             # Rows expire with the clock, so no cache key would cover them.
             return versions_to_arrow(table, stream_events(scope, self._alive(table)))
+        if keys is not None:
+            return versions_to_arrow(table, self._visible(scope, keep_deleted, keys))
         return self.cache.get((table.uid, key, keep_deleted, table.version, scope.epoch), build)
 
-    def dml_arrow(self, table: TableDef, key: str) -> pa.Table:
+    def dml_arrow(self, table: TableDef, key: str, keys: frozenset[Any] | None = None) -> pa.Table:
         """The rows UPDATE and DELETE can find: what SELECT sees, less the hot versions below the
         table's DML horizon (set only by planted bug restart_dml_blind)."""
         data = self.data[table.uid]
         horizon = data.dml_horizon
         if horizon is None:
-            return self.scope_arrow(table, key, False)
+            return self.scope_arrow(table, key, False, keys)
         scope = data.scope(key)
         pk = table.pk.id
         found = [

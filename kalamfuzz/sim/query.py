@@ -31,10 +31,12 @@ def visible_versions(
     *,
     keep_deleted: bool = False,
     prefer_cold: bool = False,
+    keys: Iterable[Any] | None = None,
 ) -> list[Version]:
-    """The newest version per primary key (hot and cold), tombstones hidden unless asked for."""
+    """The newest version per primary key (hot and cold), tombstones hidden unless asked for;
+    only those of ``keys`` when given."""
     out = []
-    for pk in scope.primary_keys():
+    for pk in scope.primary_keys() if keys is None else keys:
         v = scope.latest(pk, prefer_cold=prefer_cold)
         if v is None or (v.deleted and not keep_deleted):
             continue
