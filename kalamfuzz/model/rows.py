@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from attrs import evolve, field, frozen
+from immutables import Map
 
 from kalamfuzz.model.catalog import Table, TableType
 from kalamfuzz.model.values import DELETED, ModelError, Value
@@ -101,7 +102,9 @@ class Scope:
     cleared: bool = False
     #: ``latest()``, once asked for: a scope never changes, and a statement's ``extend`` passes
     #: it on updated, so a read or a key check costs the rows it names, not the scope's size.
-    _by_key: dict[Value, Version] | None = field(default=None, init=False, eq=False, repr=False)
+    #: Persistent, so that passing it on costs the statement's rows too (a copy of a 50,000-key
+    #: dict per statement made every write cost the table's size).
+    _by_key: Map[Value, Version] | None = field(default=None, init=False, eq=False, repr=False)
 
     @property
     def has_cold(self) -> bool:
@@ -116,7 +119,7 @@ class Scope:
     def latest(self) -> Mapping[Value, Version]:
         """The newest version of every key, hot and cold together."""
         if self._by_key is None:
-            object.__setattr__(self, "_by_key", _newest({}, self.all_versions()))
+            object.__setattr__(self, "_by_key", Map(_newest({}, self.all_versions())))
         assert self._by_key is not None
         return self._by_key
 
@@ -148,9 +151,9 @@ class Scope:
     def extend(self, versions: Sequence[Version]) -> Scope:
         if not versions:
             return self
-        scope = evolve(self, hot=(*self.hot, *versions))
+        scope = evolve(self, hot=self.hot + tuple(versions))
         if self._by_key is not None:
-            object.__setattr__(scope, "_by_key", _newest(dict(self._by_key), versions))
+            object.__setattr__(scope, "_by_key", _newest_of(self._by_key, versions))
         return scope
 
     def remove(self, ordinals: frozenset[int]) -> Scope:
@@ -172,6 +175,47 @@ def _newest(best: dict[Value, Version], versions: Iterable[Version]) -> dict[Val
     return best
 
 
+def _newest_of(best: Map[Value, Version], versions: Iterable[Version]) -> Map[Value, Version]:
+    """``best`` with ``versions`` where they are newer, at the cost of ``versions``."""
+    changes = best.mutate()
+    for key, v in _newest({}, versions).items():
+        cur = best.get(key)
+        if cur is None or v.ordinal > cur.ordinal:
+            changes[key] = v
+    return changes.finish()
+
+
+@frozen
+class Intervals:
+    """Disjoint ordinal ranges, each mapped to a (first, last) statement span: what ``SeqBook``
+    keeps per statement rather than per row (a dict entry per row copied on every statement
+    made a write cost the table's size). Sorted; a range put over others replaces them where
+    they overlap, as setting each ordinal of it would."""
+
+    starts: tuple[int, ...] = ()
+    ends: tuple[int, ...] = ()
+    values: tuple[tuple[int, int], ...] = ()
+
+    def get(self, ordinal: int) -> tuple[int, int] | None:
+        i = bisect.bisect_right(self.starts, ordinal) - 1
+        return self.values[i] if i >= 0 and self.ends[i] >= ordinal else None
+
+    def put(self, first: int, last: int, value: tuple[int, int]) -> Intervals:
+        lo = bisect.bisect_left(self.ends, first)  # the first range ending at or after first
+        hi = bisect.bisect_right(self.starts, last)  # past the last range starting by last
+        kept: list[tuple[int, int, tuple[int, int]]] = []
+        if lo < hi and self.starts[lo] < first:
+            kept.append((self.starts[lo], first - 1, self.values[lo]))
+        kept.append((first, last, value))
+        if lo < hi and self.ends[hi - 1] > last:
+            kept.append((last + 1, self.ends[hi - 1], self.values[hi - 1]))
+        return Intervals(
+            (*self.starts[:lo], *(k[0] for k in kept), *self.starts[hi:]),
+            (*self.ends[:lo], *(k[1] for k in kept), *self.ends[hi:]),
+            (*self.values[:lo], *(k[2] for k in kept), *self.values[hi:]),
+        )
+
+
 def row_of(table: Table, version: Version) -> dict[str, Value]:
     """User columns plus ``_deleted`` (where the table has it); ``_seq`` is bound separately."""
     row = materialize(table, version)
@@ -191,40 +235,41 @@ class SeqBook:
 
     ordinals: tuple[int, ...] = ()
     seqs: tuple[int, ...] = ()
-    by_ordinal: Mapping[int, int] = field(factory=dict)
+    by_ordinal: Map[int, int] = field(factory=Map)
     #: (first, last) ordinal of the statement of each version a multi-row statement wrote.
-    spans: Mapping[int, tuple[int, int]] = field(factory=dict)
+    spans: Intervals = field(factory=Intervals)
     #: (first, last) ordinal of each version's statement: one atomic write, which a flush
     #: job takes whole or not at all (``spans`` may be wider: statements sent at once).
-    atoms: Mapping[int, tuple[int, int]] = field(factory=dict)
+    atoms: Intervals = field(factory=Intervals)
     #: ``_seq`` values taken as the server showed them when the model re-learned a scope after
     #: a known finding: they sit outside the model's commit order and are never order-checked.
-    pinned: Mapping[int, int] = field(factory=dict)
+    pinned: Map[int, int] = field(factory=Map)
 
     def get(self, ordinal: int) -> int | None:
         pinned = self.pinned.get(ordinal)
         return pinned if pinned is not None else self.by_ordinal.get(ordinal)
 
     def span(self, ordinal: int) -> tuple[int, int]:
-        return self.spans.get(ordinal, (ordinal, ordinal))
+        return self.spans.get(ordinal) or (ordinal, ordinal)
 
     def atom(self, ordinal: int) -> tuple[int, int]:
-        return self.atoms.get(ordinal, (ordinal, ordinal))
+        return self.atoms.get(ordinal) or (ordinal, ordinal)
 
     def statement(self, first: int, last: int) -> SeqBook:
         """Versions ``first..last`` were written by one statement."""
         if last <= first:
             return self
-        group = dict.fromkeys(range(first, last + 1), (first, last))
-        return evolve(self, spans={**self.spans, **group}, atoms={**self.atoms, **group})
+        span = (first, last)
+        return evolve(
+            self, spans=self.spans.put(first, last, span), atoms=self.atoms.put(first, last, span)
+        )
 
     def unordered(self, first: int, last: int) -> SeqBook:
         """Versions ``first..last`` were written by statements sent at once: their ``_seq``
         may come in any order among them (each statement stays one atomic write)."""
         if last <= first:
             return self
-        span = (first, last)
-        return evolve(self, spans={**self.spans, **dict.fromkeys(range(first, last + 1), span)})
+        return evolve(self, spans=self.spans.put(first, last, (first, last)))
 
     def _group_max(self, k: int) -> int:
         """The largest ``_seq`` bound in the statement of ``ordinals[k]``, at or before k."""
@@ -265,7 +310,7 @@ class SeqBook:
             self,
             ordinals=(*self.ordinals[:i], ordinal, *self.ordinals[i:]),
             seqs=(*self.seqs[:i], seq, *self.seqs[i:]),
-            by_ordinal={**self.by_ordinal, ordinal: seq},
+            by_ordinal=self.by_ordinal.set(ordinal, seq),
         )
 
     def bind_all(self, pairs: Mapping[int, int]) -> tuple[SeqBook, list[str]]:
@@ -284,11 +329,11 @@ class SeqBook:
                 fresh[ordinal] = seq
         if not fresh:
             return self, conflicts  # most reads learn nothing new: no copy
-        ordinals, seqs, by = list(self.ordinals), list(self.seqs), dict(self.by_ordinal)
+        ordinals, seqs, by = list(self.ordinals), list(self.seqs), self.by_ordinal.mutate()
         # ``_neighbours`` reads the lists through this view as they grow (lists where the
         # fields are typed tuples: only bisect and indexing touch them).
         view: Any = evolve
-        work: SeqBook = view(self, ordinals=ordinals, seqs=seqs, by_ordinal=by)
+        work: SeqBook = view(self, ordinals=ordinals, seqs=seqs)
         # In ordinal order, binding into one statement changes neither its neighbours' _seq
         # nor any other statement's: they are looked up once per statement, not per row (per
         # row walked the statement each time: quadratic in a 10,000-row parallel load).
@@ -311,11 +356,11 @@ class SeqBook:
             own.add(seq)
         if len(by) == len(self.by_ordinal):
             return self, conflicts
-        book = evolve(self, ordinals=tuple(ordinals), seqs=tuple(seqs), by_ordinal=by)
+        book = evolve(self, ordinals=tuple(ordinals), seqs=tuple(seqs), by_ordinal=by.finish())
         return book, conflicts
 
     def pin(self, ordinal: int, seq: int) -> SeqBook:
-        return evolve(self, pinned={**self.pinned, ordinal: seq})
+        return evolve(self, pinned=self.pinned.set(ordinal, seq))
 
     def after(self, ordinal: int, seq: int) -> bool | None:
         """Whether the version ``ordinal`` has ``_seq > seq``; None when the book cannot tell."""

@@ -11,7 +11,7 @@ from strategies import at_ms, ints, predicates, row_values, table, world
 
 from kalamfuzz.model import Delete, Insert, Select, Succeeded, Update
 from kalamfuzz.model import state as model_state
-from kalamfuzz.model.rows import Scope, Segment, Version
+from kalamfuzz.model.rows import Intervals, Scope, Segment, Version
 from kalamfuzz.model.values import ColType, compare, or3
 from kalamfuzz.model.where import And, Between, Cmp, Col, InList, Lit, pinned_keys
 
@@ -115,3 +115,20 @@ def test_since_finds_the_newer_versions_in_the_hot_tier_and_the_newest_segments(
     assert sorted(v.ordinal for v in scope.since(2)) == [3, 4, 5, 6]
     assert sorted(v.ordinal for v in scope.since(4)) == [5, 6]
     assert scope.since(6) == []
+
+
+spans_put = st.lists(
+    st.tuples(st.integers(0, 30), st.integers(0, 8)).map(lambda t: (t[0], t[0] + t[1])),
+    max_size=12,
+)
+
+
+@given(puts=spans_put)
+def test_statement_ranges_answer_what_one_entry_per_ordinal_did(puts):
+    ranges, per_ordinal = Intervals(), {}
+    for first, last in puts:
+        ranges = ranges.put(first, last, (first, last))
+        per_ordinal.update(dict.fromkeys(range(first, last + 1), (first, last)))
+    assert {o: ranges.get(o) for o in range(-1, 45)} == {
+        o: per_ordinal.get(o) for o in range(-1, 45)
+    }
