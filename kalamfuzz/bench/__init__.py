@@ -74,7 +74,8 @@ def run(cfg: BenchConfig, say: Callable[[str], None] = print) -> BenchReport:
         for rows in cfg.sizes:
             growth.append(g := grow(config, rows, cfg.runs))
             say(
-                f"growth {rows:>6,} rows: check {g.check_ms:.1f} ms, step {g.ms_per_step:.1f} ms, "
+                f"growth {rows:>6,} rows: check {g.check_ms:.1f} ms "
+                f"({g.check_server_ms:.1f} ms server), step {g.ms_per_step:.1f} ms, "
                 f"model {g.model_bytes / 2**20:.1f} MB"
             )
     detection = detect(cfg.bugs, cfg.seeds, cfg.jobs, say) if "detection" in cfg.parts else []

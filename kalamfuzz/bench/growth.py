@@ -24,18 +24,24 @@ class Growth:
 
     def parts_ms(self) -> dict[str, float]:
         """Milliseconds per step in each part (the background rows' setup not counted)."""
-        steps = sum(r.steps for r in self.runs) or 1
-        return {p: 1000 * sum(r.split.as_dict()[p] for r in self.runs) / steps for p in PARTS}
+        return {p: self._per_step_ms(sum(r.split.as_dict()[p] for r in self.runs)) for p in PARTS}
 
     @property
     def ms_per_step(self) -> float:
         return sum(self.parts_ms().values())
 
+    def _per_step_ms(self, seconds: float) -> float:
+        return 1000 * seconds / (sum(r.steps for r in self.runs) or 1)
+
     @property
     def check_ms(self) -> float:
         """Milliseconds per step checking what the steps did (its reads, model, invariants)."""
-        steps = sum(r.steps for r in self.runs) or 1
-        return 1000 * sum(r.check_s for r in self.runs) / steps
+        return self._per_step_ms(sum(r.check_s for r in self.runs))
+
+    @property
+    def check_server_ms(self) -> float:
+        """The part of ``check_ms`` the target spent answering the check's reads."""
+        return self._per_step_ms(sum(r.check_server_s for r in self.runs))
 
 
 def grow(base: CampaignConfig, rows: int, runs: int) -> Growth:

@@ -114,8 +114,10 @@ class Measured:
     #: The operations that were SQL statements: what the ceiling sends again.
     statements: int
     split: Split
-    #: Seconds spent checking what the steps did (read-backs, job polls, the sweep).
+    #: Seconds spent checking what the steps did (read-backs, job polls, the sweep), and the
+    #: part of them inside server calls.
     check_s: float
+    check_server_s: float
     failures: int
     server: str
 
@@ -159,6 +161,7 @@ def measure(config: CampaignConfig, skip: Iterable[str] = ()) -> tuple[Measured,
         checks=sum(r.checks for n, r in rules.items() if n not in skipped),
         statements=len(recorder.operations),
         check_s=sum(r.check_seconds for n, r in rules.items() if n not in skipped),
+        check_server_s=sum(r.check_io_seconds for n, r in rules.items() if n not in skipped),
         split=Split.of(elapsed, rules, skipped),
         failures=len(finished.failures),
         server=finished.server,

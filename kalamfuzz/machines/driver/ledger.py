@@ -31,6 +31,8 @@ class StepStats:
     checks: int = 0
     #: Time checking what the steps did (read-backs, job polls, the sweep), all parts of it.
     check_seconds: float = 0.0
+    #: The part of ``check_seconds`` inside server calls: the target's, not kalamfuzz's.
+    check_io_seconds: float = 0.0
 
     def plus(self, other: StepStats, sign: int = 1) -> StepStats:
         fields = attrs.fields(StepStats)
@@ -62,7 +64,10 @@ class Ledger:
     def _credit(self) -> None:
         now = time.perf_counter()
         if self._doing is not None:
-            self.spend(**{f"{self._doing}_seconds": now - self._mark})
+            spent = {f"{self._doing}_seconds": now - self._mark}
+            if self._doing == "io" and self._checks:
+                spent["check_io_seconds"] = now - self._mark
+            self.spend(**spent)
         self._mark = now
 
     @contextlib.contextmanager
