@@ -62,11 +62,16 @@ class Ledger:
         self.spend(**({"checks": 1} if self._checks else {"operations": 1}))
 
     def _credit(self) -> None:
+        """Credit the time since the last edge of any section to what was under way."""
         now = time.perf_counter()
+        took, spent = now - self._mark, {}
         if self._doing is not None:
-            spent = {f"{self._doing}_seconds": now - self._mark}
-            if self._doing == "io" and self._checks:
-                spent["check_io_seconds"] = now - self._mark
+            spent[f"{self._doing}_seconds"] = took
+        if self._checks:
+            spent["check_seconds"] = took
+            if self._doing == "io":
+                spent["check_io_seconds"] = took
+        if spent:
             self.spend(**spent)
         self._mark = now
 
@@ -85,14 +90,15 @@ class Ledger:
     @contextlib.contextmanager
     def checking(self) -> Iterator[None]:
         """Server calls inside check what the steps did (read-backs, job polls, the sweep)."""
+        # Credited at every edge like the parts, not once at the end: a check may enclose a
+        # step's account (the sweep's), whose time must land in that step.
+        self._credit()
         self._checks += 1
-        started = time.perf_counter()
         try:
             yield
         finally:
+            self._credit()
             self._checks -= 1
-            if not self._checks:
-                self.spend(check_seconds=time.perf_counter() - started)
 
     @contextlib.contextmanager
     def accounted(self, stats: MutableMapping[str, StepStats], name: str) -> Iterator[None]:
