@@ -159,9 +159,9 @@ def _growth_table(growth: Sequence[Growth]) -> list[str]:
         "Growth with table size",
         "Rows in each scope of every table before the rules run (setting them up not counted). "
         "check ms: a step's checking of what it did (read-backs, job polls, the sweep: server, "
-        "model and invariants), of which the target's answers are check server ms; ms/step and its parts: the whole step, its operation included "
-        "(an UPDATE whose WHERE matches every row costs every row); model MB: the model alone, "
-        "built to that size.",
+        "model and invariants), of which check server ms is the target answering; ms/step and "
+        "its parts: the whole step, its operation included (an UPDATE whose WHERE matches "
+        "every row costs every row); model MB: the model alone, built to that size.",
         f"Target: flat cost of the check after a step (largest <= {FLAT_GROWTH:g} x smallest): "
         f"{_met(flat)}.",
         ["rows", "check ms", "x smallest", "check server ms", "steps/s", "ms/step", "x smallest"]
