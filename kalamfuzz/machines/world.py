@@ -7,7 +7,7 @@ maps them to names unique to one run (``alice`` -> ``kf_3f9a_alice``) so runs ca
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from attrs import frozen
 
@@ -49,14 +49,16 @@ BACKGROUND_KEYS = 1000
 BACKGROUND_BATCH = 1000
 
 
-def background(kind: TableType, rows: int) -> Iterator[tuple[str, tuple[dict[str, Value], ...]]]:
+def background(
+    kind: TableType, rows: int, tenants: Sequence[str] = TENANTS
+) -> Iterator[tuple[str, tuple[dict[str, Value], ...]]]:
     """A table's ``rows`` background rows per scope, as (logical owner, statement's rows): the
-    two tenants' partitions of a per-user table, root's of a SHARED one, none in a STREAM
+    ``tenants``' partitions of a per-user table, root's of a SHARED one, none in a STREAM
     table (they would expire)."""
     if kind is TableType.STREAM:
         return
     keys = range(BACKGROUND_KEYS, BACKGROUND_KEYS + rows)
-    for owner in TENANTS if kind.per_user else ("root",):
+    for owner in tenants if kind.per_user else ("root",):
         for i in range(0, rows, BACKGROUND_BATCH):
             yield (
                 owner,

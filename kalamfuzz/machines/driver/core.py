@@ -441,7 +441,8 @@ class DriverCore(abc.ABC):
         keys = {v.key for s in scopes for v in s.since(since)}
         if not keys:
             return  # it touched nothing, as its reply said (checked)
-        # a primary key's values are of one type (never NULL): they sort, a range if no gap
+        # a primary key's values are of one type and never NULL, so they sort; the key only
+        # tells the type checker that ``Value``'s None sorts too
         first = sorted(keys, key=lambda k: (k is None, k))[:MAX_QUERY_LIMIT]
         where = _key_read(table.pk, first)
         self._query(reader, Select(self.user_id(reader), table.id, where=where))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from kalamfuzz.adapters.target import Target
@@ -18,7 +19,7 @@ from kalamfuzz.machines.driver.transcript import (
     tolerating,
 )
 from kalamfuzz.machines.driver.workload import WorkloadSteps
-from kalamfuzz.machines.world import COLUMNS, STORAGES, TABLES, USERS, background
+from kalamfuzz.machines.world import COLUMNS, STORAGES, TABLES, TENANTS, USERS, background
 from kalamfuzz.model import (
     CreateNamespace,
     CreateStorage,
@@ -87,13 +88,16 @@ class Driver(WorkloadSteps):
                 f"CREATE USER {user_id} WITH PASSWORD '{password}' ROLE {role.value}"
             )
         for name in self.storages:
-            base = self.target.data_dir / f"storage-{name}-{self.tag}"
+            base = self._storage_base(name)
             base.mkdir(parents=True, exist_ok=True)
             storage_id = f"kf_{self.tag}_{name}"
             sql = CreateStorage("root", storage_id, str(base)).to_sql()
             admin.sql(sql)
             self._storages[name] = storage_id
             self._setup_exchange(sql)
+
+    def _storage_base(self, name: str) -> Path:
+        return self.target.data_dir / f"storage-{name}-{self.tag}"
 
     def _setup_exchange(self, sql: str) -> None:
         now = now_ms()
@@ -123,7 +127,7 @@ class Driver(WorkloadSteps):
             users=[User(self._users[n], role) for n, role in self.cast.items()],
         )
         for name, storage_id in self._storages.items():
-            base = self.target.data_dir / f"storage-{name}-{self.tag}"
+            base = self._storage_base(name)
             model.apply(CreateStorage("root", storage_id, str(base)), Succeeded())
         self.model = model
         self._recording = False
@@ -147,7 +151,8 @@ class Driver(WorkloadSteps):
 
     def _background(self, table: Table) -> None:
         """``background_rows`` rows in each scope rules write, each reply checked as usual."""
-        for owner, rows in background(table.type, self.background_rows):
+        tenants = [t for t in TENANTS if t in self.cast]
+        for owner, rows in background(table.type, self.background_rows, tenants):
             self._statement(owner, Insert(self.user_id(owner), table.id, rows))
 
     def _end_example(self) -> None:
