@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from kalamfuzz.machines.world import KEYS, SEED_KEYS
 from kalamfuzz.model.catalog import Column, Table
+from kalamfuzz.model.exprs import Arith, Assigned, Case, Coalesce, Concat, Neg
 from kalamfuzz.model.values import ColType, Value
 from kalamfuzz.model.where import And, Between, Cmp, Col, InList, IsNull, Like, Lit, Not, Or, Pred
 
@@ -84,21 +85,58 @@ def _row(columns: Columns, key: int) -> st.SearchStrategy[dict[str, Value]]:
     return st.fixed_dictionaries({_pk(columns): st.just(key), **values})
 
 
-def assignments(table: Table, prefer: Sequence[str] = ()) -> st.SearchStrategy[dict[str, Value]]:
+def assignments(table: Table, prefer: Sequence[str] = ()) -> st.SearchStrategy[dict[str, Assigned]]:
     """SET clauses: one or two columns, always the ``prefer`` ones (those a subscription's
     filter reads, so that an UPDATE moves rows in and out of it)."""
     return _assignments(table.columns, tuple(sorted(set(prefer))))
 
 
 @functools.lru_cache(maxsize=256)
-def _assignments(columns: Columns, prefer: tuple[str, ...]) -> st.SearchStrategy[dict[str, Value]]:
+def _assignments(
+    columns: Columns, prefer: tuple[str, ...]
+) -> st.SearchStrategy[dict[str, Assigned]]:
     cols = _value_columns(columns)
     must = [c for c in cols if c.name in prefer]
     if must:
-        return st.fixed_dictionaries({c.name: values_of(c.type) for c in must})
+        return st.fixed_dictionaries({c.name: assigned(c) for c in must})
     return st.lists(
         st.sampled_from(cols), min_size=1, max_size=2, unique_by=lambda c: c.name
-    ).flatmap(lambda cs: st.fixed_dictionaries({c.name: values_of(c.type) for c in cs}))
+    ).flatmap(lambda cs: st.fixed_dictionaries({c.name: assigned(c) for c in cs}))
+
+
+def assigned(column: Column) -> st.SearchStrategy[Assigned]:
+    """What a SET gives ``column``: mostly a constant (shrinking goes there), sometimes a value
+    computed from the row, where two clients' read-modify-writes can lose one another."""
+    return _assigned(column)
+
+
+@functools.lru_cache(maxsize=256)
+def _assigned(column: Column) -> st.SearchStrategy[Assigned]:
+    constant = values_of(column.type)
+    rmw = read_modify_writes(column)
+    return constant if rmw is None else _weighted((constant, 3), (rmw, 1))
+
+
+def read_modify_writes(column: Column) -> st.SearchStrategy[Assigned] | None:
+    """Values computed from ``column``'s own value (None for types the model does not compute)."""
+    col = Col(column.name)
+    if column.type in (ColType.INT, ColType.BIGINT):
+        one = Lit(1)
+        return st.sampled_from(
+            [
+                # from NULL too: most rows start with one somewhere
+                Arith("+", Coalesce(col, Lit(0)), one),
+                Arith("+", col, one),
+                Arith("-", col, one),
+                Neg(col),
+                Case(Cmp(">", col, Lit(0)), Arith("-", col, one), Arith("+", col, one)),
+            ]
+        )
+    if column.type is ColType.TEXT:
+        return st.sampled_from([Concat(Coalesce(col, Lit("")), Lit("a")), Concat(col, Lit("b"))])
+    if column.type is ColType.BOOLEAN:
+        return st.just(Case(Cmp("=", col, Lit(True)), Lit(False), Lit(True)))
+    return None
 
 
 def _key_leaf(columns: Columns, known: Sequence[int]) -> st.SearchStrategy[Pred]:

@@ -8,10 +8,12 @@ the adapters send, so what the model reasons about and what the server executes 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 from attrs import frozen
 
 from kalamfuzz.model.catalog import Column, Role, Table, TableId
+from kalamfuzz.model.exprs import Assigned, term_sql
 from kalamfuzz.model.values import Value, sql_literal
 from kalamfuzz.model.where import Pred, to_sql
 
@@ -119,12 +121,13 @@ class Insert:
 class Update:
     actor: str
     table_id: TableId
-    assignments: tuple[tuple[str, Value], ...]
+    #: Constants, or values computed from the row (``n = n + 1``: model/exprs.py).
+    assignments: tuple[tuple[str, Assigned], ...]
     where: Pred | None
     as_user: str | None = None
 
     def to_sql(self) -> str:
-        sets = ", ".join(f"{c} = {sql_literal(v)}" for c, v in self.assignments)
+        sets = ", ".join(f"{c} = {term_sql(v)}" for c, v in self.assignments)
         return _as_user(f"UPDATE {self.table_id} SET {sets}{to_sql(self.where)}", self.as_user)
 
 
@@ -251,6 +254,35 @@ class Unsubscribe:
     sub_id: str
 
 
+#: How a transaction ends: COMMIT, ROLLBACK, or "" (the request ends with it open).
+TxEnd = Literal["COMMIT", "ROLLBACK", ""]
+
+
+@frozen
+class Transaction:
+    """``BEGIN; s1; s2; ...; COMMIT`` (or ROLLBACK, or left open) in one request, as ``actor``.
+
+    ``tx_id`` names it in the model between its snapshot and its commit when it ran beside
+    others (``TxBegin``); a transaction run alone takes its snapshot when it commits."""
+
+    actor: str
+    statements: tuple[Insert | Update | Delete | Select, ...]
+    end: TxEnd = "COMMIT"
+    tx_id: str = ""
+
+    def to_sql(self) -> str:
+        parts = ["BEGIN", *(s.to_sql() for s in self.statements)]
+        return "; ".join([*parts, self.end] if self.end else parts)
+
+
+@frozen
+class TxBegin:
+    """The model's snapshot point of a transaction sent beside others: its reads see the state
+    here (and its own writes), its commit comes later (snapshot isolation)."""
+
+    tx_id: str
+
+
 Statement = (
     CreateNamespace
     | CreateUser
@@ -264,5 +296,15 @@ Statement = (
     | Delete
     | Select
     | Flush
+    | Transaction
 )
-Operation = Statement | Join | JobFinished | SetStorageWritable | Restart | Subscribe | Unsubscribe
+Operation = (
+    Statement
+    | Join
+    | JobFinished
+    | SetStorageWritable
+    | Restart
+    | Subscribe
+    | Unsubscribe
+    | TxBegin
+)

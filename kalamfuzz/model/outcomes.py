@@ -24,6 +24,7 @@ class ContractItem(enum.Enum):
     SCHEMA_EVOLUTION = "7 schema evolution"
     STORAGE_ROUTING = "8 storage routing"
     STREAM_TTL = "STREAM TTL"
+    CONCURRENCY = "9 concurrency and transactions"
 
 
 # --- predictions ------------------------------------------------------------------------------
@@ -103,7 +104,18 @@ class Subscribed:
     sub_id: str
 
 
-Prediction = Ok | Rejected | QueryResult | FlushStarted | FlushSkipped | JobEnds | Subscribed
+@frozen
+class TxReply:
+    """A transaction succeeds: each SELECT's rows in statement order (None: not predicted) and
+    the INSERT, UPDATE and DELETE row counts the reply sums (None: not predicted)."""
+
+    selects: tuple[QueryResult | None, ...] = ()
+    counts: tuple[int, int, int] | None = (0, 0, 0)
+
+
+Prediction = (
+    Ok | Rejected | QueryResult | FlushStarted | FlushSkipped | JobEnds | Subscribed | TxReply
+)
 
 
 @frozen
@@ -127,6 +139,9 @@ class Succeeded:
     rows: tuple[Mapping[str, Value], ...] | None = None
     #: JobFinished: the final status seen.
     job_status: JobStatus | None = None
+    #: A transaction: each SELECT's rows in order, and the summed INSERT, UPDATE, DELETE counts.
+    selects: tuple[tuple[Mapping[str, Value], ...], ...] | None = None
+    counts: tuple[int, int, int] | None = None
 
 
 @frozen

@@ -12,6 +12,7 @@ from typing import Any
 
 from attrs import evolve, field, frozen
 
+from kalamfuzz.model import exprs
 from kalamfuzz.model import permissions as perm
 from kalamfuzz.model.catalog import Catalog, Role, Storage, Table, TableId, TableType, User
 from kalamfuzz.model.jobs import Job, JobStatus
@@ -35,6 +36,8 @@ from kalamfuzz.model.ops import (
     Select,
     SetStorageWritable,
     Subscribe,
+    Transaction,
+    TxBegin,
     Unsubscribe,
     Update,
 )
@@ -81,6 +84,8 @@ class ModelState:
     #: ``clock`` when the server was last restarted: every version up to it was acknowledged
     #: before the restart, and must have outlived it.
     restarted_at: int | None = None
+    #: The snapshots of transactions that began beside others and have not committed yet.
+    snapshots: Mapping[str, ModelState] = field(factory=dict)
 
     @classmethod
     def initial(
@@ -340,6 +345,7 @@ def _update(state: ModelState, op: Update) -> tuple[Prediction | OneOf, ModelSta
     if table is None:
         return _missing_table(state, op.actor, op.table_id), state
     names = {c for c, _ in op.assignments} | columns(op.where)
+    names |= {n for _, v in op.assignments for n in exprs.columns(v)}
     session = _dml_checks(state, op.actor, op.as_user, table, names)
     if isinstance(session, Rejected):
         return session, state
@@ -351,7 +357,7 @@ def _update(state: ModelState, op: Update) -> tuple[Prediction | OneOf, ModelSta
         )
     if op.where is None:
         return execution_error("UPDATE without WHERE", ContractItem.TIERS, "WHERE"), state
-    for col_name, value in op.assignments:
+    for col_name, _ in op.assignments:
         col = table.column(col_name)
         assert col is not None
         if col.primary_key:
@@ -361,15 +367,12 @@ def _update(state: ModelState, op: Update) -> tuple[Prediction | OneOf, ModelSta
                 ),
                 state,
             )
-        if not col.type.accepts(value):
-            raise ModelError(f"{value!r} is not a {col.type.value} for {col_name}")
-        if value is None and not col.nullable:
-            return (
-                execution_error(
-                    f"NULL in NOT NULL column {col_name}", ContractItem.TIERS, kept=True
-                ),
-                state,
-            )
+    # A constant is checked before any row is read: a NULL for a NOT NULL column is refused
+    # even when the WHERE matches nothing.
+    constants = {c: exprs.evaluate(v, {}) for c, v in op.assignments if not exprs.computed(v)}
+    bad = _bad_assignment(table, constants, constants.items())
+    if bad is not None:
+        return bad, state
     key = state.scope_key(table, user)
     writes = []
     clock = state.clock
@@ -378,12 +381,34 @@ def _update(state: ModelState, op: Update) -> tuple[Prediction | OneOf, ModelSta
         if not where(old):
             continue
         values = materialize(table, old)
-        new_values = {**values, **dict(op.assignments)}
+        new_values = dict(values)
+        for col_name, assigned in op.assignments:
+            # Every SET reads the row as it was before the statement (SQL semantics).
+            new_values[col_name] = exprs.evaluate(assigned, values)
+        bad = _bad_assignment(table, new_values, op.assignments)
+        if bad is not None:
+            return bad, state
         if new_values == values:
             continue  # a no-op UPDATE writes nothing and is not counted
         clock += 1
         writes.append(_Write(key, old, Version(clock, old.key, new_values, table.schema_version)))
     return Ok(row_count=len(writes)), _commit(state, table, writes)
+
+
+def _bad_assignment(
+    table: Table, values: Mapping[str, Value], assignments: Iterable[tuple[str, object]]
+) -> Rejected | None:
+    for col_name, _ in assignments:
+        col = table.column(col_name)
+        assert col is not None
+        value = values[col_name]
+        if not col.type.accepts(value):
+            raise ModelError(f"{value!r} is not a {col.type.value} for {col_name}")
+        if value is None and not col.nullable:
+            return execution_error(
+                f"NULL in NOT NULL column {col_name}", ContractItem.TIERS, kept=True
+            )
+    return None
 
 
 def _delete(
@@ -887,6 +912,12 @@ def execute(
         return Ok(), evolve(state, restarted_at=state.clock, jobs=jobs)
     if isinstance(op, SetStorageWritable):
         return Ok(), _set_storage_writable(state, op.storage_id, op.writable)
+    if isinstance(op, Transaction | TxBegin):
+        from kalamfuzz.model import transactions  # it builds on this module
+
+        if isinstance(op, TxBegin):
+            return Ok(), transactions.begin(state, op)
+        return transactions.run(state, op, at)
     return _ddl(state, op)
 
 

@@ -26,6 +26,8 @@ from kalamfuzz.model.outcomes import (
     Prediction,
     Rejected,
     Subscribed,
+    Succeeded,
+    TxReply,
     Unknown,
 )
 from kalamfuzz.model.relearn import adopt, distrust_snapshot
@@ -77,7 +79,35 @@ def agrees(pred: Prediction, outcome: Outcome, seqs: SeqBook) -> bool:
         return outcome.job_id is None
     if isinstance(pred, JobEnds):
         return outcome.job_status is None or outcome.job_status is pred.status
+    if isinstance(pred, TxReply):
+        return _reply_agrees(pred, outcome, seqs)
     return isinstance(pred, Subscribed)
+
+
+def _reply_agrees(pred: TxReply, outcome: Succeeded, seqs: SeqBook) -> bool:
+    if outcome.counts is not None and pred.counts is not None and outcome.counts != pred.counts:
+        return False
+    if outcome.selects is None:
+        return True
+    if len(outcome.selects) != len(pred.selects):
+        return False
+    return all(
+        p is None or ((p.count is None or len(rows) == p.count) and p.compare(rows, seqs).ok)
+        for p, rows in zip(pred.selects, outcome.selects, strict=True)
+    )
+
+
+def step(state: ModelState, op: Operation, outcome: Outcome, at: Window | None) -> list[ModelState]:
+    """The states after ``op`` in ``state`` that agree with ``outcome`` (none: it cannot have
+    happened here): the sequential spec, one operation at a time, for the history checker.
+    An unknown outcome here means the operation took effect (it may also never have: the
+    checker leaves it unplaced)."""
+    pred, after = execute(state, op, at)
+    if not any(agrees(p, outcome, state.seqs) for p in options(pred)):
+        return []
+    if isinstance(outcome, Unknown):
+        return [state if all(isinstance(p, Rejected) for p in options(pred)) else after]
+    return Model._successors(state, op, pred, after, outcome)
 
 
 def _dedupe(states: Iterable[ModelState]) -> tuple[ModelState, ...]:

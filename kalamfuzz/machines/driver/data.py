@@ -13,6 +13,7 @@ from kalamfuzz.model import (
     Select,
     Update,
 )
+from kalamfuzz.model.exprs import Assigned
 from kalamfuzz.model.ops import Statement
 from kalamfuzz.model.values import Value
 from kalamfuzz.model.where import Pred
@@ -62,7 +63,7 @@ class DataSteps(JobSteps):
         self,
         actor: str,
         table: str,
-        assignments: Mapping[str, Value],
+        assignments: Mapping[str, Assigned],
         where: Pred | None = None,
         as_user: str | None = None,
         fault: Fault | None = None,
