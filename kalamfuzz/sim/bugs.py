@@ -199,6 +199,41 @@ RETRY_REINSERTS = PlantedBug(
     "the plan cache reuses an INSERT's primary-key check when the same statement text comes "
     "again: a retried INSERT whose first attempt ran writes its key again",
 )
+LOST_UPDATE = PlantedBug(
+    "lost_update",
+    "9 concurrency and transactions",
+    "an autocommit UPDATE evaluates its SET from the rows it read, pauses, then writes those "
+    "values over the row's latest version: of two concurrent n = n + 1, one is lost",
+)
+PK_INSERT_RACE = PlantedBug(
+    "pk_insert_race",
+    "9 concurrency and transactions",
+    "an autocommit INSERT checks the primary key, pauses, then writes without checking again: "
+    "two concurrent INSERTs of one key both succeed",
+)
+DIRTY_READ = PlantedBug(
+    "dirty_read",
+    "9 concurrency and transactions",
+    "an explicit transaction's writes are visible to other clients' reads from the statement "
+    "that makes them (the request pauses after each one), not from COMMIT; ROLLBACK still "
+    "undoes them",
+)
+PARTIAL_COMMIT = PlantedBug(
+    "partial_commit",
+    "9 concurrency and transactions",
+    "when a statement inside an explicit transaction fails, the transaction's earlier "
+    "statements stay committed (logged and notified) although the request reports the error",
+)
+LIVE_BEFORE_COMMIT = PlantedBug(
+    "live_before_commit",
+    "4 subscriptions",
+    "an explicit transaction's live changes are sent as each statement runs, not at COMMIT: "
+    "subscribers get the changes of a transaction that is then rolled back",
+)
+
+#: How long a request stays paused where a planted race (lost_update, pk_insert_race,
+#: dirty_read) opens its window. With none of them on, a request never pauses.
+RACE_WINDOW_S = 0.03
 
 BUGS: tuple[PlantedBug, ...] = (
     EXECUTE_AS_WRONG_SCOPE,
@@ -234,6 +269,11 @@ BUGS: tuple[PlantedBug, ...] = (
     LIVE_CHANGE_DROPPED_COLUMN,
     PARTIAL_PARQUET_ON_CRASH,
     RETRY_REINSERTS,
+    LOST_UPDATE,
+    PK_INSERT_RACE,
+    DIRTY_READ,
+    PARTIAL_COMMIT,
+    LIVE_BEFORE_COMMIT,
 )
 
 BY_NAME: dict[str, PlantedBug] = {bug.name: bug for bug in BUGS}

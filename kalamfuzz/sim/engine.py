@@ -1,8 +1,10 @@
 """The engine: the catalog, the two tiers and the write-ahead log, and the entry point that
 splits a request into statements and routes each to the module that plans it.
 
-Everything here runs on the server's event loop thread, so a statement is atomic with respect to
-other requests and to live-query dispatch; only Parquet writing moves to a worker thread.
+Everything here runs on the server's event loop thread and a request never yields to the loop
+(unless a planted race pauses it), so a request, its transactions included, is atomic with
+respect to other requests and to live-query dispatch; only Parquet writing moves to a worker
+thread. Writes go through the write set of transactions.py: logged and fanned out at commit.
 
 Statement modules: statements (SELECT, INSERT, UPDATE, DELETE, EXECUTE AS USER), ddl
 (namespaces, tables), admin (users, storages), jobs (STORAGE FLUSH, stream eviction),
@@ -20,7 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from . import admin, ddl, jobs, statements, systables
+from . import admin, ddl, jobs, statements, systables, transactions
 from . import parse as P
 from .access import can_read_shared
 from .auth import hash_password
@@ -62,6 +64,10 @@ class Engine:
         self.live_rows: Callable[[], pa.Table] | None = (
             None  # system.live, provided by the live manager
         )
+        #: The write set of the statement running now (set only while it runs).
+        self.txn: transactions.WriteSet | None = None
+        #: `_seq` of hot versions not yet committed, which a flush must leave alone.
+        self.uncommitted: set[int] = set()
 
     def has(self, bug: PlantedBug) -> bool:
         return bug.name in self.bugs
@@ -178,8 +184,13 @@ class Engine:
         task.add_done_callback(self.tasks.discard)
 
     # ------------------------------------------------------------------ requests
-    def execute(
-        self, session: Session, sql: str, params: list[Any] | None, namespace: str | None
+    async def execute(
+        self,
+        session: Session,
+        sql: str,
+        params: list[Any] | None,
+        namespace: str | None,
+        request_id: str | None = None,
     ) -> list[Result]:
         if len(sql) > MAX_SQL:
             raise invalid_sql("SQL query too long")
@@ -196,15 +207,8 @@ class Engine:
                 )
             stmts = [P.bind_params(stmts[0], params)]
         ns = namespace or "default"
-        plans = [self.plan(session, s, ns) for s in stmts]
-        results = []
-        for k, run in enumerate(plans, start=1):
-            try:
-                results.append(run())
-            except SqlError as exc:
-                if exc.code == "SQL_EXECUTION_ERROR" and exc.numbered:
-                    exc.message = f"Statement {k} failed: {exc.message}"
-                raise
+        batch = [transactions.Statement.planned(self, session, s, ns) for s in stmts]
+        results = await transactions.run_statements(self, session, batch, request_id)
         if len(results) > 1:
             results = fold_results(results, session.user_id)
         return results
@@ -304,28 +308,38 @@ class Engine:
         return pa.concat_tables(parts) if parts else self.scope_arrow(table, "", keep_deleted)
 
     def emit(self, changes: list[Change]) -> None:
-        if changes:
-            for listener in self.listeners:
-                listener(changes)
+        """A statement's live changes: sent when its transaction commits."""
+        if not changes:
+            return
+        if self.txn is not None and self.txn.holds_live(self):
+            self.txn.changes.append(changes)
+        else:
+            self.dispatch(changes)
+
+    def dispatch(self, changes: list[Change]) -> None:
+        for listener in self.listeners:
+            listener(changes)
 
     def new_version(
         self, table: TableDef, key: str, pk: Any, deleted: bool, values: dict[int, Any]
     ) -> Version:
-        """Commit one row version to the hot tier (logged before the caller acknowledges)."""
+        """Add one row version to the hot tier, staged in the running statement's write set
+        (logged at its commit, before the caller is answered)."""
         v = Version(self.seq.next(), deleted, values)
         data = self.data[table.uid]
-        data.writes += 1
-        data.pending_cleared = False
-        data.dml_horizon = None
         scope = data.scope(key)
         scope.hot.setdefault(pk, []).append(v)
         scope.epoch += 1
-        assert self.wal is not None
-        self.wal.write(table.uid, key, pk, v)
+        writes = self.txn or transactions.WriteSet()
+        writes.stage(self, transactions.Staged(table, data, scope, key, pk, v))
+        if self.txn is None:
+            writes.publish(self)
         return v
 
     def hard_delete(self, table: TableDef, key: str, pk: Any, v: Version) -> None:
-        """Remove a STREAM event for good (DELETE or TTL eviction)."""
+        """Remove a STREAM event for good (DELETE or TTL eviction). Never undone: STREAM
+        tables are refused inside explicit transactions, and a DELETE cannot fail after its
+        first hard delete."""
         remove_version(self.data[table.uid].scope(key), pk, v.seq)
         assert self.wal is not None
         self.wal.hard_delete(table.uid, key, pk, v.seq)

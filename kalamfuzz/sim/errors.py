@@ -69,7 +69,8 @@ class SqlError(Exception):
 
     ``safe`` says whether non-admin callers see the message; left out, it is decided from the
     message as KalamDB decides it. ``numbered`` errors get KalamDB's "Statement k failed: "
-    prefix; errors KalamDB answers before running the statement do not.
+    prefix; errors KalamDB answers before running the statement do not. ``details``: whether
+    admins also get the request's SQL (not from KalamDB's error_for_privilege).
     """
 
     def __init__(
@@ -79,6 +80,7 @@ class SqlError(Exception):
         status: int = 400,
         safe: bool | None = None,
         numbered: bool = True,
+        details: bool = True,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -86,6 +88,7 @@ class SqlError(Exception):
         self.status = status
         self.safe = shown_to_everyone(message) if safe is None else safe
         self.numbered = numbered
+        self.details = details
 
     def public_message(self) -> str:
         """The message a user or service caller gets (admins get ``message`` and the SQL)."""

@@ -117,7 +117,18 @@ def _has_pending_writes(engine: Engine, table: TableDef) -> bool:
     # Any hot version counts, a tombstone kept to hide a cold row included (KalamDB leaves
     # such a scope PendingWrite, so each STORAGE FLUSH starts a job that writes nothing).
     data = engine.data[table.uid]
-    return not data.pending_cleared and any(s.has_hot() for s in data.scopes.values())
+    return not data.pending_cleared and any(
+        _committed(engine, versions) for s in data.scopes.values() for versions in s.hot.values()
+    )
+
+
+def _committed(engine: Engine, versions: list[Version]) -> list[Version]:
+    """Only committed versions are pending writes and flushed, as KalamDB's pending index
+    is updated at commit. Staged versions are in the hot tier while their transaction runs:
+    seen by a STORAGE FLUSH inside it, or by a job while a planted race pauses a request."""
+    if not engine.uncommitted:
+        return versions
+    return [v for v in versions if v.seq not in engine.uncommitted]
 
 
 def _in_progress(engine: Engine, table: TableDef) -> bool:
@@ -169,7 +180,7 @@ async def _run_flush(engine: Engine, job: Job, table: TableDef) -> None:
     # What the job flushes is fixed when it starts; writes from then on stay hot.
     writes_at_start = data.writes
     taken_by_scope = [
-        (key, scope, [(pk, v) for pk, versions in scope.hot.items() for v in versions])
+        (key, scope, [(pk, v) for pk, vs in scope.hot.items() for v in _committed(engine, vs)])
         for key, scope in list(data.scopes.items())
     ]
     if engine.config.flush_delay_ms and not engine.has(PARTIAL_PARQUET_ON_CRASH):

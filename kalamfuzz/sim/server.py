@@ -325,10 +325,13 @@ class Api:
             )
         sql_text: str = body["sql"]
         try:
-            results = self.engine.execute(session, sql_text, params, namespace)
+            results = await self.engine.execute(
+                session, sql_text, params, namespace, request.headers.get("X-Request-ID")
+            )
         except SqlError as exc:
             if session.admin:
-                return _sql_error(exc.code, exc.message, exc.status, started, details=sql_text)
+                details = sql_text if exc.details else None
+                return _sql_error(exc.code, exc.message, exc.status, started, details=details)
             # Redaction follows the actor's role, not an EXECUTE AS target's; no `details`.
             return _sql_error(exc.code, exc.public_message(), exc.status, started)
         except Exception as exc:  # never let a statement take the process down

@@ -59,9 +59,18 @@ class Change:
     old_was_cold: bool = False
 
 
+@frozen
+class Pending:
+    """A statement paused half-way, so that a planted race has a window: the request sleeps
+    ``delay`` seconds, then runs ``then``. Only planted bugs return one."""
+
+    delay: float
+    then: Callable[[], Result | Pending]
+
+
 # A statement is planned (parsed, classified, permission-checked) before any statement of its
 # request runs, then run: a plan error aborts the whole request with nothing executed.
-Plan = Callable[[], Result]
+Plan = Callable[[], Result | Pending]
 
 
 def fold_results(results: list[Result], user: str) -> list[Result]:

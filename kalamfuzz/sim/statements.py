@@ -15,14 +15,18 @@ from .bugs import (
     DML_NEVER_TRUE_REFUSED,
     DUP_PK_COLD,
     EXECUTE_AS_WRONG_SCOPE,
+    LOST_UPDATE,
     ORDER_LIMIT_RESORTED,
     PK_CHECK_IGNORES_TOMBSTONES,
+    PK_INSERT_RACE,
+    RACE_WINDOW_S,
     RETRY_REINSERTS,
 )
 from .catalog import Column, TableDef
 from .errors import SqlError, denied, exec_error, invalid_sql
 from .folding import never_true
-from .session import Change, Plan, Result, Session
+from .session import Change, Pending, Plan, Result, Session
+from .transactions import in_transaction, refuse_stream
 from .types import coerce, table_to_json_rows
 
 if TYPE_CHECKING:
@@ -100,9 +104,10 @@ def plan_insert(
         raise invalid_sql("Only INSERT ... VALUES is supported")
     names = [i.name for i in tree.this.expressions] if isinstance(tree.this, exp.Schema) else None
 
-    def run() -> Result:
+    def run() -> Result | Pending:
         table = _target(engine, tree.this, ns)
         check_write(engine, session, table)
+        refuse_stream(engine, table)
         columns = [table.column(n) for n in names] if names else list(table.columns)
         for n, c in zip(names or [], columns, strict=False):
             if c is None:
@@ -151,16 +156,32 @@ def plan_insert(
                 raise exec_error(
                     f"Already exists: Primary key violation: value '{pk}' already exists in column '{pk_col.name}'"
                 )
-        changes = []
-        for pk, row in rows:
-            v = engine.new_version(table, key, pk, False, row)
-            changes.append(Change(table, key, "insert", v, None))
-        engine.emit(changes)
-        return Result(
-            row_count=len(rows), as_user=session.user_id, message=f"Inserted {len(rows)} row(s)"
-        )
+
+        def write() -> Result:
+            _still_there(engine, table)
+            changes = []
+            for pk, row in rows:
+                v = engine.new_version(table, key, pk, False, row)
+                changes.append(Change(table, key, "insert", v, None))
+            engine.emit(changes)
+            return Result(
+                row_count=len(rows),
+                as_user=session.user_id,
+                message=f"Inserted {len(rows)} row(s)",
+            )
+
+        if checked and engine.has(PK_INSERT_RACE) and not in_transaction(engine):
+            return Pending(RACE_WINDOW_S, write)
+        return write()
 
     return run
+
+
+def _still_there(engine: Engine, table: TableDef) -> None:
+    """After a pause (planted races only): the table may have been dropped meanwhile."""
+    current = engine.catalog.table(table.namespace, table.name)
+    if current is None or current.uid != table.uid:
+        raise exec_error(f"Table not found: {table.table_id}")
 
 
 # ---------------------------------------------------------------------------------- UPDATE / DELETE
@@ -200,7 +221,7 @@ def _matching(
 def plan_update(engine: Engine, session: Session, sql: str, ns: str) -> Plan:
     tree = B.parse(sql, exp.Update)
 
-    def run() -> Result:
+    def run() -> Result | Pending:
         namespace, name = B.qualified_name(tree.this, ns)
         table = engine.table(namespace, name)
         if table.table_type == "stream":
@@ -226,7 +247,6 @@ def plan_update(engine: Engine, session: Session, sql: str, ns: str) -> Plan:
         ]
         found = _matching(engine, session, tree.this, where, ns, outputs)
         key = engine.scope_key(table, session)
-        scope = engine.data[table.uid].scope(key)
         cols = []
         for i in range(found.num_columns):
             c = found.column(i)
@@ -235,28 +255,38 @@ def plan_update(engine: Engine, session: Session, sql: str, ns: str) -> Plan:
             elif pa.types.is_date(c.type):
                 c = c.cast(pa.int32())
             cols.append(c.to_pylist())
-        changes = []
-        for r in range(found.num_rows):
-            pk = cols[0][r]
-            old = scope.latest(pk)
-            if old is None or old.deleted:
-                continue
-            values = dict(old.values)
-            for i, (col, _) in enumerate(assigns):
-                values[col.id] = coerce(cols[i + 1][r], col.kind, col.name)
-                if values[col.id] is None and not col.nullable:
-                    raise exec_error(not_null_violation(col))
-            if all(values.get(c.id) == old.values.get(c.id) for c in table.columns):
-                continue  # KalamDB's update_assignments_noop: not written, not counted
-            was_cold = scope.hot.get(pk) is None
-            v = engine.new_version(table, key, pk, False, values)
-            changes.append(Change(table, key, "update", v, old, was_cold))
-        engine.emit(changes)
-        return Result(
-            row_count=len(changes),
-            as_user=session.user_id,
-            message=f"Updated {len(changes)} row(s)",
-        )
+
+        def write() -> Result:
+            # The assigned values were computed from the rows read above; they are merged
+            # onto each row's latest version, as KalamDB's update_by_pk_value does.
+            _still_there(engine, table)
+            scope = engine.data[table.uid].scope(key)
+            changes = []
+            for r in range(found.num_rows):
+                pk = cols[0][r]
+                old = scope.latest(pk)
+                if old is None or old.deleted:
+                    continue
+                values = dict(old.values)
+                for i, (col, _) in enumerate(assigns):
+                    values[col.id] = coerce(cols[i + 1][r], col.kind, col.name)
+                    if values[col.id] is None and not col.nullable:
+                        raise exec_error(not_null_violation(col))
+                if all(values.get(c.id) == old.values.get(c.id) for c in table.columns):
+                    continue  # KalamDB's update_assignments_noop: not written, not counted
+                was_cold = scope.hot.get(pk) is None
+                v = engine.new_version(table, key, pk, False, values)
+                changes.append(Change(table, key, "update", v, old, was_cold))
+            engine.emit(changes)
+            return Result(
+                row_count=len(changes),
+                as_user=session.user_id,
+                message=f"Updated {len(changes)} row(s)",
+            )
+
+        if engine.has(LOST_UPDATE) and not in_transaction(engine):
+            return Pending(RACE_WINDOW_S, write)
+        return write()
 
     return run
 
@@ -268,6 +298,7 @@ def plan_delete(engine: Engine, session: Session, sql: str, ns: str) -> Plan:
         namespace, name = B.qualified_name(tree.this, ns)
         table = engine.table(namespace, name)
         check_write(engine, session, table)
+        refuse_stream(engine, table)
         where = _require_where(engine, tree, "DELETE")
         key = engine.scope_key(table, session)
         scope = engine.data[table.uid].scope(key)

@@ -82,7 +82,8 @@ class TableData:
 
 
 class WriteAheadLog:
-    """JSON lines: w (write a version), x (hard-delete a version), f (versions left for cold)."""
+    """JSON lines: w (write a version), t (write several versions at once), x (hard-delete a
+    version), f (versions left for cold)."""
 
     def __init__(self, path: Path, batched: bool = False) -> None:
         self.path = path
@@ -105,10 +106,15 @@ class WriteAheadLog:
             self._pending.clear()
 
     def write(self, uid: int, scope: str, pk: Any, v: Version) -> None:
-        values = {str(k): wal_encode(x) for k, x in v.values.items()}
-        self._emit(
-            {"w": uid, "s": scope, "k": wal_encode(pk), "q": v.seq, "d": v.deleted, "v": values}
-        )
+        self._emit(_version_record(uid, scope, pk, v))
+
+    def commit(self, writes: list[tuple[int, str, Any, Version]]) -> None:
+        """A transaction's versions as one line: a kill mid-write tears the line, and replay
+        drops a torn line whole, so the log never holds part of a transaction."""
+        if len(writes) == 1:
+            self.write(*writes[0])
+        elif writes:
+            self._emit({"t": [_version_record(*w) for w in writes]})
 
     def hard_delete(self, uid: int, scope: str, pk: Any, seq: int) -> None:
         self._emit({"x": uid, "s": scope, "k": wal_encode(pk), "q": seq})
@@ -119,6 +125,11 @@ class WriteAheadLog:
     def close(self) -> None:
         self.sync()
         os.close(self._fd)
+
+
+def _version_record(uid: int, scope: str, pk: Any, v: Version) -> dict[str, Any]:
+    values = {str(k): wal_encode(x) for k, x in v.values.items()}
+    return {"w": uid, "s": scope, "k": wal_encode(pk), "q": v.seq, "d": v.deleted, "v": values}
 
 
 def replay(path: Path, data: dict[int, TableData]) -> int:
@@ -134,16 +145,10 @@ def replay(path: Path, data: dict[int, TableData]) -> int:
                 break  # a torn last line from a kill mid-write: the write was never acknowledged
             # Logs written by older sims may hold "a" (default backfill) records: defaults are no
             # longer retroactive, so they are skipped like any unknown record.
-            if "w" in rec:
-                table = data.get(rec["w"])
-                high = max(high, rec["q"])
-                if table is None:
-                    continue  # the table was dropped
-                values = {int(k): wal_decode(x) for k, x in rec["v"].items()}
-                pk = wal_decode(rec["k"])
-                table.scope(rec["s"]).hot.setdefault(pk, []).append(
-                    Version(rec["q"], rec["d"], values)
-                )
+            if "w" in rec or "t" in rec:
+                for w in rec.get("t", [rec]):
+                    high = max(high, w["q"])
+                    _replay_version(data, w)
             elif "x" in rec:
                 table = data.get(rec["x"])
                 if table is not None:
@@ -155,6 +160,15 @@ def replay(path: Path, data: dict[int, TableData]) -> int:
                     for k, s in rec["q"]:
                         remove_version(scope, wal_decode(k), s)
     return high
+
+
+def _replay_version(data: dict[int, TableData], rec: dict[str, Any]) -> None:
+    table = data.get(rec["w"])
+    if table is None:
+        return  # the table was dropped
+    values = {int(k): wal_decode(x) for k, x in rec["v"].items()}
+    pk = wal_decode(rec["k"])
+    table.scope(rec["s"]).hot.setdefault(pk, []).append(Version(rec["q"], rec["d"], values))
 
 
 def remove_version(scope: Scope, pk: Any, seq: int) -> None:

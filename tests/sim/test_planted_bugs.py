@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pyarrow.parquet as pq
 import pytest
 
@@ -809,6 +810,104 @@ def test_live_change_dropped_column(target: MakeSim, on: bool) -> None:
     got = run(scenario())
     update, delete = got[0]["rows"][0], got[1]["old_values"][0]
     assert ("w" in update, "w" in delete) == ((True, True) if on else (False, False))
+
+
+# ---------------------------------------------------------------------------- concurrency
+
+
+async def _together(sim: Sim, *sqls: str) -> list[httpx.Response]:
+    """The statements as concurrent requests, each on its own connection."""
+    headers = {"Authorization": f"Bearer {sim.token()}"}
+    async with httpx.AsyncClient(base_url=sim.url, timeout=30) as client:
+        return list(
+            await asyncio.gather(
+                *(client.post("/v1/api/sql", json={"sql": q}, headers=headers) for q in sqls)
+            )
+        )
+
+
+@ON_OFF
+def test_lost_update(target: MakeSim, on: bool) -> None:
+    sim = target("lost_update", on)
+    ns = new_ns(sim)
+    sim.sql(f"CREATE SHARED TABLE {ns}.c (id INT PRIMARY KEY, n INT)")
+    sim.sql(f"INSERT INTO {ns}.c (id, n) VALUES (1, 0)")
+    increment = f"UPDATE {ns}.c SET n = n + 1 WHERE id = 1"
+    replies = run(_together(sim, *[increment] * 4))
+    assert all(r.status_code == 200 for r in replies)
+    n = sim.rows(f"SELECT n FROM {ns}.c")[0][0]
+    assert n < 4 if on else n == 4
+
+
+@ON_OFF
+def test_pk_insert_race(target: MakeSim, on: bool) -> None:
+    sim = target("pk_insert_race", on)
+    ns = new_ns(sim)
+    t = shared_table(sim, ns)
+    replies = run(_together(sim, *[f"INSERT INTO {t} (id, v) VALUES (1, 'x')"] * 3))
+    accepted = sum(r.status_code == 200 for r in replies)
+    assert accepted > 1 if on else accepted == 1
+    assert sim.rows(f"SELECT id FROM {t}") == [[1]]
+
+
+@ON_OFF
+def test_dirty_read(target: MakeSim, on: bool) -> None:
+    sim = target("dirty_read", on)
+    ns = new_ns(sim)
+    t = shared_table(sim, ns)
+    inserts = "; ".join(f"INSERT INTO {t} (id, v) VALUES ({i}, 'staged')" for i in range(8))
+
+    async def scenario() -> set[int]:
+        writer = asyncio.ensure_future(_together(sim, f"BEGIN; {inserts}; ROLLBACK"))
+        seen: set[int] = set()
+        while not writer.done():
+            (reply,) = await _together(sim, f"SELECT id FROM {t}")
+            seen |= {row[0] for row in reply.json()["results"][0]["rows"]}
+        assert (await writer)[0].status_code == 200
+        return seen
+
+    seen = run(scenario())
+    assert bool(seen) == on
+    assert sim.rows(f"SELECT id FROM {t}") == []
+
+
+@ON_OFF
+def test_partial_commit(target: MakeSim, on: bool) -> None:
+    sim = target("partial_commit", on)
+    ns = new_ns(sim)
+    t = shared_table(sim, ns)
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with live(sim) as conn:
+            await conn.subscribe("s", f"SELECT * FROM {t}")
+            _, error = sim.error(
+                f"BEGIN; INSERT INTO {t} (id, v) VALUES (1, 'a'); "
+                f"INSERT INTO {t} (id, v) VALUES (2, 'b'); "
+                f"INSERT INTO {t} (id, v) VALUES (1, 'dup'); COMMIT"
+            )
+            assert error["message"].startswith("Statement 4 failed: Already exists")
+            return changes(await conn.quiet())
+
+    got = [(c["change_type"], c["rows"][0]["id"]) for c in run(scenario())]
+    assert got == ([("insert", 1), ("insert", 2)] if on else [])
+    assert ids(sim.rows(f"SELECT id FROM {t}")) == ([1, 2] if on else [])
+
+
+@ON_OFF
+def test_live_before_commit(target: MakeSim, on: bool) -> None:
+    sim = target("live_before_commit", on)
+    ns = new_ns(sim)
+    t = shared_table(sim, ns)
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with live(sim) as conn:
+            await conn.subscribe("s", f"SELECT * FROM {t}")
+            sim.sql(f"BEGIN; INSERT INTO {t} (id, v) VALUES (1, 'a'); ROLLBACK")
+            return changes(await conn.quiet())
+
+    got = [(c["change_type"], c["rows"][0]["id"]) for c in run(scenario())]
+    assert got == ([("insert", 1)] if on else [])
+    assert sim.rows(f"SELECT id FROM {t}") == []
 
 
 def test_every_planted_bug_has_a_test() -> None:
