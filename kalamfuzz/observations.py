@@ -58,6 +58,24 @@ class QueryObservation:
 
 
 @frozen
+class TransactionObservation:
+    """The reply to ``BEGIN; ...; COMMIT`` in one request: each SELECT's result in statement
+    order, and the INSERT, UPDATE and DELETE row counts the reply sums at its end (HTTP_SQL.md
+    §1.4), or the error (a failed transaction returns no results)."""
+
+    status: int
+    code: str | None = None
+    message: str | None = None
+    selects: tuple[QueryObservation, ...] = ()
+    counts: tuple[int, int, int] = (0, 0, 0)
+    lost: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.lost and self.code is None and 200 <= self.status < 300
+
+
+@frozen
 class Batch:
     """One ``initial_data_batch`` (or the ack's copy of batch 0 is *not* included here)."""
 

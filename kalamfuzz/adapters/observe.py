@@ -82,6 +82,35 @@ def statement(
     )
 
 
+def transaction(client: SqlClient, sql: str) -> obs.TransactionObservation:
+    """Run a request holding one transaction and observe each SELECT and the summed counts."""
+    try:
+        res = client.sql(sql)
+    except _LOST as exc:
+        return obs.TransactionObservation(status=0, code=exc.code, message=exc.message, lost=True)
+    except TargetUnreachable as exc:
+        return obs.TransactionObservation(status=0, code="UNREACHABLE", message=exc.message)
+    except KalamError as exc:
+        return obs.TransactionObservation(
+            status=exc.status or 0, code=exc.code or type(exc).__name__, message=exc.message
+        )
+    counts = dict.fromkeys(("Inserted", "Updated", "Deleted"), 0)
+    selects = []
+    for r in res.results:
+        word = (r.message or "").split(" ", 1)[0]
+        if r.columns:
+            selects.append(
+                obs.QueryObservation(status=200, columns=r.column_names, rows=r.raw_rows)
+            )
+        elif word in counts and (r.message or "").endswith("row(s)"):
+            counts[word] += r.row_count
+    return obs.TransactionObservation(
+        status=200,
+        selects=tuple(selects),
+        counts=(counts["Inserted"], counts["Updated"], counts["Deleted"]),
+    )
+
+
 def query(
     client: SqlClient,
     sql: str,

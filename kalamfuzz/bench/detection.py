@@ -51,6 +51,12 @@ HUNTER = {
     # faults (issue 12)
     "partial_parquet_on_crash": "jobs",
     "retry_reinserts": "jobs",
+    # concurrent clients and transactions (issue 22)
+    "lost_update": "concurrency",
+    "pk_insert_race": "concurrency",
+    "dirty_read": "concurrency",
+    "partial_commit": "concurrency",
+    "live_before_commit": "concurrency",
 }
 
 #: Examples per campaign: it stops at its first failure, most within 20.

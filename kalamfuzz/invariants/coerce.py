@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from kalamfuzz.model.catalog import Table
 from kalamfuzz.model.jobs import JobStatus
 from kalamfuzz.model.outcomes import Failed, Outcome, Succeeded, Unknown
@@ -11,6 +13,7 @@ from kalamfuzz.observations import (
     JobObservation,
     QueryObservation,
     StatementObservation,
+    TransactionObservation,
     WireRow,
 )
 
@@ -62,3 +65,23 @@ def outcome(
     if isinstance(obs, StatementObservation):
         return Succeeded(row_count=obs.row_count, job_id=obs.job_id)
     return Succeeded(rows=model_rows(obs, table, columns) if table is not None else None)
+
+
+def tx_outcome(
+    obs: TransactionObservation, reads: Sequence[tuple[Table, tuple[str, ...]] | None]
+) -> Outcome:
+    """A transaction's outcome: each SELECT's rows coerced with its (table, columns) in
+    ``reads`` (None: a table no state knows, whose rows are not judged)."""
+    if obs.lost:
+        return Unknown()
+    if not obs.ok:
+        return Failed(obs.code or f"HTTP_{obs.status}", obs.status)
+    if len(obs.selects) != len(reads):
+        # as many empty results as came: the count alone disagrees with the prediction
+        return Succeeded(selects=tuple(() for _ in obs.selects), counts=obs.counts)
+    selects = []
+    for o, r in zip(obs.selects, reads, strict=True):
+        if r is None:
+            return Succeeded(counts=obs.counts)
+        selects.append(model_rows(o, *r))
+    return Succeeded(selects=tuple(selects), counts=obs.counts)

@@ -9,7 +9,18 @@
         d.sweep()                        # raises InvariantViolation if the contract broke
 """
 
-from kalamfuzz.machines import combined, data, ddl, flush, jobs, live, rbac, routing, ttl
+from kalamfuzz.machines import (
+    combined,
+    concurrency,
+    data,
+    ddl,
+    flush,
+    jobs,
+    live,
+    rbac,
+    routing,
+    ttl,
+)
 from kalamfuzz.machines.base import MACHINES, KalamMachine, get_machine, machine
 from kalamfuzz.machines.driver import Driver, Exchange, InvariantViolation, StepStats
 
@@ -21,6 +32,7 @@ __all__ = [
     "KalamMachine",
     "StepStats",
     "combined",
+    "concurrency",
     "data",
     "ddl",
     "flush",

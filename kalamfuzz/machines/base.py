@@ -22,7 +22,18 @@ M = TypeVar("M", bound="type[KalamMachine]")
 #: Every registered machine by name, in registration order.
 MACHINES: dict[str, type[KalamMachine]] = {}
 #: The machines ``--machine all`` runs, in this order: every domain, then all of them at once.
-ALL_MACHINES = ("data", "flush", "live", "ddl", "rbac", "routing", "jobs", "ttl", "combined")
+ALL_MACHINES = (
+    "data",
+    "flush",
+    "live",
+    "ddl",
+    "rbac",
+    "routing",
+    "jobs",
+    "ttl",
+    "concurrency",
+    "combined",
+)
 
 
 def machine(name: str) -> Callable[[M], M]:

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import initialize
 
 from kalamfuzz.machines.base import machine
+from kalamfuzz.machines.concurrency import ConcurrencyMachine
 from kalamfuzz.machines.data import DataMachine
 from kalamfuzz.machines.ddl import DdlMachine
 from kalamfuzz.machines.jobs import JobsMachine
@@ -19,7 +20,9 @@ from kalamfuzz.machines.world import TABLES
 
 
 @machine("combined")
-class CombinedMachine(DdlMachine, RbacMachine, RoutingMachine, JobsMachine, TtlMachine):
+class CombinedMachine(
+    DdlMachine, RbacMachine, RoutingMachine, JobsMachine, TtlMachine, ConcurrencyMachine
+):
     TABLES: ClassVar[tuple[str, ...]] = tuple(TABLES)
     # The live machine leaves SELECT out to spend its steps on streams; here it is back.
     select = DataMachine.select  # type: ignore[assignment]

@@ -56,6 +56,11 @@ NOT_IN_ANY_SCENARIO = {
     "flush_drops_concurrent_writes": "needs a write to land while a flush job runs (the soak, "
     "E13, meets it in most runs, but not under load: a CI run missed it)",
     "dml_never_true_refused": "no seed step sends a WHERE that can never be true",
+    "lost_update": "the seed's parallel writers never write one row at once",
+    "pk_insert_race": "the seed's parallel writers never insert one key at once",
+    "dirty_read": "the seed's scenarios send no explicit transaction",
+    "partial_commit": "the seed's scenarios send no explicit transaction",
+    "live_before_commit": "the seed's scenarios send no explicit transaction",
 }
 
 

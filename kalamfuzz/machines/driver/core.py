@@ -140,6 +140,9 @@ class DriverCore(abc.ABC):
     #: The network-fault proxy (made on first use) and each actor's client through it.
     _proxy: FaultProxy | None = field(init=False, default=None)
     _proxied: dict[str, SqlClient] = field(init=False, factory=dict)
+    #: Extra connections of each actor, for calls sent at once (made once: a client costs
+    #: 50-90 ms to build, more than a round's calls).
+    _lanes: dict[tuple[str, int], SqlClient] = field(init=False, factory=dict)
     _flushed: set[str] = field(init=False, factory=set)
     _examples: int = field(init=False, default=0)
     _step_no: int = field(init=False, default=0)

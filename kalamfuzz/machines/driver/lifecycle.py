@@ -13,12 +13,12 @@ from kalamfuzz.adapters.target import Target
 from kalamfuzz.adapters.values import redact_sql
 from kalamfuzz.errors import LiveError
 from kalamfuzz.machines.driver.core import QUIET_S, checks
+from kalamfuzz.machines.driver.rounds import RoundSteps
 from kalamfuzz.machines.driver.transcript import (
     Exchange,
     now_ms,
     tolerating,
 )
-from kalamfuzz.machines.driver.workload import WorkloadSteps
 from kalamfuzz.machines.world import COLUMNS, STORAGES, TABLES, TENANTS, USERS, background
 from kalamfuzz.model import (
     CreateNamespace,
@@ -33,7 +33,7 @@ from kalamfuzz.model import (
 from kalamfuzz.model.catalog import User
 
 
-class Driver(WorkloadSteps):
+class Driver(RoundSteps):
     """Runs steps against ``target`` in lock-step with the model (see the package docstring)."""
 
     @classmethod
@@ -67,10 +67,11 @@ class Driver(WorkloadSteps):
 
     def close(self) -> None:
         self._end_example()
-        for c in [*self._clients.values(), *self._proxied.values()]:
+        for c in [*self._clients.values(), *self._proxied.values(), *self._lanes.values()]:
             c.close()
         self._clients.clear()
         self._proxied.clear()
+        self._lanes.clear()
         if self._proxy is not None:
             self._proxy.close()
             self._proxy = None

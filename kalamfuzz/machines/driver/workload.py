@@ -15,6 +15,7 @@ from kalamfuzz.errors import ConfigError
 from kalamfuzz.machines.driver.schema import SchemaSteps
 from kalamfuzz.machines.driver.transcript import now_ms
 from kalamfuzz.model import Delete, Insert, Join, Select, TableId, Update
+from kalamfuzz.model.exprs import Assigned
 from kalamfuzz.model.ops import Statement
 from kalamfuzz.model.rows import Window
 from kalamfuzz.model.state import MAX_QUERY_LIMIT
@@ -46,7 +47,7 @@ class Write:
     actor: str
     table: str
     rows: Sequence[Mapping[str, Value]] = ()
-    assignments: Mapping[str, Value] | None = None
+    assignments: Mapping[str, Assigned] | None = None
     where: Pred | None = None
     as_user: str | None = None
     delete: bool = False
