@@ -477,6 +477,7 @@ class Campaign:
             tolerated=tolerated,
             server=self.server,
             setup=tuple(driver.setup),
+            race=_races(steps),
         )
         self.failures.append(failure)
         self.emit(failure)
@@ -490,13 +491,24 @@ class Campaign:
             self.triage.seen.update(v.signature for v in exc.new)
 
     def _rerun(self, path: Path, driver: Driver, failure: Failure) -> str:
+        """Rerun the saved program: twice, or RACE_RERUNS times when it sends calls at once (a
+        race is flaky by nature, and how often it fails is what a maintainer needs)."""
         module = regressions.load(path)
+        race = failure.race
+        runs = regressions.RACE_RERUNS if race else 2
         again = 0
-        for _ in range(2):
+        for _ in range(runs):
             self._heal(driver)
             if regressions.run_program(module, driver, failure.kind):
                 again += 1
-        return "deterministic" if again == 2 else f"flaky ({again}/2 reruns failed)"
+        if again == runs:
+            return "deterministic"
+        return f"fails {again} of {runs} reruns" if race else f"flaky ({again}/2 reruns failed)"
+
+
+def _races(steps: Sequence[Step]) -> bool:
+    """Whether the program sends two or more calls at once somewhere."""
+    return any(s.name == "concurrently" and len(s.args[0]) > 1 for s in steps)  # type: ignore[arg-type]
 
 
 def _add_rules(rules: dict[str, RuleStats], driver: Driver) -> None:

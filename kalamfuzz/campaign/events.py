@@ -61,6 +61,8 @@ class Failure:
     server: str = ""
     #: The requests that made the users and storages the program uses (secrets redacted).
     setup: tuple[Exchange, ...] = ()
+    #: The program sends calls at once somewhere: a race, rerun many times to say how often.
+    race: bool = False
 
     @property
     def steps(self) -> int:
@@ -72,7 +74,7 @@ class Failure:
 class RegressionSaved:
     failure: Failure
     path: str
-    #: ``deterministic`` (failed on both reruns) or ``flaky (k/2)``.
+    #: ``deterministic`` (failed on every rerun), ``flaky (k/2)``, or for a race ``fails k of n``.
     label: str
 
 

@@ -129,6 +129,8 @@ PLANTED_BUGS = {tuple(failure.bugs)!r}
 NEEDS_REAL_SERVER = {found_on_real_server(failure)!r}
 #: Known findings the example went past before this one (counted, not failed).
 TOLERATED: tuple[str, ...] = ({tolerated}{chr(10) if tolerated else ""})
+#: Runs of the program: it sends calls at once, so it counts as fixed only when no run fails.
+REPEAT = {RACE_RERUNS if failure.race else 1}
 
 # Violated:
 {violation}
@@ -141,8 +143,13 @@ def program(d: Driver) -> None:
 def {name}() -> None:
     skip_on_sim(NEEDS_REAL_SERVER)
     with Driver.open(bugs=replay_bugs(PLANTED_BUGS), tolerate=TOLERATED) as d:
-        program(d)
+        for _ in range(REPEAT):
+            program(d)
 '''
+
+
+#: Runs of a regression whose program sends calls at once: a race is flaky by nature.
+RACE_RERUNS = 20
 
 
 def found_on_real_server(failure: Failure) -> bool:
@@ -244,13 +251,20 @@ def replay_one(path: Path, open_driver: Callable[..., Any], target: str = "sim")
         if getattr(module, "NEEDS_REAL_SERVER", False) and target == "sim":
             return ReplayResult(path, Status.NEEDS_SERVER, _NEEDS_SERVER_HINT)
         bugs = tuple(getattr(module, "PLANTED_BUGS", ()))
+        runs = int(getattr(module, "REPEAT", 1))
+        failed: list[InvariantViolation] = []
         with open_driver(bugs, tuple(getattr(module, "TOLERATED", ()))) as driver:
-            module.program(driver)
-    except InvariantViolation as exc:
-        return ReplayResult(path, Status.FAILED, str(exc))
+            for _ in range(runs):
+                try:
+                    module.program(driver)
+                except InvariantViolation as exc:
+                    failed.append(exc)
     except Exception as exc:
         return ReplayResult(path, Status.ERROR, f"{type(exc).__name__}: {exc}")
-    return ReplayResult(path, Status.FIXED, "")
+    if failed:
+        often = f"fails {len(failed)} of {runs} runs\n" if runs > 1 else ""
+        return ReplayResult(path, Status.FAILED, often + str(failed[0]))
+    return ReplayResult(path, Status.FIXED, f"passed {runs} runs" if runs > 1 else "")
 
 
 def run_program(module: ModuleType, driver: Driver, kind: str) -> bool:

@@ -86,9 +86,7 @@ class ConcurrencyMachine(LiveMachine, FlushMachine):
             # A transaction runs as its sender: the service writes its own partition there.
             actor = owner or actor
             n = data.draw(st.integers(1, 3), label="statements")
-            inner = tuple(
-                self._call(data, name, owner, keys, column, KINDS[:4]) for _ in range(n)
-            )
+            inner = tuple(self._call(data, name, owner, keys, column, KINDS[:4]) for _ in range(n))
             end = data.draw(st.sampled_from(ENDS), label="end")
             return Tx(actor, tuple(_plain(c, actor) for c in inner), end)
         if kind == "read":
