@@ -36,7 +36,7 @@ from kalamfuzz.campaign.events import (
     RuleStats,
 )
 from kalamfuzz.campaign.known import KnownIssues, Triage
-from kalamfuzz.campaign.minimize import minimize
+from kalamfuzz.campaign.minimize import minimize, races
 from kalamfuzz.errors import ConfigError, KalamError
 from kalamfuzz.invariants.violation import masked
 from kalamfuzz.machines import codegen
@@ -477,7 +477,7 @@ class Campaign:
             tolerated=tolerated,
             server=self.server,
             setup=tuple(driver.setup),
-            race=_races(steps),
+            race=races(steps),
         )
         self.failures.append(failure)
         self.emit(failure)
@@ -504,11 +504,6 @@ class Campaign:
         if again == runs:
             return "deterministic"
         return f"fails {again} of {runs} reruns" if race else f"flaky ({again}/2 reruns failed)"
-
-
-def _races(steps: Sequence[Step]) -> bool:
-    """Whether the program sends two or more calls at once somewhere."""
-    return any(s.name == "concurrently" and len(s.args[0]) > 1 for s in steps)  # type: ignore[arg-type]
 
 
 def _add_rules(rules: dict[str, RuleStats], driver: Driver) -> None:

@@ -91,6 +91,9 @@ class Step:
     def option(self, key: str) -> object:
         return dict(self.kwargs).get(key)
 
+    def with_first_arg(self, value: object) -> Step:
+        return evolve(self, args=(value, *self.args[1:]))
+
 
 def source(steps: Sequence[Step]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The program as lines of Python, and the ``module:Name`` imports they need (sorted)."""

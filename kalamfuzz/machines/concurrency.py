@@ -53,11 +53,11 @@ class ConcurrencyMachine(LiveMachine, FlushMachine):
 
     def _keys(self, data: st.DataObject, name: str, owner: str) -> list[int]:
         """One or two keys the round collides on: written ones first."""
-        known = self.written.get((name, owner), [])
-        pool = sorted(set(known)) or list(KEYS)
-        return data.draw(
-            st.lists(st.sampled_from(pool), min_size=1, max_size=2, unique=True), label="keys"
-        )
+        known = sorted(set(self.written.get((name, owner), [])))
+        # rows that exist (updates and deletes collide), or keys that may be free (inserts do)
+        pool = st.sampled_from(known) if known else st.sampled_from(list(KEYS))
+        key = st.one_of(pool, st.sampled_from(list(KEYS)))
+        return data.draw(st.lists(key, min_size=1, max_size=2, unique=True), label="keys")
 
     def _where(self, data: st.DataObject, table: Table, keys: list[int]) -> Pred:
         pk = Col(table.pk.name)
@@ -140,6 +140,30 @@ class ConcurrencyMachine(LiveMachine, FlushMachine):
         call = self._call(data, name, owner, keys, self._column(data, table), ("tx",))
         self._remember(name, owner, [call])
         self.d.concurrently([call])
+
+    @precondition(lambda self: bool(self._open()))
+    @rule(data=st.data())
+    def transaction_watched(self, data: st.DataObject) -> None:
+        """A transaction into the scope a subscription watches: its changes must arrive after
+        COMMIT, once each, and none after ROLLBACK or a failed statement."""
+        sub = data.draw(st.sampled_from(self._open()), label="sub")
+        target = self._watched_scope(sub)
+        if target is None or self.table(target[0]).type is TableType.STREAM:
+            return
+        name, writer = target
+        table = self.table(name)
+        owner = writer if table.type.per_user else ""
+        keys = self._keys(data, name, owner)
+        call = self._call(data, name, owner, keys, self._column(data, table), ("tx",))
+        if isinstance(call, Tx) and not table.type.per_user:
+            call = evolve(
+                call, actor=writer, statements=tuple(_plain(c, writer) for c in call.statements)
+            )
+        self._remember(name, owner, [call])
+        self.d.concurrently([call])
+
+    # Rounds are what this machine is for: they get a second entry in the rule list.
+    race_again = race
 
 
 def _plain(call: RoundCall, actor: str) -> Write | Read:

@@ -99,7 +99,7 @@ class RoundSteps(WorkloadSteps):
             with self.checking():
                 history += self._follow_ups(ops, len(history))
             numbered = tuple(evolve(c, index=i) for i, c in enumerate(history))
-            self._judge_history(hist.History(numbered), since, whole, ops)
+            self._judge_history(hist.History(numbered), since, whole, ops, many)
             with self.checking():
                 for tid in dict.fromkeys(_tables(ops)):
                     self._check_live(tid)
@@ -248,8 +248,9 @@ class RoundSteps(WorkloadSteps):
         since: int,
         whole: set[TableId],
         ops: Sequence[Insert | Update | Delete | Select | Transaction],
+        beside: bool,
     ) -> None:
-        spec = hist.ModelSpec(self.model.states[0].catalog, since, frozenset(whole))
+        spec = hist.ModelSpec(self.model.states[0].catalog, since, frozenset(whole), beside)
         initial = self.model.states
 
         def recheck(h: hist.History) -> HistoryVerdict:
