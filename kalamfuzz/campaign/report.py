@@ -41,6 +41,14 @@ PROMISES = {
     "8 storage routing": "A flush writes under the base directory of the table's STORAGE_ID "
     "and its path template, and nowhere else.",
     "STREAM TTL": "A STREAM row older than its table's TTL_SECONDS is never returned.",
+    "9 concurrency and transactions": "Calls sent at once by different clients are explained "
+    "by some order of them that keeps real time: every reply, every later read and every "
+    "subscriber agree with the statements run one by one in that order (an autocommit "
+    "statement is atomic; two increments of one row add two). An explicit transaction "
+    "(BEGIN ... COMMIT in one request) is all or nothing, reads its own writes, is never seen "
+    "half done, and under the snapshot isolation KalamDB documents (specs/027-pg-transactions, "
+    "research.md) a transaction whose rows another one changed after its snapshot does not "
+    "commit over them: a committed write is never silently lost.",
 }
 
 _TAGGED = re.compile(r"kf_([0-9a-f]{6})_(\w+)")
@@ -183,10 +191,21 @@ def render_report(failure: Failure, label: str = "", command: str = "") -> str:
     steps = [e for e in failure.transcript if not (e.step == 0 and e in world)]
     # In the order things happened: WebSocket messages are copied to the transcript when a
     # check reads them, after the statements that caused them.
+    last_recv: int | None = None
     for e in sorted(steps, key=lambda e: e.sent_ms):
-        out += _exchange_lines(e, names)
+        lines = _exchange_lines(e, names)
+        if e.kind == "sql" and last_recv is not None and e.sent_ms < last_recv:
+            # calls sent at once: the order of the list is only the order they were sent in
+            lines[0] = lines[0].replace(
+                "- as", "- at the same time, from its own connection, as", 1
+            )
+        if e.kind == "sql":
+            last_recv = max(last_recv or 0, e.recv_ms)
+        out += lines
     out.append("")
     out.append("The last step is where the answer departs from the expected one.")
     if command:
-        out += ["", "---", f"Found by: `{names(command)}`"]
+        # the binary's path is the finder's machine's, not something a maintainer can use
+        found_by = re.sub(r"binary:\S+", "binary:PATH/TO/kalamdb-server", names(command))
+        out += ["", "---", f"Found by: `{found_by}`"]
     return "\n".join(out) + "\n"

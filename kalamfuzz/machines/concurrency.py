@@ -22,8 +22,11 @@ from kalamfuzz.model.catalog import Table, TableType
 from kalamfuzz.model.ops import TxEnd
 from kalamfuzz.model.where import Cmp, Col, InList, Lit, Pred
 
-#: What a call of a round does; shrinking goes to the first.
-KINDS = ("update", "insert", "delete", "read", "tx")
+#: What a call of a round does, by weight (read-modify-writes of one row are where updates
+#: get lost); shrinking goes to the first.
+KINDS = ("update", "update", "insert", "insert", "delete", "read", "tx", "tx")
+#: What a statement inside a transaction does.
+STATEMENTS = ("update", "insert", "delete", "read")
 #: How a transaction ends: mostly COMMIT, where a lost or half-seen write shows.
 ENDS: tuple[TxEnd, ...] = ("COMMIT", "COMMIT", "ROLLBACK", "")
 #: Who writes a SHARED table in a round (users may not write the PUBLIC one).
@@ -86,11 +89,14 @@ class ConcurrencyMachine(LiveMachine, FlushMachine):
             # A transaction runs as its sender: the service writes its own partition there.
             actor = owner or actor
             n = data.draw(st.integers(1, 3), label="statements")
-            inner = tuple(self._call(data, name, owner, keys, column, KINDS[:4]) for _ in range(n))
+            inner = tuple(self._call(data, name, owner, keys, column, STATEMENTS) for _ in range(n))
             end = data.draw(st.sampled_from(ENDS), label="end")
             return Tx(actor, tuple(_plain(c, actor) for c in inner), end)
         if kind == "read":
-            return Read(actor, name, self._where(data, table, keys), as_user)
+            # by key mostly; by value too, where what a transaction staged must still match
+            by_value = kst.predicates(table, keys)
+            where = data.draw(st.one_of(st.just(self._where(data, table, keys)), by_value))
+            return Read(actor, name, where, as_user)
         if kind == "insert":
             row = dict(data.draw(kst.rows(table, min_rows=1, max_rows=1), label="row")[0])
             row[table.pk.name] = data.draw(st.sampled_from(keys), label="key")

@@ -106,10 +106,11 @@ class Subscribed:
 
 @frozen
 class TxReply:
-    """A transaction succeeds: each SELECT's rows in statement order (None: not predicted) and
-    the INSERT, UPDATE and DELETE row counts the reply sums (None: not predicted)."""
+    """A transaction succeeds: each SELECT's rows in statement order (a None entry, or None for
+    all: not predicted) and the INSERT, UPDATE and DELETE row counts the reply sums (None: not
+    predicted)."""
 
-    selects: tuple[QueryResult | None, ...] = ()
+    selects: tuple[QueryResult | None, ...] | None = ()
     counts: tuple[int, int, int] | None = (0, 0, 0)
 
 

@@ -87,7 +87,7 @@ def agrees(pred: Prediction, outcome: Outcome, seqs: SeqBook) -> bool:
 def _reply_agrees(pred: TxReply, outcome: Succeeded, seqs: SeqBook) -> bool:
     if outcome.counts is not None and pred.counts is not None and outcome.counts != pred.counts:
         return False
-    if outcome.selects is None:
+    if outcome.selects is None or pred.selects is None:
         return True
     if len(outcome.selects) != len(pred.selects):
         return False

@@ -277,7 +277,9 @@ class RoundSteps(WorkloadSteps):
                 "no order of the calls sent at once explains " + ", ".join(kinds),
                 diff=tuple(lines),
             )
-            self._judge(Verdict((violation,)), "calls sent at once")
+            # the witness's statements: what a known issue's `where` is searched in
+            sent = " | ".join(history.calls[i].sql for i in marked)
+            self._judge(Verdict((violation,)), f"calls sent at once: {sent}")
         # A known finding, or a search that ran out of budget: start again from what the
         # server holds now, scope by scope.
         for tid, owner in _written_scopes(ops):
@@ -381,11 +383,13 @@ def _expected(p: Prediction) -> str:
     if isinstance(p, QueryResult):
         return f"{len(p.rows)} rows {render_rows([r.values for r in p.rows])}"
     if isinstance(p, TxReply):
+        if p.counts is None:
+            return "ok (counts and reads not predicted)"
         rows = "; ".join(
             f"{len(s.rows)} rows {render_rows([r.values for r in s.rows])}"
-            for s in p.selects
+            for s in p.selects or ()
             if s is not None
         )
-        counts = "" if p.counts is None else "inserted {}, updated {}, deleted {}".format(*p.counts)
+        counts = "inserted {}, updated {}, deleted {}".format(*p.counts)
         return "ok, " + counts + (f"; read {rows}" if rows else "")
     return type(p).__name__
