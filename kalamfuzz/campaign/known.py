@@ -34,7 +34,7 @@ DEFAULT_FILE = Path("regressions/known-issues.toml")
 STATUSES = ("open", "fixed")
 #: What happened earlier in an example that a known bug may need: a SIGKILL and restart, an
 #: ADD COLUMN of a name dropped before, a flush while a tombstone hid a cold row.
-EVENTS = ("crash", "column-readded", "flush-over-tombstone")
+EVENTS = ("crash", "column-readded", "flush-over-tombstone", "tombstone-over-cold")
 _KEYS = {"id", "title", "status", "signature", "where", "after", "report"}
 
 
