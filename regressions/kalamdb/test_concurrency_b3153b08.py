@@ -20,9 +20,7 @@ PLANTED_BUGS = ()
 #: Found on a real KalamDB server: on the sim it reports that it needs one.
 NEEDS_REAL_SERVER = True
 #: Known findings the example went past before this one (counted, not failed).
-TOLERATED: tuple[str, ...] = (
-    '9 concurrency and transactions: no order of the calls sent at once explains a transaction (COMMIT)',
-)
+TOLERATED: tuple[str, ...] = ()
 #: Runs of the program: it sends calls at once, so it counts as fixed only when no run fails.
 REPEAT = 1
 
