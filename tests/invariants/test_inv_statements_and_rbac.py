@@ -220,3 +220,28 @@ def test_dml_that_reaches_other_partitions_is_isolation() -> None:
     assert not check_statement(
         fork.state, op, fork.prediction, StatementObservation(200, row_count=1)
     )
+
+
+def test_an_excess_the_callers_own_deleted_rows_explain_is_not_called_isolation() -> None:
+    """A deleted row that came back (a known flush bug) explains a count one too high as well as
+    another user's row does: the explanation inside the caller's own scope comes first."""
+    from strategies import NS, world
+
+    from kalamfuzz.invariants.statements import check_statement
+    from kalamfuzz.model import Delete, Insert, Model, Succeeded, TableId
+    from kalamfuzz.model.outcomes import ContractItem
+    from kalamfuzz.model.where import Cmp, Col, Lit
+    from kalamfuzz.observations import StatementObservation
+
+    m: Model = world()
+    t = TableId(NS, "t")
+    row = {"id": 1, "n": 5, "s": None, "f": None, "b": None}
+    for user in ("u1", "u2"):
+        m.apply(Insert(user, t, (row, {**row, "id": 2})), Succeeded())
+    m.apply(Delete("u1", t, Cmp("=", Col("id"), Lit(2))), Succeeded(row_count=1))
+    op = Delete("u1", t, Cmp("=", Col("n"), Lit(5)))
+    (fork,) = m.run(op)
+    seen = check_statement(fork.state, op, fork.prediction, StatementObservation(200, row_count=2))
+    assert [v.item for v in seen] == [ContractItem.TIERS]
+    three = check_statement(fork.state, op, fork.prediction, StatementObservation(200, row_count=3))
+    assert [v.item for v in three] == [ContractItem.ISOLATION]
