@@ -124,13 +124,15 @@ def check(
     points: Callable[[Call], int],
     touches: Touches,
     budget: int = STEP_BUDGET,
+    key: Callable[[ModelState], Hashable] = lambda s: s.clock,
 ) -> Verdict:
-    """Search every part in turn from the states the one before left."""
+    """Search every part in turn from the states the one before left. ``key``: a cheap
+    summary of a state that equal states share (configurations are bucketed by it)."""
     states = tuple(initial)
     order: list[tuple[int, int]] = []
     steps = 0
     for part in parts(history, touches):
-        found = _search(states, [history.calls[i] for i in part], step, points, budget - steps)
+        found = _search(states, [history.calls[i] for i in part], step, points, budget - steps, key)
         steps += found.steps
         if not isinstance(found, Explained):
             return found if isinstance(found, Unexplained) else Undecided(steps)
@@ -145,13 +147,16 @@ def _search(
     step: Step,
     points: Callable[[Call], int],
     budget: int,
+    key: Callable[[ModelState], Hashable],
 ) -> Verdict:
     n = len(calls)
     need = tuple(points(c) for c in calls)
     # Real time: calls[j] must be fully placed before any point of calls[i] when j's reply came
     # before i was sent.
     preds = [tuple(j for j in range(n) if calls[j].before(calls[i])) for i in range(n)]
-    seen: dict[tuple[int, ...], list[ModelState]] = {}
+    # Configurations seen, bucketed by a cheap key and compared with == inside a bucket
+    # (ModelState is not hashable).
+    seen: dict[tuple[object, ...], list[ModelState]] = {}
     finals: list[ModelState] = []
     first_order: list[tuple[int, int]] | None = None
     best: tuple[int, list[tuple[int, int]], tuple[int, ...], ModelState] | None = None
@@ -160,9 +165,14 @@ def _search(
     def done(progress: tuple[int, ...]) -> bool:
         return all(progress[i] == need[i] or calls[i].lost for i in range(n))
 
-    def visit(state: ModelState, progress: tuple[int, ...], path: list[tuple[int, int]]) -> None:
+    def visit(
+        state: ModelState, progress: tuple[int, ...], path: list[tuple[int, int]], snap: int
+    ) -> None:
+        """``snap``: the call whose snapshot was placed last, when nothing came after it (-1
+        otherwise). Snapshots next to each other commute (taking one changes nothing), so they
+        are placed in one order only: by call, rising."""
         nonlocal steps, first_order, best
-        bucket = seen.setdefault(progress, [])
+        bucket = seen.setdefault((progress, snap, key(state)), [])
         if any(state == s for s in bucket):
             return
         bucket.append(state)
@@ -175,24 +185,27 @@ def _search(
         for i in range(n):
             if progress[i] == need[i] or any(progress[j] < need[j] for j in preds[i]):
                 continue
+            point = progress[i]
+            snapshot = point == 0 and need[i] == 2
+            if snapshot and i < snap:
+                continue
             if steps >= budget:
                 raise _OutOfBudget
             steps += 1
-            point = progress[i]
             successors = step(state, calls[i], point)
             if not successors:
                 stuck.append(i)
                 continue
             nxt = (*progress[:i], point + 1, *progress[i + 1 :])
             for s in successors:
-                visit(s, nxt, [*path, (calls[i].index, point)])
+                visit(s, nxt, [*path, (calls[i].index, point)], i if snapshot else -1)
         depth = sum(progress)
         if stuck and (best is None or depth > best[0]):
             best = (depth, list(path), tuple(calls[i].index for i in stuck), state)
 
     try:
         for s in initial:
-            visit(s, (0,) * n, [])
+            visit(s, (0,) * n, [], -1)
     except _OutOfBudget:
         return Undecided(steps)
     if finals:
