@@ -1,6 +1,6 @@
 """kalamfuzz regression jobs_736a4655: violation in machine 'jobs'.
 
-Found by: kalamfuzz run --target binary:/work/kalamdb-build/target/release/kalamdb-server --machine all --seed 1 --budget 45m
+Found by: kalamfuzz run --target binary:PATH/TO/kalamdb-server --machine all --seed 1 --budget 45m
 On: kalamdb-server 0.4.3-rc.4 (built 2026-12-01 10:30:16 UTC)
 Reproduced on rerun: deterministic. Transcript: test_jobs_736a4655.transcript.jsonl. Report: test_jobs_736a4655.md
 Run it: pytest test_jobs_736a4655.py   (KALAMFUZZ_TARGET picks the server; default the plain sim)
