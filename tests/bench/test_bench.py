@@ -69,9 +69,48 @@ def test_past_what_one_read_returns_a_write_is_read_back_by_its_keys() -> None:
         try:
             driver.begin(("notes",))
             driver.insert("alice", "notes", [{"id": 1, "n": 1, "s": "a", "b": True}])
+            driver.wait_jobs()  # a step that is not a plain write reads the write back
             reads = [e.request for e in driver.transcript if e.request.startswith("SELECT")]
             assert reads and all("WHERE" in r and "id" in r for r in reads), reads
             assert all(e.check for e in driver.transcript if e.request.startswith("SELECT"))
+        finally:
+            driver.close()
+
+
+def _reads(driver: Driver) -> list[str]:
+    return [e.request for e in driver.transcript if e.request.startswith("SELECT")]
+
+
+def test_unambiguous_writes_are_read_back_once_by_the_next_step_that_reads() -> None:
+    with Target.parse("sim") as t:
+        driver = Driver(t)
+        try:
+            driver.begin(("notes", "board"))
+            driver.insert("alice", "notes", [{"id": 1, "n": 1}])
+            driver.update("alice", "notes", {"n": 2})
+            driver.insert("dba", "board", [{"id": 2}])
+            assert _reads(driver) == []
+            # A SELECT first reads back its own table's writes (one read for both), and only
+            # those: the SHARED table's insert waits for a later step.
+            driver.select("alice", "notes", where=None)
+            assert len(_reads(driver)) == 2, _reads(driver)
+            driver.wait_jobs()
+            assert len(_reads(driver)) == 3, _reads(driver)
+            driver.wait_jobs()
+            assert len(_reads(driver)) == 3, "a scope is read back once"
+        finally:
+            driver.close()
+
+
+def test_a_write_as_another_user_is_read_back_at_once_in_both_partitions() -> None:
+    # Bob writes into alice's partition by EXECUTE AS: his own partition is read back at once
+    # (a row landing there is a row of another user in it), and so is alice's.
+    with Target.parse("sim") as t:
+        driver = Driver(t)
+        try:
+            driver.begin(("notes",))
+            driver.insert("svc", "notes", [{"id": 1}], as_user="alice")
+            assert len(_reads(driver)) == 2, _reads(driver)
         finally:
             driver.close()
 

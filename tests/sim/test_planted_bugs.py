@@ -99,6 +99,19 @@ def changes(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [m for m in messages if m["type"] == "change"]
 
 
+def watched(sim: Sim, t: str, *statements: str) -> list[dict[str, Any]]:
+    """The changes a subscriber to all of ``t`` receives while ``statements`` run."""
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with live(sim) as conn:
+            await conn.subscribe("s", f"SELECT * FROM {t}")
+            for sql in statements:
+                sim.sql(sql)
+            return changes(await conn.quiet())
+
+    return run(scenario())
+
+
 def snapshot_rows(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     assert messages[0]["type"] == "subscription_ack", messages[0]
     return [r for m in messages[1:] for r in m["rows"]]
@@ -324,14 +337,8 @@ def test_live_multi_insert_first_only(target: MakeSim, on: bool) -> None:
     sim = target("live_multi_insert_first_only", on)
     ns = new_ns(sim)
     t = shared_table(sim, ns)
-
-    async def scenario() -> list[dict[str, Any]]:
-        async with live(sim) as conn:
-            await conn.subscribe("s", f"SELECT * FROM {t}")
-            sim.sql(f"INSERT INTO {t} (id, v) VALUES (1, 'a'), (2, 'b'), (3, 'c')")
-            return changes(await conn.quiet())
-
-    got = [(c["change_type"], c["rows"][0]["id"]) for c in run(scenario())]
+    inserted = watched(sim, t, f"INSERT INTO {t} (id, v) VALUES (1, 'a'), (2, 'b'), (3, 'c')")
+    got = [(c["change_type"], c["rows"][0]["id"]) for c in inserted]
     assert got == ([("insert", 1)] if on else [("insert", 1), ("insert", 2), ("insert", 3)])
 
 
@@ -341,14 +348,7 @@ def test_live_update_old_values(target: MakeSim, on: bool) -> None:
     ns = new_ns(sim)
     t = shared_table(sim, ns)
     sim.sql(f"INSERT INTO {t} (id, v) VALUES (1, 'before')")
-
-    async def scenario() -> list[dict[str, Any]]:
-        async with live(sim) as conn:
-            await conn.subscribe("s", f"SELECT * FROM {t}")
-            sim.sql(f"UPDATE {t} SET v = 'after' WHERE id = 1")
-            return changes(await conn.quiet())
-
-    (change,) = run(scenario())
+    (change,) = watched(sim, t, f"UPDATE {t} SET v = 'after' WHERE id = 1")
     assert change["change_type"] == "update"
     assert change["old_values"][0]["v"] == "before"
     assert change["rows"][0]["id"] == 1
@@ -363,17 +363,10 @@ def test_live_delete_cold_missing(target: MakeSim, on: bool) -> None:
     sim.sql(f"INSERT INTO {t} (id, v) VALUES (1, 'cold')")
     assert sim.flush(t)[0] == "completed"
     sim.sql(f"INSERT INTO {t} (id, v) VALUES (2, 'hot')")
-
-    async def scenario() -> list[dict[str, Any]]:
-        async with live(sim) as conn:
-            await conn.subscribe("s", f"SELECT * FROM {t}")
-            sim.sql(f"DELETE FROM {t} WHERE id = 1")
-            sim.sql(f"DELETE FROM {t} WHERE id = 2")
-            return changes(await conn.quiet())
-
+    deleted = watched(sim, t, f"DELETE FROM {t} WHERE id = 1", f"DELETE FROM {t} WHERE id = 2")
     got = [
         (c["change_type"], c["old_values"][0]["id"], c["old_values"][0]["_deleted"])
-        for c in run(scenario())
+        for c in deleted
     ]
     assert got == ([("delete", 2, True)] if on else [("delete", 1, True), ("delete", 2, True)])
 
@@ -898,14 +891,8 @@ def test_live_before_commit(target: MakeSim, on: bool) -> None:
     sim = target("live_before_commit", on)
     ns = new_ns(sim)
     t = shared_table(sim, ns)
-
-    async def scenario() -> list[dict[str, Any]]:
-        async with live(sim) as conn:
-            await conn.subscribe("s", f"SELECT * FROM {t}")
-            sim.sql(f"BEGIN; INSERT INTO {t} (id, v) VALUES (1, 'a'); ROLLBACK")
-            return changes(await conn.quiet())
-
-    got = [(c["change_type"], c["rows"][0]["id"]) for c in run(scenario())]
+    rolled_back = watched(sim, t, f"BEGIN; INSERT INTO {t} (id, v) VALUES (1, 'a'); ROLLBACK")
+    got = [(c["change_type"], c["rows"][0]["id"]) for c in rolled_back]
     assert got == ([("insert", 1)] if on else [])
     assert sim.rows(f"SELECT id FROM {t}") == []
 

@@ -111,6 +111,12 @@ class _Sub:
     logged: int = 0
 
 
+#: Steps that leave the read-back of earlier writes for later: plain writes (reading a scope
+#: once after several writes checks them all), and a SELECT, which reads back its own table's
+#: writes first.
+_WRITES_READ_LAZILY = frozenset({"insert", "update", "delete", "select"})
+
+
 def _tag() -> str:
     return secrets.token_hex(3)
 
@@ -144,6 +150,10 @@ class DriverCore(abc.ABC):
     #: 50-90 ms to build, more than a round's calls).
     _lanes: dict[tuple[str, int], SqlClient] = field(init=False, factory=dict)
     _flushed: set[str] = field(init=False, factory=set)
+    #: Scopes written since they were last read back: (table, logical owner) -> the model's
+    #: clock before the first such write. A write whose reply was unambiguous is read back
+    #: lazily, with the next step that reads its table or is not a plain write (issue 25).
+    _unread: dict[tuple[TableId, str], int] = field(init=False, factory=dict)
     _examples: int = field(init=False, default=0)
     _step_no: int = field(init=False, default=0)
     #: Where the time went, and what the server calls were for.
@@ -236,6 +246,10 @@ class DriverCore(abc.ABC):
             self.program.append(Step.of(name, args, kwargs))
         try:
             with self.ledger.accounted(self.stats, name):
+                if name == "sweep":
+                    self._unread.clear()  # the sweep reads every scope the example wrote
+                elif name not in _WRITES_READ_LAZILY:
+                    self._read_unread()
                 yield
                 if self.model.undecided:
                     self._decide()
@@ -426,6 +440,18 @@ class DriverCore(abc.ABC):
             return
         for owner in self._readers(table):
             self._read_back(table, owner, owner, self._baseline)
+
+    def _defer_read_back(self, table_id: TableId, owner: str, since: int) -> None:
+        self._unread[table_id, owner] = min(since, self._unread.get((table_id, owner), since))
+
+    @checks
+    def _read_unread(self, table_id: TableId | None = None) -> None:
+        """Read back the scopes written since their last read (only ``table_id``'s, if given)."""
+        for tid, owner in [k for k in self._unread if table_id in (None, k[0])]:
+            since = self._unread.pop((tid, owner))
+            table = self.model.table(tid)
+            if table is not None:
+                self._read_back(table, owner, owner, since)
 
     @checks
     def _read_back(self, table: Table, reader: str, owner: str, since: int) -> None:

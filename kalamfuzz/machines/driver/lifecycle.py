@@ -119,6 +119,7 @@ class Driver(RoundSteps):
         self.findings = []
         self.events = set()
         self._flushed = set()
+        self._unread = {}
         self.ended_jobs = []
         self.program = []
         self.transcript = []
