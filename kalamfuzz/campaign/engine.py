@@ -496,19 +496,43 @@ class Campaign:
             self.triage.seen.update(v.signature for v in exc.new)
 
     def _rerun(self, path: Path, driver: Driver, failure: Failure) -> str:
-        """Rerun the saved program: twice, or RACE_RERUNS times when it sends calls at once (a
-        race is flaky by nature, and how often it fails is what a maintainer needs)."""
+        """Label a new finding by rerunning its saved program as ``kalamfuzz replay`` would: on
+        a fresh server of the campaign's target, twice, or RACE_RERUNS times when it sends calls
+        at once (a race is flaky by nature, and how often it fails is what a maintainer needs).
+        One that never fails there is rerun on the campaign's server: failing only there, it
+        needs that server's history (a url target has only that server)."""
         module = regressions.load(path)
-        race = failure.race
-        runs = regressions.RACE_RERUNS if race else 2
+        runs = regressions.RACE_RERUNS if failure.race else 2
+        if driver.target.kind == "url":
+            again = self._rerun_on(driver, module, failure, runs)
+            where = "the campaign's server (a url target cannot be started afresh)"
+        else:
+            cfg = self.config
+            sim_config = cfg.sim_config if driver.target.kind == "sim" else None
+            with Driver.open(
+                cfg.target, bugs=cfg.bugs, config=sim_config, tolerate=failure.tolerated
+            ) as fresh:
+                again = self._rerun_on(fresh, module, failure, runs)
+            where = "a fresh server"
+            if again == 0:
+                old = self._rerun_on(driver, module, failure, 2)
+                if old:
+                    return (
+                        f"needs the server's history: 0 of {runs} reruns failed on a fresh "
+                        f"server, {old} of 2 on the campaign's"
+                    )
+        if again == runs:
+            return f"deterministic ({runs} of {runs} reruns on {where})"
+        return f"fails {again} of {runs} reruns on {where}"
+
+    def _rerun_on(self, driver: Driver, module: Any, failure: Failure, runs: int) -> int:
+        """How many of ``runs`` reruns of the program on ``driver`` failed the same way."""
         again = 0
         for _ in range(runs):
             self._heal(driver)
             if regressions.run_program(module, driver, failure.kind):
                 again += 1
-        if again == runs:
-            return "deterministic"
-        return f"fails {again} of {runs} reruns" if race else f"flaky ({again}/2 reruns failed)"
+        return again
 
 
 def _add_rules(rules: dict[str, RuleStats], driver: Driver) -> None:

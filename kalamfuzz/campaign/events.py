@@ -74,7 +74,8 @@ class Failure:
 class RegressionSaved:
     failure: Failure
     path: str
-    #: ``deterministic`` (failed on every rerun), ``flaky (k/2)``, or for a race ``fails k of n``.
+    #: From reruns on a fresh server: ``deterministic (n of n reruns on ...)``, ``fails k of n
+    #: reruns on ...``, or ``needs the server's history`` (it fails only on the campaign's).
     label: str
 
 

@@ -165,7 +165,7 @@ def render_report(failure: Failure, label: str = "", command: str = "") -> str:
     server = failure.server or "an unknown server"
     out.append(f"Found by kalamfuzz (model-based fuzzing) against **{server}**.")
     if label:
-        out.append(f"Replayed from a clean start: {label}.")
+        out.append(f"Reproducibility: {label}.")
     out.append("")
     out += ["## What goes wrong", ""]
     out += _violations(failure.message, names)

@@ -3,14 +3,16 @@ with the bug and passes without it, and reports through every handler."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from kalamfuzz.campaign import regressions
+from kalamfuzz.campaign import engine, regressions
 from kalamfuzz.campaign.engine import Budget, Campaign, CampaignConfig
 from kalamfuzz.campaign.events import CampaignFinished, RegressionSaved
 from kalamfuzz.campaign.handlers import Console, Jsonl, Junit
@@ -69,7 +71,7 @@ def test_regression_fails_with_the_bug_and_passes_without(
 ) -> None:
     _, out, events, _ = found
     (saved,) = [e for e in events if isinstance(e, RegressionSaved)]
-    assert saved.label == "deterministic"
+    assert saved.label == "deterministic (2 of 2 reruns on a fresh server)"
     path = Path(saved.path)
     source = path.read_text()
     assert f"PLANTED_BUGS = ('{BUG}',)" in source
@@ -123,3 +125,41 @@ def test_a_url_target_reports_the_crash_rules_skipped(monkeypatch: pytest.Monkey
     with pytest.raises(KalamError):  # nothing listens there
         Campaign(config, [Console(out)]).run()
     assert "skipped: crash and restart rules: a url target is not a process" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("fresh", "campaigns", "label"),
+    [
+        (2, 0, "deterministic (2 of 2 reruns on a fresh server)"),
+        (1, 0, "fails 1 of 2 reruns on a fresh server"),
+        (
+            0,
+            2,
+            "needs the server's history: 0 of 2 reruns failed on a fresh server, 2 of 2 on the campaign's",
+        ),
+        (0, 0, "fails 0 of 2 reruns on a fresh server"),
+    ],
+)
+def test_a_finding_is_labelled_from_a_fresh_server_then_the_campaigns(
+    monkeypatch: pytest.MonkeyPatch, fresh: int, campaigns: int, label: str
+) -> None:
+    campaign_driver = SimpleNamespace(target=SimpleNamespace(kind="sim"))
+    fresh_driver = object()
+    opened: list[tuple[str, tuple[str, ...]]] = []
+
+    @contextlib.contextmanager
+    def open_fresh(target: str, **kwargs: object):  # type: ignore[no-untyped-def]
+        opened.append((target, kwargs["tolerate"]))  # type: ignore[arg-type]
+        yield fresh_driver
+
+    monkeypatch.setattr(engine.Driver, "open", open_fresh)
+    monkeypatch.setattr(engine.regressions, "load", lambda path: None)
+    camp = Campaign(CampaignConfig(bugs=(BUG,)))
+    monkeypatch.setattr(
+        camp,
+        "_rerun_on",
+        lambda driver, module, failure, runs: fresh if driver is fresh_driver else campaigns,
+    )
+    failure = SimpleNamespace(race=False, tolerated=("known one",))
+    assert camp._rerun(Path("x.py"), campaign_driver, failure) == label  # type: ignore[arg-type]
+    assert opened == [("sim", ("known one",))]
