@@ -12,6 +12,9 @@ got wrong, a new one ends the example and is shrunk and saved. Known issues live
     status = "open"                       # open: still in KalamDB; fixed: a recurrence is new
     signature = "2 correct before/during/after flush: SELECT rows out of ORDER BY order"
                                           # (or a list: one bug, several symptoms)
+    symptom = "rows out of ORDER BY order"  # optional, or a list: regexes searched in a
+                                          # signature's summary under ANY contract item (the
+                                          # cause shows up where the model first meets it)
     where = "LIMIT"                       # optional: regex searched in the check's statement
     after = ["crash"]                     # optional: events earlier in the same example
     report = "regressions/kalamdb/test_data_1a2b3c4d.md"   # optional: its report
@@ -35,7 +38,7 @@ STATUSES = ("open", "fixed")
 #: What happened earlier in an example that a known bug may need: a SIGKILL and restart, an
 #: ADD COLUMN of a name dropped before, a flush while a tombstone hid a cold row.
 EVENTS = ("crash", "column-readded", "flush-over-tombstone", "tombstone-over-cold")
-_KEYS = {"id", "title", "status", "signature", "where", "after", "report"}
+_KEYS = {"id", "title", "status", "signature", "symptom", "where", "after", "report"}
 
 
 @frozen
@@ -45,6 +48,9 @@ class KnownIssue:
     status: str
     #: ``Violation.signature`` of each symptom: contract item and masked summary.
     signatures: tuple[str, ...]
+    #: Regexes searched in a signature's summary whatever its contract item: one cause met
+    #: first by another check (a read, a reply's count, a subscriber) is still this issue.
+    symptoms: tuple[re.Pattern[str], ...] = ()
     #: Regex searched in the check's statement (its SQL, or the subscription's query).
     where: re.Pattern[str] | None = None
     #: Events that must have happened earlier in the example (the bug needs them).
@@ -59,7 +65,10 @@ class KnownIssue:
     def matches(self, signature: str, where: str, events: frozenset[str]) -> bool:
         return (
             self.open
-            and signature in self.signatures
+            and (
+                signature in self.signatures
+                or any(p.search(signature.partition(": ")[2]) for p in self.symptoms)
+            )
             and (self.where is None or self.where.search(where) is not None)
             and self.after <= events
         )
@@ -117,30 +126,19 @@ def _issue(entry: Mapping[str, Any], where_from: str) -> KnownIssue:
     for key in ("id", "title", "status"):
         if not isinstance(entry.get(key), str) or not entry[key]:
             raise ConfigError(f"{where_from}: {key!r} is missing", hint=f"give {key} as a string")
-    signature = entry.get("signature")
-    signatures = [signature] if isinstance(signature, str) else signature
-    if (
-        not isinstance(signatures, list)
-        or not signatures
-        or not all(isinstance(x, str) and x for x in signatures)
-    ):
+    signatures, symptoms = _strings(entry, "signature"), _strings(entry, "symptom")
+    if signatures is None or symptoms is None or not (signatures or symptoms):
         raise ConfigError(
             f"{where_from}: 'signature' is missing",
-            hint="give the finding's signature as a string, or a list of them",
+            hint="give the finding's signature as a string, or a list of them "
+            "(or 'symptom': regexes of its summary under any contract item)",
         )
     if entry["status"] not in STATUSES:
         raise ConfigError(
             f"{where_from}: status {entry['status']!r} is not one of {', '.join(STATUSES)}",
             hint="open: still in KalamDB (tolerated); fixed: a recurrence is a new finding",
         )
-    pattern = None
-    if "where" in entry:
-        try:
-            pattern = re.compile(str(entry["where"]))
-        except re.error as exc:
-            raise ConfigError(
-                f"{where_from}: 'where' is not a regex: {exc}", hint="escape it or drop it"
-            ) from None
+    pattern = _regex(str(entry["where"]), where_from, "where") if "where" in entry else None
     after = entry.get("after", [])
     if not isinstance(after, list) or any(a not in EVENTS for a in after):
         raise ConfigError(
@@ -152,10 +150,29 @@ def _issue(entry: Mapping[str, Any], where_from: str) -> KnownIssue:
         title=entry["title"],
         status=entry["status"],
         signatures=tuple(signatures),
+        symptoms=tuple(_regex(x, where_from, "symptom") for x in symptoms),
         where=pattern,
         after=frozenset(after),
         report=str(entry.get("report", "")),
     )
+
+
+def _strings(entry: Mapping[str, Any], key: str) -> list[str] | None:
+    """``key`` as a list of non-empty strings (one string is a list of one); None if malformed."""
+    value = entry.get(key, [])
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not all(isinstance(x, str) and x for x in values):
+        return None
+    return values
+
+
+def _regex(text: str, where_from: str, key: str) -> re.Pattern[str]:
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise ConfigError(
+            f"{where_from}: {key!r} is not a regex: {exc}", hint="escape it or drop it"
+        ) from None
 
 
 @define

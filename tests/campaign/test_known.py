@@ -62,6 +62,36 @@ def test_an_open_issue_matches_its_signature_where_and_faults(tmp_path: Path) ->
     assert known.by_id("order-by-limit-resorted").report == "regressions/kalamdb/x.md"
 
 
+def test_a_symptom_matches_under_any_contract_item_after_the_cause(tmp_path: Path) -> None:
+    # One cause, met first by whichever check reads what it broke: a DML count under item 2,
+    # or under item 6 when a flush had failed before, or item 7 after a DROP COLUMN.
+    known = _load(
+        tmp_path,
+        """
+[[issue]]
+id = "dml-blind-after-restart"
+title = "After a restart, UPDATE and DELETE miss hot rows"
+status = "open"
+symptom = "^(UPDATE|DELETE) affected (another number of|fewer) rows than the model"
+after = ["crash"]
+""",
+    )
+    triage, crash = Triage(known), frozenset({"crash"})
+    for item, summary in [
+        (ContractItem.TIERS, "DELETE affected another number of rows than the model"),
+        (
+            ContractItem.IDEMPOTENCY,
+            "UPDATE affected fewer rows than the model after a failed flush",
+        ),
+        (ContractItem.SCHEMA_EVOLUTION, "UPDATE affected another number of rows than the model"),
+    ]:
+        v = Violation(item, "Update by u on app.t", summary)
+        assert triage(v, "UPDATE app.t SET n = 1", crash) == "dml-blind-after-restart", v
+        assert triage(v, "UPDATE app.t SET n = 1", frozenset()) is None, "needs its cause"
+    other = Violation(ContractItem.TIERS, "table app.t", "SELECT result differs from the model")
+    assert triage(other, "SELECT * FROM app.t", crash) is None
+
+
 def test_a_fixed_issue_is_a_new_finding_again(tmp_path: Path) -> None:
     known = _load(tmp_path, GOOD)
     gone = Violation(ContractItem.SUBSCRIPTIONS, "subscription s1", "anything")
@@ -85,6 +115,11 @@ def test_a_finding_saved_earlier_in_the_campaign_is_known() -> None:
             '[[issue]]\nid = "a"\ntitle = "t"\nstatus = "open"\nsignature = "s"\nwhere = "("\n',
             "regex",
         ),
+        (
+            '[[issue]]\nid = "a"\ntitle = "t"\nstatus = "open"\nsymptom = ["ok", "(x"]\n',
+            "'symptom' is not a regex",
+        ),
+        ('[[issue]]\nid = "a"\ntitle = "t"\nstatus = "open"\nsymptom = 3\n', "signature"),
         (
             '[[issue]]\nid = "a"\ntitle = "t"\nstatus = "open"\nsignature = "s"\nafter = ["x"]\n',
             "after",
