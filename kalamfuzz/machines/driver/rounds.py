@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from attrs import evolve, frozen
@@ -141,11 +141,7 @@ class RoundSteps(WorkloadSteps):
         """The known issue that explains this one call's reply alone, if any."""
         if self.triage is None or call.follow_up:
             return None
-        violation = Violation(
-            ContractItem.CONCURRENCY,
-            "a call",
-            "no order of the calls sent at once explains " + _kind(call),
-        )
+        violation = Violation(ContractItem.CONCURRENCY, "a call", _unexplained([_kind(call)]))
         label = self.triage(violation, f"calls sent at once: {call.sql}", frozenset(self.events))
         # Only a known issue, which names its cause: a signature merely seen earlier in this
         # campaign says nothing about why this one call failed.
@@ -324,8 +320,11 @@ class RoundSteps(WorkloadSteps):
 
 
 def _summary(history: hist.History, marked: Sequence[int]) -> str:
-    kinds = sorted(_kind(history.calls[i]) for i in marked)
-    return "no order of the calls sent at once explains " + ", ".join(kinds)
+    return _unexplained(_kind(history.calls[i]) for i in marked)
+
+
+def _unexplained(kinds: Iterable[str]) -> str:
+    return "no order of the calls sent at once explains " + ", ".join(sorted(kinds))
 
 
 def _signature(history: hist.History, marked: Sequence[int]) -> str:
