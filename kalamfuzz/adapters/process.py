@@ -501,7 +501,7 @@ class ServerProcess:
                         f"did not answer GET /health within {self.startup_timeout:.0f}s"
                     )
                 time.sleep(delay)
-                delay = min(delay * 1.5, 0.25)
+                delay = min(delay * 1.5, 0.05)  # a restart is a fault rule's whole cost
         if self.binary is not None:
             self._wait_leader(deadline)
 

@@ -66,6 +66,8 @@ class Engine:
         )
         #: The write set of the statement running now (set only while it runs).
         self.txn: transactions.WriteSet | None = None
+        #: Explicit transactions open now, in any request.
+        self.open_transactions = 0
         #: `_seq` of hot versions not yet committed, which a flush must leave alone.
         self.uncommitted: set[int] = set()
 

@@ -204,7 +204,11 @@ class _Request:
             self.tx.publish(self.engine)
         else:
             self.tx.undo(self.engine)
+        self._closed()
+
+    def _closed(self) -> None:
         self.tx = None
+        self.engine.open_transactions -= 1
 
     def _message(self, text: str) -> Result:
         return Result(row_count=0, as_user=self.session.user_id, message=text)
@@ -218,6 +222,7 @@ class _Request:
                     f"transaction '{tx.txid}'"
                 )
             self.tx = WriteSet(txid=uuid7())
+            engine.open_transactions += 1
             return self._message(f"Transaction started ({self.tx.txid})")
         if stmt.control is not None:
             if tx is None:
@@ -228,10 +233,10 @@ class _Request:
             if stmt.control == "commit":
                 tx.check_one_group()
                 tx.publish(engine)
-                self.tx = None
+                self._closed()
                 return self._message(f"Transaction committed ({tx.txid})")
             tx.undo(engine)
-            self.tx = None
+            self._closed()
             return self._message(f"Transaction rolled back ({tx.txid})")
         assert stmt.run is not None
         if tx is not None and _DDL.match(stmt.sql):

@@ -14,7 +14,7 @@ SMOKE_EXAMPLES = detection.EXAMPLES
 NO_BUG_EXAMPLES = 600
 #: Examples per machine on the plain sim (each machine runs its rules and finds nothing).
 CLEAN_EXAMPLES = 20
-NO_BUG_SHARDS = 4
+NO_BUG_SHARDS = 6
 SEED = 0
 
 
