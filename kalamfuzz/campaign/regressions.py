@@ -101,7 +101,7 @@ def render(failure: Failure, label: str, command: str) -> str:
         body += _sql_comments(failure.transcript, i)
         body.append(line)
     body.append("d.sweep()")
-    from kalamfuzz.campaign.report import violation_lines
+    from kalamfuzz.campaign.report import public_command, violation_lines
 
     violation = textwrap.indent("\n".join(violation_lines(failure.message)), "#   ")
     imports = "\n".join(
@@ -113,7 +113,7 @@ def render(failure: Failure, label: str, command: str) -> str:
     tolerated = "".join(f"\n    {s!r}," for s in failure.tolerated)
     return f'''"""kalamfuzz regression {name[5:]}: {failure.kind} in machine {failure.machine!r}.
 
-Found by: {command}
+Found by: {public_command(command)}
 On: {failure.server or "unknown server"}
 Reproduced on rerun: {label}. Transcript: {name}.transcript.jsonl. Report: {name}.md
 Run it: pytest {name}.py   (KALAMFUZZ_TARGET picks the server; default the plain sim)

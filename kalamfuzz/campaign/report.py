@@ -157,6 +157,13 @@ def title(failure: Failure) -> str:
     return f"{summary} ({item.lstrip('[')})"
 
 
+def public_command(command: str) -> str:
+    """The command that found a failure, without the finder's machine: the binary's path and
+    any other absolute path (a regressions or history directory) are no use to a maintainer."""
+    command = re.sub(r"binary:\S+", "binary:PATH/TO/kalamdb-server", command)
+    return re.sub(r"(?:^|(?<=[\s=]))/\S+", "PATH", command)
+
+
 def render_report(failure: Failure, label: str = "", command: str = "") -> str:
     """The markdown report of a saved failure."""
     texts = [e.request for e in (*failure.setup, *failure.transcript)]
@@ -205,7 +212,5 @@ def render_report(failure: Failure, label: str = "", command: str = "") -> str:
     out.append("")
     out.append("The last step is where the answer departs from the expected one.")
     if command:
-        # the binary's path is the finder's machine's, not something a maintainer can use
-        found_by = re.sub(r"binary:\S+", "binary:PATH/TO/kalamdb-server", names(command))
-        out += ["", "---", f"Found by: `{found_by}`"]
+        out += ["", "---", f"Found by: `{public_command(names(command))}`"]
     return "\n".join(out) + "\n"

@@ -1,6 +1,6 @@
 """kalamfuzz regression routing_56d3ca2c: violation in machine 'routing'.
 
-Found by: kalamfuzz run --target binary:/work/kalamdb-build/target/release/kalamdb-server --machine all --seed 1 --budget 45m
+Found by: kalamfuzz run --target binary:PATH/TO/kalamdb-server --machine all --seed 1 --budget 45m
 On: kalamdb-server 0.4.3-rc.4 (built 2026-12-01 10:30:16 UTC)
 Reproduced on rerun: flaky (0/2 reruns failed). Transcript: test_routing_56d3ca2c.transcript.jsonl. Report: test_routing_56d3ca2c.md
 Run it: pytest test_routing_56d3ca2c.py   (KALAMFUZZ_TARGET picks the server; default the plain sim)

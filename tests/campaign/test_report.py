@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from kalamfuzz.campaign.events import Failure
+from kalamfuzz.campaign.regressions import render
 from kalamfuzz.campaign.report import render_report
 from kalamfuzz.cli import main
 from kalamfuzz.machines.driver import Exchange
@@ -101,6 +102,16 @@ def test_the_report_is_plain_sql_and_json_with_stable_names() -> None:
     assert "kalamdb-server 0.4.3-rc.4" in text
     assert "exactly once and in commit order" in text  # the promise, in words
     assert "d.subscribe" not in text and "kalamfuzz.machines" not in text
+
+
+def test_no_file_a_finding_leaves_says_where_the_finder_kept_its_binary_or_data() -> None:
+    command = (
+        "kalamfuzz run --target binary:/home/me/kalamdb/target/release/kalamdb-server "
+        "--regressions /srv/out/regressions --history=/srv/out/h.jsonl --seed 1"
+    )
+    for text in (render_report(FAILURE, "deterministic", command), render(FAILURE, "x", command)):
+        assert "/home/me" not in text and "/srv/out" not in text
+        assert "--target binary:PATH/TO/kalamdb-server --regressions PATH --history=PATH" in text
 
 
 def test_messages_appear_in_the_order_they_happened() -> None:
