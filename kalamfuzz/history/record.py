@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from attrs import frozen
+from attrs import evolve, frozen
 
 from kalamfuzz.model.ops import Operation
 from kalamfuzz.model.outcomes import Outcome, Unknown
@@ -58,3 +58,13 @@ class History:
 
     def sub(self, indexes: Sequence[int]) -> History:
         return History(tuple(self.calls[i] for i in indexes))
+
+    def weakened(self, indexes: Sequence[int]) -> History:
+        """These calls' replies made unknown (as if lost): any order that explains the history
+        explains this one, so what stays unexplained after it is sound."""
+        return History(
+            tuple(
+                evolve(c, outcome=Unknown(), completed_ns=None) if i in indexes else c
+                for i, c in enumerate(self.calls)
+            )
+        )

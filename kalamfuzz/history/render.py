@@ -9,11 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from attrs import evolve
-
 from kalamfuzz.history.check import Unexplained, Verdict
 from kalamfuzz.history.record import Call, History
-from kalamfuzz.model.outcomes import Unknown
 from kalamfuzz.model.state import ModelState
 
 #: Offline re-checks the witness search may run (no server calls).
@@ -27,16 +24,14 @@ def witness(history: History, failed: Unexplained, recheck: Checker) -> tuple[in
     reply is made unknown in turn (a read dropped, a write optional) while the history stays
     unexplained. Weakening, not deleting: a deleted write could be what explained a read, and
     any order that explains the history explains a weakened one, so what stays is sound."""
-    calls = list(history.calls)
     kept: list[int] = []
     for n, i in enumerate(failed.calls):
         if n >= MAX_WEAKENINGS:
             kept += list(failed.calls[n:])
             break
-        trial = list(calls)
-        trial[i] = evolve(calls[i], outcome=Unknown(), completed_ns=None)
-        if isinstance(recheck(History(tuple(trial))), Unexplained):
-            calls = trial
+        trial = history.weakened([i])
+        if isinstance(recheck(trial), Unexplained):
+            history = trial
         else:
             kept.append(i)
     return tuple(kept)

@@ -25,7 +25,7 @@ from kalamfuzz.machines.driver.workload import WorkloadSteps, Write
 from kalamfuzz.model import ContractItem, Delete, Insert, Select, Table, TableId, Update
 from kalamfuzz.model.exprs import computed
 from kalamfuzz.model.ops import Transaction, TxEnd
-from kalamfuzz.model.outcomes import Ok, OneOf, Outcome, Prediction, Rejected, TxReply, Unknown
+from kalamfuzz.model.outcomes import Ok, OneOf, Outcome, Prediction, Rejected, TxReply
 from kalamfuzz.model.results import QueryResult
 from kalamfuzz.model.rows import Window
 from kalamfuzz.model.state import MAX_QUERY_LIMIT, ModelState, execute
@@ -287,7 +287,7 @@ class RoundSteps(WorkloadSteps):
             # before anything is called new: the known explanation comes first.
             known = [(i, label) for i in marked if (label := self._known_call(history.calls[i]))]
             if known:
-                weakened = _weaken(history, [i for i, _ in known])
+                weakened = history.weakened([i for i, _ in known])
                 with self.ledger.spending("invariants"):
                     verdict = recheck(weakened)
                 for i, label in known:
@@ -329,16 +329,6 @@ def _unexplained(kinds: Iterable[str]) -> str:
 
 def _signature(history: hist.History, marked: Sequence[int]) -> str:
     return Violation(ContractItem.CONCURRENCY, "", _summary(history, marked)).signature
-
-
-def _weaken(history: hist.History, indexes: Sequence[int]) -> hist.History:
-    """The history with these calls' replies unknown (as if lost)."""
-    return hist.History(
-        tuple(
-            evolve(c, outcome=Unknown(), completed_ns=None) if c.index in indexes else c
-            for c in history.calls
-        )
-    )
 
 
 def _as(call: Write | Read, actor: str) -> Write | Read:
