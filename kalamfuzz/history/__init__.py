@@ -5,7 +5,7 @@ real time and explain every reply; :mod:`render` draws a failing history as lane
 Pure like the model: no I/O, no clocks (the driver stamps the times).
 """
 
-from kalamfuzz.history.check import Explained, Undecided, Unexplained, Whole, check
+from kalamfuzz.history.check import Explained, Undecided, Unexplained, Whole, check, memoized
 from kalamfuzz.history.record import Call, History
 from kalamfuzz.history.spec import ModelSpec, settled
 
@@ -18,5 +18,6 @@ __all__ = [
     "Unexplained",
     "Whole",
     "check",
+    "memoized",
     "settled",
 ]

@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kalamfuzz.history import Call, Explained, History, Unexplained, check
+from kalamfuzz.history import Call, Explained, History, Unexplained, check, memoized
 from kalamfuzz.history.render import lanes, witness
 from kalamfuzz.model.rows import Window
 
@@ -115,6 +115,30 @@ def test_a_lost_increment_is_unexplained_and_the_witness_is_the_three_replies() 
     drawn = lanes(history, (0, 1))
     assert drawn[0].startswith("* #1 a") and drawn[2].startswith("  #3 x")
     assert "[" in drawn[3] and "]" in drawn[3]
+
+
+@settings(max_examples=200, deadline=None)
+@given(histories(), st.data())
+def test_a_memoized_step_gives_every_recheck_the_same_verdict(
+    history: History, data: st.DataObject
+) -> None:
+    # the witness search rechecks one history with replies weakened, one at a time
+    calls = 0
+
+    def counted(state: Any, call: Call, point: int) -> list[Any]:
+        nonlocal calls
+        calls += 1
+        return step(state, call, point)
+
+    remembered = memoized(counted)  # type: ignore[arg-type]
+    weak = data.draw(st.sets(st.integers(0, len(history) - 1)))
+    for h in (history, history.weakened(sorted(weak)), history):
+        plain = check([(0, 0)], h, step, one, touches, key=hash)  # type: ignore[list-item,arg-type]
+        again = check([(0, 0)], h, remembered, one, touches, key=hash)  # type: ignore[list-item]
+        assert again == plain
+    stepped = calls
+    check([(0, 0)], history, remembered, one, touches, key=hash)  # type: ignore[list-item]
+    assert calls == stepped  # a history checked before takes no new step
 
 
 # --- two points: a read-then-write that takes its snapshot first and commits later ----------

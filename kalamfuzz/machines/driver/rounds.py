@@ -265,9 +265,10 @@ class RoundSteps(WorkloadSteps):
     ) -> None:
         spec = hist.ModelSpec(self.model.states[0].catalog, since, frozenset(whole), beside)
         initial = self.model.states
+        step = hist.memoized(spec.step)
 
         def recheck(h: hist.History) -> HistoryVerdict:
-            return hist.check(initial, h, spec.step, spec.points, spec.touches)
+            return hist.check(initial, h, step, spec.points, spec.touches)
 
         with self.ledger.spending("invariants"):
             verdict = recheck(history)
