@@ -5,13 +5,15 @@ These use their own servers (not the session one), because they kill and restart
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import time
 from collections.abc import Iterator
 
 import psutil
 import pytest
 
-from kalamfuzz.adapters import LiveClient, ServerProcess, SqlClient, Target
+from kalamfuzz.adapters import LiveClient, ServerProcess, SqlClient, Target, launcher
 from kalamfuzz.errors import ConnectionDropped, TargetUnreachable
 
 
@@ -129,3 +131,50 @@ def test_sim_target_lifecycle() -> None:
         with t.client() as c:
             assert c.health()["status"] == "healthy"
     assert t.process is None
+
+
+# --- the sim launcher: a start is a fork of a process that has imported the sim -------------
+
+
+def _sim_only() -> None:
+    if Target.parse().kind != "sim":
+        pytest.skip("runs the sim only")
+
+
+def test_a_forked_sim_reports_its_exit_like_popen() -> None:
+    _sim_only()
+    with ServerProcess() as p:
+        assert isinstance(p._proc, launcher.Forked)
+        p.kill()
+        assert p.returncode == -signal.SIGKILL and not p.alive
+        p.restart()
+        assert p.stop(timeout=20) == 0  # SIGINT is a graceful stop, as for kalamdb-server
+
+
+def test_forked_sims_die_with_their_launcher() -> None:
+    _sim_only()
+    with ServerProcess() as p:
+        pid = p.pid
+        assert isinstance(p._proc, launcher.Forked) and pid is not None
+        p._proc._launcher.proc.kill()  # the client went away
+        deadline = time.monotonic() + 10
+        while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline, "the sim outlived its launcher"
+            time.sleep(0.05)
+        p._proc.wait(5)
+        assert not p.alive
+        p.start()  # a new launcher
+        with p.client() as c:
+            assert c.sql("SELECT 1 AS one").scalar() == 1
+
+
+def test_without_a_launcher_the_sim_starts_as_its_own_python(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _sim_only()
+    monkeypatch.setattr(launcher, "spawn", lambda *_: "cannot start the sim launcher: test")
+    with ServerProcess() as p:
+        assert isinstance(p._proc, subprocess.Popen)
+        assert "cannot start the sim launcher: test" in p.log_tail()
+        with p.client() as c:
+            assert c.sql("SELECT 1 AS one").scalar() == 1
