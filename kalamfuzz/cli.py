@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from kalamfuzz.campaign import known, regressions
+from kalamfuzz.campaign import known, regressions, workers
 from kalamfuzz.campaign.engine import Budget, Campaign, CampaignConfig, Handler
 from kalamfuzz.campaign.handlers import Console, Jsonl, Junit
 from kalamfuzz.errors import ConfigError, KalamError
@@ -23,6 +23,8 @@ from kalamfuzz.machines.base import get_machine
 from kalamfuzz.sim.bugs import BUGS
 
 ENV_BUGS = "KALAMFUZZ_SIM_BUGS"
+ENV_WORKER_INDEX = "KALAMFUZZ_WORKER_INDEX"
+ENV_RUN_ID = "KALAMFUZZ_RUN_ID"
 
 
 def _bugs(text: str | None) -> tuple[str, ...]:
@@ -99,6 +101,41 @@ def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     p.add_argument("--junit", type=Path, help="write a JUnit XML report here")
     p.add_argument("--history", type=Path, help="write every request and response (JSONL) here")
+    p.add_argument(
+        "--database",
+        default=None,
+        metavar="DIR|redis://HOST:PORT/N",
+        help="Hypothesis example database: failing examples are saved there and replayed "
+        "first by the next run (default: none; with --workers, a temporary directory)",
+    )
+    p.add_argument(
+        "--workers",
+        default="1",
+        metavar="N",
+        help="campaigns at once, each against its own target, sharing the example database "
+        "and the findings (default 1; see docs/workers.md)",
+    )
+    p.add_argument(
+        "--worker-index",
+        default=os.environ.get(ENV_WORKER_INDEX) or None,
+        metavar="I",
+        help=f"run only worker I of --workers N (0 to N-1; default ${ENV_WORKER_INDEX}): one "
+        "machine's part of a campaign spread over many",
+    )
+    p.add_argument(
+        "--run-id",
+        default=os.environ.get(ENV_RUN_ID) or "",
+        metavar="ID",
+        help="the campaign every --worker-index of it shares, so they share their findings "
+        f"(default ${ENV_RUN_ID})",
+    )
+
+
+def _count(option: str, text: str, hint: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"bad {option} {text!r}", hint=hint) from None
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -120,13 +157,29 @@ def _run(args: argparse.Namespace) -> int:
         regressions_dir=args.regressions,
         command=command,
         known_issues=_known_issues(args.known_issues),
+        database=args.database or None,
+        workers=_count("--workers", args.workers, "give a number of workers >= 1"),
+        run_id=args.run_id,
     )
+    index = (
+        None
+        if args.worker_index is None
+        else _count("--worker-index", args.worker_index, "give a worker index from 0 to N-1")
+    )
+    workers.check(config, index)
+    if config.database:
+        from kalamfuzz.campaign.database import open_database
+
+        open_database(config.database)  # a bad one fails here, before any target starts
     handlers: list[Handler] = [Console()]
     if args.junit:
         handlers.append(Junit(args.junit))
     if args.history:
         handlers.append(Jsonl(args.history))
-    return Campaign(config, handlers).run().exit_code
+    if index is not None:
+        # One machine's part of a campaign spread over many (a CI matrix, an Indexed Job).
+        return Campaign(workers.worker_config(config, index), handlers).run().exit_code
+    return workers.run(config, handlers, exchanges=args.history is not None).exit_code
 
 
 def _known_issues(option: str | None) -> known.KnownIssues:

@@ -3,6 +3,11 @@
 Each round runs the machine with a fresh seed. A failure is shrunk (for a bounded time), saved
 as a regression, rerun twice to label it deterministic or flaky, and remembered by signature so
 later rounds hunt for different ones. Everything the engine learns goes out as events.
+
+With an example database (``CampaignConfig.database``) each machine's first round replays the
+failing examples saved there first; a campaign that is one of several workers
+(``kalamfuzz.campaign.workers``) takes every n-th round seed and claims a finding in that
+database before shrinking it, so the workers shrink each one once.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from kalamfuzz.adapters.target import Target
 from kalamfuzz.campaign import regressions
+from kalamfuzz.campaign.database import Claims, DatabaseError, Keyed, example_key, open_database
 from kalamfuzz.campaign.events import (
     CampaignFinished,
     CampaignStarted,
@@ -48,6 +54,8 @@ Handler = Callable[[Event], None]
 
 #: Examples per Hypothesis run; each round gets a new seed.
 ROUND_EXAMPLES = 25
+#: How often a worker reads the findings the other workers claimed, between two examples.
+CLAIMS_SECONDS = 5.0
 
 
 @frozen
@@ -104,6 +112,15 @@ class CampaignConfig:
     known_issues: KnownIssues = field(factory=KnownIssues)
     #: Rows each example's tables start with (``Driver.background_rows``; kalamfuzz bench).
     background_rows: int = 0
+    #: Hypothesis example database: a directory or ``redis://HOST:PORT/N`` (None: none). Each
+    #: machine's first round replays the failing examples saved there before generating.
+    database: str | None = None
+    #: This campaign is worker ``worker`` of ``workers`` (``kalamfuzz run --workers N``): its
+    #: rounds take the seeds ``seed + worker``, ``seed + worker + workers``, ... and it shares
+    #: its findings with the other workers through ``database`` under the run's ``run_id``.
+    workers: int = 1
+    worker: int = 0
+    run_id: str = ""
 
 
 def signature(exc: BaseException) -> str:
@@ -113,6 +130,37 @@ def signature(exc: BaseException) -> str:
         return exc.signature
     first = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: " + masked(first)[:120]
+
+
+def started_event(
+    cfg: CampaignConfig, target: Target, workers: int | None = None, database: str = ""
+) -> CampaignStarted:
+    """What a campaign says when it starts: the rules its target cannot run, the known issues
+    it counts, its workers and database (``workers``: the whole run's, when a parent speaks for
+    them all)."""
+    skipped = tuple(
+        f"{rules}: {why}"
+        for rules, why in (
+            ("crash and restart rules", target.skip_reason("kill")),
+            ("network fault rules", target.skip_reason("proxy")),
+        )
+        if why
+    )
+    ki = cfg.known_issues
+    known = f"{len(ki.issues)} from {ki.source}" if ki.issues else f"none ({ki.source})"
+    alone = workers is None and cfg.workers > 1
+    return CampaignStarted(
+        cfg.machine,
+        cfg.target,
+        cfg.seed,
+        str(cfg.budget),
+        cfg.bugs,
+        skipped,
+        known,
+        workers=workers or cfg.workers,
+        worker=cfg.worker if alone else None,
+        database=database or cfg.database or "",
+    )
 
 
 def machine_names(name: str) -> tuple[str, ...]:
@@ -134,6 +182,10 @@ class _Round:
     best: FailedExample | None = None
     #: Examples Hypothesis' shrinker has run for this round's failure.
     shrink_runs: int = 0
+    #: Another worker of the run claimed this round's failure: it shrinks it, not this one.
+    elsewhere: bool = False
+    #: The example database failed while Hypothesis ran (raised once Hypothesis is done).
+    database_error: DatabaseError | None = None
 
     def failed(self, example: FailedExample) -> None:
         if self.first is None:
@@ -180,6 +232,14 @@ class Campaign:
         self.known: Counter[str] = Counter()
         self.known_where: dict[str, set[str]] = {}
         self.server = ""
+        self.database = open_database(config.database) if config.database else None
+        #: Findings shared with the other workers of the run (None: this campaign is alone).
+        self.claims = (
+            Claims(self.database, config.run_id, config.worker)
+            if self.database is not None and config.workers > 1 and config.run_id
+            else None
+        )
+        self._claims_read = 0.0
 
     def emit(self, event: Event) -> None:
         for h in self.handlers:
@@ -190,21 +250,7 @@ class Campaign:
         classes = [get_machine(n) for n in machine_names(cfg.machine)]
         started = time.monotonic()
         target = self._target()
-        skipped = tuple(
-            f"{rules}: {why}"
-            for rules, why in (
-                ("crash and restart rules", target.skip_reason("kill")),
-                ("network fault rules", target.skip_reason("proxy")),
-            )
-            if why
-        )
-        ki = cfg.known_issues
-        known = f"{len(ki.issues)} from {ki.source}" if ki.issues else f"none ({ki.source})"
-        self.emit(
-            CampaignStarted(
-                cfg.machine, cfg.target, cfg.seed, str(cfg.budget), cfg.bugs, skipped, known
-            )
-        )
+        self.emit(started_event(cfg, target))
         done: list[MachineFinished] = []
         rules: dict[str, RuleStats] = {}
         # A server kalamfuzz launches is started afresh for each machine of ``all``: thousands
@@ -332,19 +378,37 @@ class Campaign:
         cfg = self.config
         round_no = 0
         last_progress = 0.0
+        key = example_key(
+            share.cls.name, cfg.steps, cfg.bugs, driver.target.kind, cfg.background_rows
+        )
         while not share.spent():
             if cfg.stop_on_failure and self.failures:
                 return
-            round_seed = cfg.seed + round_no
+            # Not before a machine's first round: that round replays the examples saved in the
+            # database, and one that no longer failed (its finding already known) would be
+            # deleted from it, lost to the next campaign.
+            if round_no > 0:
+                self._take_claims()
+            # Worker w of n takes every n-th seed from seed + w: no two workers share a round.
+            round_seed = cfg.seed + cfg.worker + round_no * cfg.workers
+            reuse = round_no == 0
             round_no += 1
             state = _Round(time.monotonic())
             driver.last_failure = None
             examples = self._round_size(share)
 
-            def factory(state: _Round = state) -> object:
+            def factory(state: _Round = state, reuse: bool = reuse) -> object:
                 nonlocal last_progress
                 if state.first_failure is not None:
                     state.shrink_runs += 1
+                    if state.shrink_runs == 1 and state.first is not None:
+                        # Claimed before shrinking: one worker shrinks a finding.
+                        try:
+                            state.elsewhere = not self._owns(state.first.error)
+                        except DatabaseError as exc:
+                            state.database_error = exc
+                    if state.elsewhere or state.database_error is not None:
+                        assume(False)
                     if state.shrink_runs > cfg.shrink_runs // 2:
                         # Out of shrinking work: Hypothesis drops every further candidate
                         # unrun and the round ends with the smallest failure found so far.
@@ -352,6 +416,17 @@ class Campaign:
                 self.examples += 1
                 share.ran += 1
                 now = time.monotonic()
+                if (
+                    self.claims is not None
+                    and not reuse
+                    and state.first_failure is None
+                    and now - self._claims_read >= CLAIMS_SECONDS
+                ):
+                    # Within a long round too (a slow machine's 25 examples take minutes).
+                    try:
+                        self._take_claims()
+                    except DatabaseError as exc:
+                        state.database_error = exc
                 if now - last_progress >= 1.0:
                     last_progress = now
                     self.emit(
@@ -368,16 +443,51 @@ class Campaign:
 
             test: Any = hypothesis_seed(round_seed)(factory)
             try:
-                run_state_machine_as_test(test, settings=self._settings(examples))
+                run_state_machine_as_test(test, settings=self._settings(examples, key, reuse))
             except Flaky as exc:
                 # The failure did not replay the same way (timing of a background flush, say):
                 # keep the smallest program that did fail, and let the reruns label it.
                 self._record(exc, share, driver, round_seed, started, state)
-            except HypothesisException:
+            except (HypothesisException, DatabaseError):
                 raise
             except Exception as exc:
                 self._record(exc, share, driver, round_seed, started, state)
+            if state.database_error is not None:
+                raise state.database_error
             self._heal(driver)
+
+    def _owns(self, exc: BaseException) -> bool:
+        """Whether this campaign shrinks and saves the finding ``exc``: always when it runs
+        alone; with other workers, when its claim of the signature wins."""
+        if self.claims is None:
+            return True
+        parts = [v.signature for v in exc.new] if isinstance(exc, InvariantViolation) else []
+        return self.claims.claim(signature(exc), parts)
+
+    def _take_claims(self) -> None:
+        """The findings other workers claimed since: known from now on (counted, explored
+        past; an error that is not a violation is set aside as a repeat)."""
+        if self.claims is None:
+            return
+        self._claims_read = time.monotonic()
+        for entry in self.claims.others():
+            parts = [p for p in entry.get("parts", ()) if isinstance(p, str)]
+            if parts:
+                self.triage.seen.update(parts)
+            else:
+                self.errors_seen.add(entry["sig"])
+
+    def _known_elsewhere(self, exc: BaseException, share: _Share) -> None:
+        """A finding another worker claimed: counted as known here, not shrunk again."""
+        if not isinstance(exc, InvariantViolation):
+            self.errors_seen.add(signature(exc))
+            self.duplicates += 1
+            return
+        for v in exc.new:
+            self.known[v.signature] += 1
+            self.known_where.setdefault(v.signature, set()).add(share.cls.name)
+            share.known += 1
+        self.triage.seen.update(v.signature for v in exc.new)
 
     def _round_size(self, share: _Share) -> int:
         """Examples for the next round: what is left of an example budget, or about what fits
@@ -392,18 +502,22 @@ class Campaign:
         rate = share.ran / elapsed
         return max(1, min(ROUND_EXAMPLES, int(rate * (share.seconds - elapsed))))
 
-    def _settings(self, examples: int) -> settings:
+    def _settings(self, examples: int, key: bytes = b"", reuse: bool = False) -> settings:
         # Hypothesis bounds shrinking by a module constant only; this is the one private knob
         # kalamfuzz touches, so a long shrink cannot eat a campaign's budget.
         # Half the bound goes to Hypothesis, half to the direct pass over the program.
         conjecture_engine.MAX_SHRINKING_SECONDS = max(1, int(self.config.shrink_seconds / 2))
+        database = Keyed(self.database, key) if self.database is not None and key else None
+        # The saved failing examples replay first, in a machine's first round only (see
+        # _rounds); every round saves the failures it finds.
+        phases = (Phase.reuse,) if reuse and database is not None else ()
         return settings(
             max_examples=max(1, examples),
             stateful_step_count=self.config.steps,
             deadline=None,
-            database=None,
+            database=database,
             derandomize=False,
-            phases=(Phase.generate, Phase.shrink),
+            phases=(*phases, Phase.generate, Phase.shrink),
             report_multiple_bugs=False,
             suppress_health_check=list(HealthCheck),
             verbosity=Verbosity.quiet,
@@ -425,6 +539,8 @@ class Campaign:
         started: float,
         state: _Round,
     ) -> None:
+        if state.database_error is not None:
+            raise state.database_error
         tolerated: tuple[str, ...] = ()
         failed = state.best or driver.last_failure
         steps: tuple[Step, ...] = ()
@@ -441,6 +557,10 @@ class Campaign:
             # replay, it would hide the very violation the regression is about.
             own = {v.signature for v in exc.new}
             tolerated = tuple(t for t in tolerated if t not in own)
+        # Another worker of the run found it first: it shrinks it, here it is known.
+        if state.elsewhere or not self._owns(exc):
+            self._known_elsewhere(exc, share)
+            return
         # A violation seen before is known and never raises; an error (a crash, a protocol
         # fault) still does, so repeats of it are set aside here.
         if not isinstance(exc, InvariantViolation):

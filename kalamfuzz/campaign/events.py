@@ -21,6 +21,12 @@ class CampaignStarted:
     skipped: tuple[str, ...] = ()
     #: Which known findings the run counts instead of failing on, and from where.
     known: str = ""
+    #: Campaigns run at once, each against its own target (``kalamfuzz run --workers N``).
+    workers: int = 1
+    #: Which one of them this is, when it runs alone (``--worker-index``).
+    worker: int | None = None
+    #: The example database the workers share (``--database``), "" for none.
+    database: str = ""
 
 
 @frozen

@@ -43,6 +43,20 @@ class Console:
             )
             if event.known:
                 self._line(f"  known issues: {event.known}")
+            database = f"example database: {event.database}" if event.database else ""
+            if event.worker is not None:
+                first = event.seed + event.worker
+                self._line(
+                    f"  worker {event.worker} of {event.workers} (rounds' seeds {first}, "
+                    f"{first + event.workers}, ...)" + (f"; {database}" if database else "")
+                )
+            elif event.workers > 1:
+                self._line(
+                    f"  workers: {event.workers} at once, each against its own target"
+                    + (f"; {database}" if database else "")
+                )
+            elif database:
+                self._line(f"  {database}")
             for what in event.skipped:
                 self._line(f"  skipped: {what}")
         elif isinstance(event, Progress):
