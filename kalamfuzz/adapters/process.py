@@ -40,6 +40,7 @@ from typing import IO, TYPE_CHECKING, Any
 import httpx
 
 from kalamfuzz.adapters import launcher
+from kalamfuzz.adapters.sql import tls_context
 from kalamfuzz.errors import ConfigError, KalamError, PortInUse, ServerStartError
 
 if TYPE_CHECKING:
@@ -515,7 +516,9 @@ class ServerProcess:
     def _wait_healthy(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
         delay = 0.02
-        with httpx.Client(base_url=self.url, timeout=2.0, trust_env=False) as http:
+        with httpx.Client(
+            base_url=self.url, timeout=2.0, trust_env=False, verify=tls_context()
+        ) as http:
             while True:
                 assert self._proc is not None
                 code = self._proc.poll()

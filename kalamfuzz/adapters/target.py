@@ -22,7 +22,7 @@ import httpx
 from attrs import frozen
 
 from kalamfuzz.adapters.process import ServerProcess
-from kalamfuzz.adapters.sql import SqlClient
+from kalamfuzz.adapters.sql import SqlClient, tls_context
 from kalamfuzz.adapters.websocket import LiveClient
 from kalamfuzz.errors import ConfigError, ProtocolError, TargetUnreachable
 
@@ -198,7 +198,7 @@ class Target:
     def _check_url(self) -> None:
         assert self._url is not None
         try:
-            with httpx.Client(base_url=self._url, timeout=5.0) as http:
+            with httpx.Client(base_url=self._url, timeout=5.0, verify=tls_context()) as http:
                 resp = http.get("/v1/api/healthcheck")
         except httpx.HTTPError as exc:
             raise TargetUnreachable(
