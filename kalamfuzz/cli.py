@@ -296,17 +296,37 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _report_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("report", help="print the upstream-ready report of a saved finding")
-    p.add_argument("which", help="a regression's short id, name or path")
+    p.add_argument(
+        "which",
+        nargs="*",
+        help="regressions' short ids, names or paths (with --write, default: all of them)",
+    )
     p.add_argument(
         "--dir",
         type=Path,
         default=regressions.DEFAULT_DIR,
         help="the regressions directory (default regressions/)",
     )
+    p.add_argument(
+        "--write",
+        action="store_true",
+        help="render each report again from its regression file, transcript and notes "
+        "(offline, no server) and write it beside them",
+    )
 
 
 def _report(args: argparse.Namespace) -> int:
-    paths = regressions.resolve([args.which], args.dir)
+    if not args.which and not args.write:
+        raise ConfigError(
+            "which report?", hint="give a short id, a name or a path (kalamfuzz replay lists them)"
+        )
+    paths = regressions.resolve(args.which, args.dir)
+    if args.write:
+        for path in paths:
+            md = regressions.rewrite_report(path)
+            words = len(md.read_text(encoding="utf-8").split())
+            print(f"wrote {md} ({words} words)")
+        return 0
     for path in paths:
         md = path.with_suffix(".md")
         if not md.is_file():

@@ -4,11 +4,16 @@ A file holds ``program(d)``, the step program written against :class:`Driver` (t
 adapters underneath), and ``test_<name>()`` which runs it on the configured target. The planted
 bugs that produced it are recorded, not switched on: replay on the plain sim must pass, and
 ``kalamfuzz replay --with-bugs`` (or ``KALAMFUZZ_REPLAY_BUGS=1``) reproduces the failure.
-The raw SQL/WebSocket transcript is saved beside it as ``<name>.transcript.jsonl``.
+The raw SQL/WebSocket transcript is saved beside it as ``<name>.transcript.jsonl`` (the setup
+that made the users and storages first, marked ``"setup": true``), with the report ``<name>.md``;
+:func:`load_saved` reads the three back, so ``kalamfuzz report --write`` renders a report again
+offline (merging a hand-written ``<name>.notes.md``).
 """
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import enum
 import hashlib
 import importlib.util
@@ -81,13 +86,15 @@ def _imports(qualified: Iterable[str]) -> list[str]:
 
 
 def _sql_comments(transcript: Sequence[Exchange], step: int) -> list[str]:
+    from kalamfuzz.campaign.report import scrub_paths
+
     requests = [e for e in transcript if e.step == step and e.kind in ("sql", "ws-send", "fault")]
     lines = []
     for e in requests[:3]:
         code = e.reply.get("code")
         verdict = f"  -> {code}" if code else ""
         what = f"ws {e.request}" if e.kind == "ws-send" else e.request
-        lines.append(f"# {e.actor}: {what}{verdict}".replace("\n", " ")[:160])
+        lines.append(scrub_paths(f"# {e.actor}: {what}{verdict}".replace("\n", " ")[:160]))
     if len(requests) > 3:
         lines.append(f"# ... {len(requests) - 3} more request(s)")
     return lines
@@ -101,9 +108,9 @@ def render(failure: Failure, label: str, command: str) -> str:
         body += _sql_comments(failure.transcript, i)
         body.append(line)
     body.append("d.sweep()")
-    from kalamfuzz.campaign.report import public_command, violation_lines
+    from kalamfuzz.campaign.report import public_command, scrub_paths, violation_lines
 
-    violation = textwrap.indent("\n".join(violation_lines(failure.message)), "#   ")
+    violation = textwrap.indent(scrub_paths("\n".join(violation_lines(failure.message))), "#   ")
     imports = "\n".join(
         [
             "from kalamfuzz.campaign.regressions import replay_bugs, skip_on_sim",
@@ -172,6 +179,19 @@ def exchange_json(ex: Exchange) -> str:
     return json.dumps(_jsonable(ex), default=str, sort_keys=True)
 
 
+def transcript_text(failure: Failure) -> str:
+    """The transcript file: the setup that made the users and storages (marked ``"setup":
+    true``), then every exchange of the example; no path of the machine that found it."""
+    from kalamfuzz.campaign.report import scrub_paths
+
+    lines = [
+        json.dumps({"setup": True} | json.loads(exchange_json(e)), sort_keys=True)
+        for e in failure.setup
+    ]
+    lines += [exchange_json(e) for e in failure.transcript]
+    return "".join(scrub_paths(line) + "\n" for line in lines)
+
+
 def write(failure: Failure, directory: Path, label: str, command: str) -> Path:
     """Save the regression file, its transcript and its upstream-ready report; a finding on a
     real server goes to the ``kalamdb/`` folder below ``directory``."""
@@ -183,11 +203,192 @@ def write(failure: Failure, directory: Path, label: str, command: str) -> Path:
     name = file_name(failure)
     path = directory / f"{name}.py"
     path.write_text(render(failure, label, command))
-    (directory / f"{name}.transcript.jsonl").write_text(
-        "".join(exchange_json(e) + "\n" for e in failure.transcript)
-    )
+    (directory / f"{name}{TRANSCRIPT_SUFFIX}").write_text(transcript_text(failure))
     (directory / f"{name}.md").write_text(render_report(failure, label, command))
     return path
+
+
+# --- reading a saved finding back (``kalamfuzz report --write``) ------------------------------
+
+TRANSCRIPT_SUFFIX = ".transcript.jsonl"
+#: Hand-written additions to a report (the cause in KalamDB's source, a title, a contrast
+#: found by hand), merged in whenever the report is rendered again.
+NOTES_SUFFIX = ".notes.md"
+
+
+@frozen
+class Saved:
+    """A regression read back from its files: enough to render its report again."""
+
+    failure: Failure
+    label: str
+    command: str
+    notes: str
+
+
+def _exchange(data: dict[str, Any]) -> Exchange:
+    return Exchange(
+        int(data["step"]),
+        str(data["actor"]),
+        str(data["kind"]),
+        str(data["request"]),
+        dict(data.get("reply") or {}),
+        int(data.get("sent_ms", 0)),
+        int(data.get("recv_ms", 0)),
+        check=bool(data.get("check", False)),
+    )
+
+
+def _infer_checks(transcript: list[Exchange], program: Sequence[str]) -> list[Exchange]:
+    """Transcripts saved before exchanges said which were checks: every SELECT of a step is
+    kalamfuzz's read-back except a SELECT step's own query (its last SELECT), and every job
+    poll is a check."""
+    from kalamfuzz.campaign.report import _call, _verb, is_job_poll
+
+    rules = [_call(line)[0] for line in program]
+    out = list(transcript)
+    for step in sorted({e.step for e in transcript if e.step > 0}):
+        rule = rules[step - 1] if step <= len(rules) else ""
+        picks = [
+            i
+            for i, e in enumerate(out)
+            if e.step == step and e.kind == "sql" and _verb(e.request) == "SELECT"
+        ]
+        own: set[int] = set()
+        if rule == "select" and picks:
+            own = {next(i for i in reversed(picks) if not is_job_poll(out[i]))}
+        elif rule in ("read_all", "join"):
+            own = {i for i in picks if not is_job_poll(out[i])}
+        for i in picks:
+            if i not in own:
+                out[i] = attrs.evolve(out[i], check=True)
+    return out
+
+
+def _world_setup(transcript: Sequence[Exchange]) -> tuple[Exchange, ...]:
+    """The users and storages a regression saved without its setup ran with: the driver's
+    default world (``kalamfuzz.machines.world``), passwords redacted like the driver's."""
+    from kalamfuzz.campaign.report import Names
+    from kalamfuzz.machines.world import STORAGES, USERS
+    from kalamfuzz.model import CreateStorage
+
+    tag = Names(e.request for e in transcript).tag
+    if not tag:
+        return ()
+    sqls = [
+        f"CREATE USER kf_{tag}_{n} WITH PASSWORD '***' ROLE {r.value}" for n, r in USERS.items()
+    ]
+    sqls += [
+        CreateStorage("root", f"kf_{tag}_{n}", f"<data>/storage-{n}-{tag}").to_sql()
+        for n in STORAGES
+    ]
+    return tuple(Exchange(0, "root", "sql", s, {"status": 200}, 0, 0) for s in sqls)
+
+
+def _constants(tree: ast.Module) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for node in tree.body:
+        target = None
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        if isinstance(target, ast.Name) and target.id.isupper():
+            with contextlib.suppress(ValueError):
+                out[target.id] = ast.literal_eval(value)
+    return out
+
+
+def _program(tree: ast.Module, source: str) -> tuple[str, ...]:
+    """The step lines of ``program(d)``: its top-level ``d.rule(...)`` calls (``begin`` and
+    ``sweep`` are not steps; hand-written loops are not in the transcript either)."""
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "program":
+            lines = []
+            for stmt in node.body:
+                call = stmt.value if isinstance(stmt, ast.Expr) else None
+                if (
+                    isinstance(call, ast.Call)
+                    and isinstance(call.func, ast.Attribute)
+                    and call.func.attr not in ("begin", "sweep")
+                ):
+                    lines.append(ast.get_source_segment(source, stmt) or "")
+            return tuple(lines)
+    return ()
+
+
+def load_saved(path: Path) -> Saved:
+    """A regression file, its transcript and its notes read back (no server needed)."""
+    from kalamfuzz.campaign.report import parse_violations
+    from kalamfuzz.invariants.violation import masked
+
+    source = path.read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    doc = ast.get_docstring(tree) or ""
+    fields = dict(
+        (k.strip(), v.strip())
+        for k, _, v in (line.partition(": ") for line in doc.splitlines())
+        if k in ("Found by", "On", "Reproduced on rerun")
+    )
+    label = fields.get("Reproduced on rerun", "").split(". Transcript:", 1)[0].rstrip(".")
+    consts = _constants(tree)
+    lines = source.splitlines()
+    message: list[str] = []
+    if "# Violated:" in lines:
+        for line in lines[lines.index("# Violated:") + 1 :]:
+            if not line.startswith("#"):
+                break
+            message.append(line[4:] if line.startswith("#   ") else line[1:].strip())
+    text = "\n".join(message)
+    program = _program(tree, source)
+    transcript_path = path.with_name(path.stem + TRANSCRIPT_SUFFIX)
+    rows = [
+        json.loads(line)
+        for line in (
+            transcript_path.read_text(encoding="utf-8").splitlines()
+            if transcript_path.is_file()
+            else []
+        )
+        if line.strip()
+    ]
+    setup = tuple(_exchange(r) for r in rows if r.get("setup"))
+    transcript = [_exchange(r) for r in rows if not r.get("setup")]
+    if transcript and not any("check" in r for r in rows):
+        transcript = _infer_checks(transcript, program)
+    violations, _ = parse_violations(text)
+    failure = Failure(
+        machine=str(consts.get("MACHINE", "")),
+        kind="error" if ": error in machine" in (doc.splitlines() or [""])[0] else "violation",
+        signature=" | ".join(sorted({f"{v.item}: {masked(v.summary)}" for v in violations})),
+        message=text,
+        items=tuple(dict.fromkeys(v.item for v in violations)),
+        program=program,
+        imports=(),
+        tables=tuple(consts.get("TABLES", ())),
+        transcript=tuple(transcript),
+        seed=0,
+        seconds_to_failure=0.0,
+        bugs=tuple(consts.get("PLANTED_BUGS", ())),
+        tolerated=tuple(consts.get("TOLERATED", ())),
+        server=fields.get("On", ""),
+        setup=setup or _world_setup(transcript),
+        race=int(consts.get("REPEAT", 1)) > 1,
+    )
+    notes_path = path.with_name(path.stem + NOTES_SUFFIX)
+    notes = notes_path.read_text(encoding="utf-8") if notes_path.is_file() else ""
+    return Saved(failure, label, fields.get("Found by", ""), notes)
+
+
+def rewrite_report(path: Path) -> Path:
+    """Render the report of a saved regression again, offline, and write it beside it."""
+    from kalamfuzz.campaign.report import render_report
+
+    saved = load_saved(path)
+    md = path.with_suffix(".md")
+    md.write_text(
+        render_report(saved.failure, saved.label, saved.command, saved.notes), encoding="utf-8"
+    )
+    return md
 
 
 # --- loading and replaying -------------------------------------------------------------------
