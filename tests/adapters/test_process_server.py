@@ -151,8 +151,10 @@ def test_a_forked_sim_reports_its_exit_like_popen() -> None:
         assert p.stop(timeout=20) == 0  # SIGINT is a graceful stop, as for kalamdb-server
 
 
-def test_forked_sims_die_with_their_launcher() -> None:
+def test_forked_sims_die_with_their_launcher(monkeypatch: pytest.MonkeyPatch) -> None:
     _sim_only()
+    # A launcher of this test's own: the process's launcher forked the session's server too.
+    monkeypatch.setattr(launcher, "_current", None)
     with ServerProcess() as p:
         pid = p.pid
         assert isinstance(p._proc, launcher.Forked) and pid is not None
@@ -166,6 +168,10 @@ def test_forked_sims_die_with_their_launcher() -> None:
         p.start()  # a new launcher
         with p.client() as c:
             assert c.sql("SELECT 1 AS one").scalar() == 1
+    ours = launcher._current
+    assert ours is not None and ours.proc.stdin is not None
+    ours.proc.stdin.close()  # as when this process ends: the launcher ends
+    assert ours.proc.wait(10) == 0
 
 
 def test_without_a_launcher_the_sim_starts_as_its_own_python(
