@@ -23,6 +23,10 @@ from typing import IO, Any
 __all__ = ["Forked", "spawn"]
 
 
+#: How long a fork may take to be confirmed, its first import of the sim included.
+REPLY_S = 60.0
+
+
 class Forked:
     """A server the launcher forked; its exit code comes from the launcher, which reaps it."""
 
@@ -71,6 +75,7 @@ class _Launcher:
         self._ended = threading.Condition()
         self._request = threading.Lock()
         self.alive = True
+        self.stuck = False
         assert self.proc.stdout is not None
         threading.Thread(
             target=self._read, args=(self.proc.stdout,), name="sim-launcher", daemon=True
@@ -78,7 +83,10 @@ class _Launcher:
 
     def _read(self, out: IO[bytes]) -> None:
         for line in out:
-            message = json.loads(line)
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue  # not the launcher's (a module that prints on import)
             if "exit" in message:
                 with self._ended:
                     self._exits[message["exit"]] = message["code"]
@@ -105,7 +113,11 @@ class _Launcher:
                 self.proc.stdin.flush()
             except OSError as exc:
                 return f"cannot reach the sim launcher: {exc}"
-            reply = self._replies.get()
+            try:
+                reply = self._replies.get(timeout=REPLY_S)
+            except queue.Empty:
+                self.stuck = True  # the next start gets a new launcher; its servers live on
+                return f"the sim launcher did not answer within {REPLY_S:.0f} s"
         if "pid" not in reply:
             return str(reply.get("error", reply))
         return Forked(self, int(reply["pid"]), ["kalamfuzz.sim", *argv])
@@ -141,10 +153,10 @@ def spawn(argv: Sequence[str], cwd: str, env: Mapping[str, str], log: str) -> Fo
     global _current
     with _lock:
         # A forked client (a multiprocessing worker) must not share its parent's launcher.
-        if _current is None or not _current.alive or _current.owner != os.getpid():
+        current = _current
+        if current is None or not current.alive or current.stuck or current.owner != os.getpid():
             try:
-                _current = _Launcher()
+                current = _current = _Launcher()
             except OSError as exc:
                 return f"cannot start the sim launcher: {exc}"
-        launcher = _current
-    return launcher.spawn(argv, cwd, env, log)
+    return current.spawn(argv, cwd, env, log)

@@ -29,14 +29,14 @@ import tempfile
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
 
 from kalamfuzz.adapters.target import Target
 from kalamfuzz.campaign.database import Claims, is_redis, open_database
-from kalamfuzz.campaign.engine import Budget, Campaign, CampaignConfig, started_event
+from kalamfuzz.campaign.engine import Budget, Campaign, CampaignConfig, Handler, started_event
 from kalamfuzz.campaign.events import (
     CampaignFinished,
     CampaignStarted,
@@ -50,8 +50,6 @@ from kalamfuzz.campaign.events import (
 )
 from kalamfuzz.errors import ConfigError, KalamError
 from kalamfuzz.machines.driver import Exchange
-
-Handler = Callable[[Event], None]
 
 #: How long the workers get to stop their targets after an interrupt, before they are killed.
 STOP_SECONDS = 30.0
