@@ -36,8 +36,15 @@ from kalamfuzz.invariants.violation import Violation
 DEFAULT_FILE = Path("regressions/known-issues.toml")
 STATUSES = ("open", "fixed")
 #: What happened earlier in an example that a known bug may need: a SIGKILL and restart, an
-#: ADD COLUMN of a name dropped before, a flush while a tombstone hid a cold row.
-EVENTS = ("crash", "column-readded", "flush-over-tombstone", "tombstone-over-cold")
+#: ADD COLUMN of a name dropped before, a flush while a tombstone hid a cold row, a second
+#: event with a key a STREAM scope already held.
+EVENTS = (
+    "crash",
+    "column-readded",
+    "flush-over-tombstone",
+    "tombstone-over-cold",
+    "stream-key-repeated",
+)
 _KEYS = {"id", "title", "status", "signature", "symptom", "where", "after", "report"}
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kalamfuzz.campaign.known import KnownIssues, Triage
+from kalamfuzz.campaign.known import DEFAULT_FILE, KnownIssues, Triage
 from kalamfuzz.errors import ConfigError
 from kalamfuzz.invariants.violation import Violation
 from kalamfuzz.model import ContractItem
@@ -150,3 +150,18 @@ def test_the_checked_in_file_loads() -> None:
     path = Path(__file__).parents[2] / "regressions" / "known-issues.toml"
     known = KnownIssues.load(path)
     assert known.issues and all(k.report for k in known.issues if k.open)
+
+
+def test_the_stream_delete_bug_is_known_only_on_the_stream_table_after_a_repeated_key() -> None:
+    issues = KnownIssues.load(Path(__file__).resolve().parents[2] / DEFAULT_FILE)
+    sig = "2 correct before/during/after flush: SELECT result differs from the model"
+    repeated = frozenset({"stream-key-repeated"})
+
+    def known(signature: str, where: str, events: frozenset[str]) -> set[str]:
+        return {i.id for i in issues.issues if i.matches(signature, where, events)}
+
+    assert "stream-delete-by-key" in known(sig, "SELECT * FROM kf_1_2.events", repeated)
+    assert "stream-delete-by-key" not in known(sig, "SELECT * FROM kf_1_2.events", frozenset())
+    assert "stream-delete-by-key" not in known(sig, "SELECT * FROM kf_1_2.notes", repeated)
+    fewer = "2 correct before/during/after flush: DELETE affected fewer rows than the model"
+    assert "stream-delete-by-key" in known(fewer, "DELETE FROM kf_1_2.events WHERE n = #", repeated)

@@ -176,3 +176,15 @@ def test_crashes_mid_flush_and_mid_burst_keep_acknowledged_writes(driver: Driver
     assert driver.model.certain  # the reads after each restart decided the lost insert
     # The subscription came back after each restart, from where it was.
     assert driver.open_subscriptions() == {"s1"}
+
+
+def test_a_second_event_with_a_stored_stream_key_is_an_event_known_bugs_need(
+    driver: Driver,
+) -> None:
+    # regressions/known-issues.toml: stream-delete-by-key counts only after it
+    driver.begin(("events",))
+    driver.insert("alice", "events", [{**ROW, "id": 5}])
+    driver.insert("bob", "events", [{**ROW, "id": 5}])  # another user's scope: not a repeat
+    assert "stream-key-repeated" not in driver.events
+    driver.insert("alice", "events", [{**ROW, "id": 5, "n": 6}])
+    assert "stream-key-repeated" in driver.events

@@ -170,7 +170,8 @@ class DriverCore(abc.ABC):
     #: The known findings of the current example, in order.
     findings: list[KnownFinding] = field(init=False, factory=list)
     #: What happened in the current example that some known bugs need first: ``crash``,
-    #: ``column-readded`` (an ADD COLUMN of a name dropped before), ``flush-over-tombstone``.
+    #: ``column-readded`` (an ADD COLUMN of a name dropped before), ``flush-over-tombstone``,
+    #: ``stream-key-repeated`` (known.EVENTS).
     events: set[str] = field(init=False, factory=set)
     #: The requests that made the users and storages every example shares (for reports).
     setup: list[Exchange] = field(init=False, factory=list)
