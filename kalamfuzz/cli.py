@@ -167,10 +167,6 @@ def _run(args: argparse.Namespace) -> int:
         else _count("--worker-index", args.worker_index, "give a worker index from 0 to N-1")
     )
     workers.check(config, index)
-    if config.database:
-        from kalamfuzz.campaign.database import open_database
-
-        open_database(config.database)  # a bad one fails here, before any target starts
     handlers: list[Handler] = [Console()]
     if args.junit:
         handlers.append(Junit(args.junit))

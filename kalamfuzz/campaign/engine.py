@@ -122,6 +122,15 @@ class CampaignConfig:
     worker: int = 0
     run_id: str = ""
 
+    @property
+    def target_config(self) -> dict[str, dict[str, object]] | None:
+        """The sim overrides, when the target is the sim (None for any other target)."""
+        return self.sim_config if self.target in ("sim", None) else None
+
+    def open_target(self) -> Target:
+        """The campaign's target, not started (a fresh one at each call)."""
+        return Target.parse(self.target, bugs=self.bugs, config=self.target_config)
+
 
 def signature(exc: BaseException) -> str:
     """What makes two failures the same: the contract items and summaries of the new violations
@@ -249,7 +258,7 @@ class Campaign:
         cfg = self.config
         classes = [get_machine(n) for n in machine_names(cfg.machine)]
         started = time.monotonic()
-        target = self._target()
+        target = self.config.open_target()
         self.emit(started_event(cfg, target))
         done: list[MachineFinished] = []
         rules: dict[str, RuleStats] = {}
@@ -260,7 +269,7 @@ class Campaign:
         try:
             for i, cls in enumerate(classes):
                 if fresh and i > 0:
-                    target = self._target()
+                    target = self.config.open_target()
                 with target:
                     driver = self._driver(target, cls)
                     share = self._share(cls, i, len(classes), started)
@@ -297,14 +306,6 @@ class Campaign:
         )
         self.emit(finished)
         return finished
-
-    def _target(self) -> Target:
-        cfg = self.config
-        return Target.parse(
-            cfg.target,
-            bugs=cfg.bugs,
-            config=cfg.sim_config if cfg.target == "sim" or cfg.target is None else None,
-        )
 
     def _driver(self, target: Target, cls: type[KalamMachine]) -> Driver:
         """A driver on a started target, its world set up (a pre-flight: the target answers)."""
@@ -370,9 +371,12 @@ class Campaign:
             return
         share.lengths.append(ran)
         for f in driver.findings:
-            self.known[f.label] += 1
-            self.known_where.setdefault(f.label, set()).add(share.cls.name)
-            share.known += 1
+            self._count_known(f.label, share)
+
+    def _count_known(self, label: str, share: _Share) -> None:
+        self.known[label] += 1
+        self.known_where.setdefault(label, set()).add(share.cls.name)
+        share.known += 1
 
     def _rounds(self, share: _Share, driver: Driver, started: float) -> None:
         cfg = self.config
@@ -484,9 +488,7 @@ class Campaign:
             self.duplicates += 1
             return
         for v in exc.new:
-            self.known[v.signature] += 1
-            self.known_where.setdefault(v.signature, set()).add(share.cls.name)
-            share.known += 1
+            self._count_known(v.signature, share)
         self.triage.seen.update(v.signature for v in exc.new)
 
     def _round_size(self, share: _Share) -> int:
@@ -628,9 +630,8 @@ class Campaign:
             where = "the campaign's server (a url target cannot be started afresh)"
         else:
             cfg = self.config
-            sim_config = cfg.sim_config if driver.target.kind == "sim" else None
             with Driver.open(
-                cfg.target, bugs=cfg.bugs, config=sim_config, tolerate=failure.tolerated
+                cfg.target, bugs=cfg.bugs, config=cfg.target_config, tolerate=failure.tolerated
             ) as fresh:
                 again = self._rerun_on(fresh, module, failure, runs)
             where = "a fresh server"

@@ -270,14 +270,12 @@ def _world_setup(transcript: Sequence[Exchange]) -> tuple[Exchange, ...]:
     default world (``kalamfuzz.machines.world``), passwords redacted like the driver's."""
     from kalamfuzz.campaign.report import Names
     from kalamfuzz.machines.world import STORAGES, USERS
-    from kalamfuzz.model import CreateStorage
+    from kalamfuzz.model import CreateStorage, CreateUser
 
     tag = Names(e.request for e in transcript).tag
     if not tag:
         return ()
-    sqls = [
-        f"CREATE USER kf_{tag}_{n} WITH PASSWORD '***' ROLE {r.value}" for n, r in USERS.items()
-    ]
+    sqls = [CreateUser("root", f"kf_{tag}_{n}", r, "***").to_sql() for n, r in USERS.items()]
     sqls += [
         CreateStorage("root", f"kf_{tag}_{n}", f"<data>/storage-{n}-{tag}").to_sql()
         for n in STORAGES

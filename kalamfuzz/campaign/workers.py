@@ -34,7 +34,6 @@ from typing import Any
 
 import attrs
 
-from kalamfuzz.adapters.target import Target
 from kalamfuzz.campaign.database import Claims, is_redis, open_database
 from kalamfuzz.campaign.engine import Budget, Campaign, CampaignConfig, Handler, started_event
 from kalamfuzz.campaign.events import (
@@ -111,11 +110,7 @@ def run(
     config = attrs.evolve(config, database=spec, run_id=config.run_id or secrets.token_hex(8))
     try:
         db = open_database(spec)  # checked here, once: a bad one fails before any worker starts
-        target = Target.parse(
-            config.target,
-            bugs=config.bugs,
-            config=config.sim_config if config.target == "sim" else None,
-        )
+        target = config.open_target()
         parent = _Parent(config, handlers, exchanges)
         parent.emit(started_event(config, target, workers=config.workers, database=described))
         try:

@@ -59,7 +59,8 @@ class DataSteps(JobSteps):
                 tuple(rows),
                 as_user=self.user_id(as_user) if as_user else None,
             )
-            if self._repeats_stream_key(op):
+            # Looked for until seen once an example: it scans the scope's events.
+            if "stream-key-repeated" not in self.events and self._repeats_stream_key(op):
                 self.events.add("stream-key-repeated")
             self._write(actor, table, op, as_user, fault, retry)
 
