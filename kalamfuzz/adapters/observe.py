@@ -30,6 +30,7 @@ from kalamfuzz.errors import (
 __all__ = [
     "cold_scope",
     "job",
+    "queries",
     "query",
     "statement",
     "storage_listing",
@@ -130,6 +131,33 @@ def query(
             status=exc.status or 0, code=exc.code or type(exc).__name__, message=exc.message
         )
     return obs.QueryObservation(status=200, columns=res.column_names, rows=res.raw_rows)
+
+
+def queries(
+    client: SqlClient, sqls: Sequence[str]
+) -> tuple[obs.QueryObservation, ...] | obs.QueryObservation:
+    """Run several SELECTs as one multi-statement request: one observation per statement, in
+    order (SELECT results keep their place, HTTP_SQL.md §1.4), or the one observation of a
+    request that failed as a whole (an error, a lost reply, or not one result per SELECT)."""
+    text = "; ".join(sqls)
+    try:
+        res = client.sql(text)
+    except _LOST as exc:
+        return obs.QueryObservation(status=0, code=exc.code, message=exc.message, lost=True)
+    except KalamError as exc:
+        return obs.QueryObservation(
+            status=exc.status or 0, code=exc.code or type(exc).__name__, message=exc.message
+        )
+    if len(res.results) != len(sqls):
+        return obs.QueryObservation(
+            status=200,
+            code="UNEXPECTED_RESULTS",
+            message=f"{len(sqls)} SELECTs answered with {len(res.results)} results",
+        )
+    return tuple(
+        obs.QueryObservation(status=200, columns=r.column_names, rows=r.raw_rows)
+        for r in res.results
+    )
 
 
 def subscription(sub: Subscription, *, quiescent: bool = True) -> obs.SubscriptionObservation:

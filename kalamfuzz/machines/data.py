@@ -3,6 +3,7 @@ service writing through EXECUTE AS USER, and duplicate keys (keys come from a sm
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -20,6 +21,13 @@ from kalamfuzz.model.where import Pred
 
 #: The kinds of write; shrinking turns the others into the first.
 WRITES = ("insert", "update", "delete")
+
+
+@functools.lru_cache(maxsize=64)
+def _targets(tables: tuple[str, ...]) -> st.SearchStrategy[tuple[str, str, str]]:
+    # The user acted as is drawn for every actor and used by the service's steps only: the
+    # choices stay independent and uniform, as three draws made them.
+    return st.tuples(st.sampled_from(tables), st.sampled_from(ACTORS), st.sampled_from(TENANTS))
 
 
 @machine("data")
@@ -106,9 +114,11 @@ class DataMachine(KalamMachine):
         return actor, as_user
 
     def _target(self, data: st.DataObject) -> tuple[str, Table, str, str | None]:
-        name = data.draw(st.sampled_from(self.live_tables()), label="table")
+        """A table, an actor, and for the service on a per-user table the user it acts as:
+        one draw (each draw costs as much as a small step's own work)."""
+        name, actor, as_user = data.draw(_targets(tuple(self.live_tables())), label="target")
         table = self.table(name)
-        return (name, table, *self.actor(data, table))
+        return name, table, actor, as_user if actor == "svc" and table.type.per_user else None
 
     def write(
         self,

@@ -70,11 +70,20 @@ def _rows(
 ) -> st.SearchStrategy[list[dict[str, Value]]]:
     if fresh_from is not None:
         return st.integers(min_rows, max_rows).flatmap(
-            lambda n: st.tuples(*(_row(columns, fresh_from + i) for i in range(n))).map(list)
+            lambda n: _keyed_rows(columns, tuple(range(fresh_from, fresh_from + n)))
         )
     return st.lists(keys, min_size=min_rows, max_size=max_rows, unique=True).flatmap(
-        lambda ks: st.tuples(*(_row(columns, k) for k in ks)).map(list)
+        lambda ks: _keyed_rows(columns, tuple(ks))
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _keyed_rows(
+    columns: Columns, keys: tuple[int, ...]
+) -> st.SearchStrategy[list[dict[str, Value]]]:
+    # What a flatmap draws from is a new strategy each time unless it is cached, and Hypothesis
+    # validates every new strategy: a tenth of a data step went to that.
+    return st.tuples(*(_row(columns, k) for k in keys)).map(list)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -100,10 +109,15 @@ def _assignments(
     # Constants only: the domain machines' draws stay what their planted bugs are tuned to
     # (values computed from the row come from the concurrency machine, via assigned()).
     if must:
-        return st.fixed_dictionaries({c.name: values_of(c.type) for c in must})
+        return _constants(tuple(must))
     return st.lists(
         st.sampled_from(cols), min_size=1, max_size=2, unique_by=lambda c: c.name
-    ).flatmap(lambda cs: st.fixed_dictionaries({c.name: values_of(c.type) for c in cs}))
+    ).flatmap(lambda cs: _constants(tuple(cs)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _constants(columns: Columns) -> st.SearchStrategy[dict[str, Assigned]]:
+    return st.fixed_dictionaries({c.name: values_of(c.type) for c in columns})
 
 
 def assigned(column: Column) -> st.SearchStrategy[Assigned]:

@@ -115,6 +115,26 @@ def test_a_write_as_another_user_is_read_back_at_once_in_both_partitions() -> No
             driver.close()
 
 
+def test_the_sweep_reads_each_readers_scopes_in_one_request() -> None:
+    with Target.parse("sim") as t:
+        driver = Driver(t)
+        try:
+            driver.begin(("notes", "events", "board"))
+            driver.insert("bob", "notes", [{"id": 1}])
+            driver.sweep()
+            reads = [e for e in driver.transcript if e.request.startswith("SELECT")]
+            # two per-user tables for each of the cast, and root's SHARED table
+            assert len(reads) == 2 * len(driver.cast) + 1
+            # reads of one request share its window: one window per reader
+            windows = {(e.actor, e.sent_ms, e.recv_ms) for e in reads}
+            assert sorted(a for a, _, _ in windows) == sorted([*driver.cast, "root"])
+            # the scope written first, and each result judged and recorded as its own read
+            assert reads[0].actor == "bob" and "notes" in reads[0].request
+            assert all(";" not in e.request for e in reads)
+        finally:
+            driver.close()
+
+
 def test_growth_and_detection_run_small(tmp_path: Path) -> None:
     cfg = bench.BenchConfig(
         parts=("growth", "detection"),

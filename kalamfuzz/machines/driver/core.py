@@ -247,9 +247,8 @@ class DriverCore(abc.ABC):
             self.program.append(Step.of(name, args, kwargs))
         try:
             with self.ledger.accounted(self.stats, name):
-                if name == "sweep":
-                    self._unread.clear()  # the sweep reads every scope the example wrote
-                elif name not in _WRITES_READ_LAZILY:
+                # the sweep reads every scope, those the example wrote first
+                if name != "sweep" and name not in _WRITES_READ_LAZILY:
                     self._read_unread()
                 yield
                 if self.model.undecided:
@@ -368,13 +367,42 @@ class DriverCore(abc.ABC):
         sent = now_ms()
         obs: QueryObservation = self._call(observe.query, self.client(actor), sql)
         at = Window(sent, max(sent, now_ms()))
+        self._record_read(actor, sql, obs, at)
+        return obs, at
+
+    def _record_read(self, actor: str, sql: str, obs: QueryObservation, at: Window) -> None:
         reply = reply_of(obs) | {"columns": list(obs.columns), "rows": [list(r) for r in obs.rows]}
         self._exchange(actor, "sql", sql, reply, at)
-        return obs, at
 
     def _query(self, actor: str, op: Select) -> QueryObservation:
         sql = op.to_sql()
         obs, at = self._read(actor, sql)
+        self._judge_read(op, sql, obs, at)
+        return obs
+
+    def _queries(self, actor: str, ops: Sequence[Select]) -> None:
+        """Send reads of ``actor`` as one multi-statement request and judge each result as if
+        it had come alone: the transcript holds one exchange per statement, sharing the
+        request's window. A request that fails as a whole (recorded as it was sent) is sent
+        again one statement at a time, so each failure is judged for what it is."""
+        if len(ops) < 2:
+            for op in ops:
+                self._query(actor, op)
+            return
+        sqls = [op.to_sql() for op in ops]
+        sent = now_ms()
+        observed = self._call(observe.queries, self.client(actor), sqls)
+        at = Window(sent, max(sent, now_ms()))
+        if isinstance(observed, QueryObservation):
+            self._exchange(actor, "sql", "; ".join(sqls), reply_of(observed), at)
+            for op in ops:
+                self._query(actor, op)
+            return
+        for op, sql, obs in zip(ops, sqls, observed, strict=True):
+            self._record_read(actor, sql, obs, at)
+            self._judge_read(op, sql, obs, at)
+
+    def _judge_read(self, op: Select, sql: str, obs: QueryObservation, at: Window) -> None:
         with self.ledger.spending("model"):
             forks = self.model.run(op, at)
         verdict = self._judging(inv.check_query, forks, op, obs, at)
@@ -386,7 +414,6 @@ class DriverCore(abc.ABC):
         elif obs.ok:
             # A read known to show other data teaches no _seq; a full read re-learns the scope.
             self._relearn_scope(op.table_id, op.as_user or op.actor)
-        return obs
 
     def _logical(self, user_id: str) -> str:
         return next((n for n, u in self._users.items() if u == user_id), "root")
@@ -428,9 +455,20 @@ class DriverCore(abc.ABC):
 
     @checks
     def _read_every_scope(self) -> None:
+        """Read every scope of every table of the example, each reader's reads in one request.
+        Readers whose scopes wait to be read back go first, in the order they were written."""
+        reads: dict[str, list[Select]] = {owner: [] for _, owner in self._unread}
         for tid in list(self.model.states[0].catalog.tables):
-            if self._ours(tid.namespace):
-                self._read_table(tid)
+            table = self.model.table(tid)
+            if table is None or not self._ours(tid.namespace):
+                continue
+            for owner in self._readers(table):
+                op = self._read_back_op(table, owner, owner, self._baseline)
+                if op is not None:
+                    reads.setdefault(owner, []).append(op)
+        self._unread.clear()
+        for reader, ops in reads.items():
+            self._queries(reader, ops)
 
     @checks
     def _read_table(self, table_id: TableId) -> None:
@@ -456,26 +494,32 @@ class DriverCore(abc.ABC):
 
     @checks
     def _read_back(self, table: Table, reader: str, owner: str, since: int) -> None:
-        """Read, as ``reader``, the scope of ``owner`` a write wrote after model time ``since``:
-        all of it while one read returns all of it. Past that, the keys the write touched in
-        any possible state, the first 1,000 of them: one read, like the whole-scope read it
-        replaces, but of rows the write touched instead of any 1,000 of the scope, and at a
-        cost that does not grow with the table (the reply's row count covers the rest)."""
+        """Read, as ``reader``, the scope of ``owner`` a write wrote after model time ``since``
+        (see ``_read_back_op``)."""
+        op = self._read_back_op(table, reader, owner, since)
+        if op is not None:
+            self._query(reader, op)
+
+    def _read_back_op(self, table: Table, reader: str, owner: str, since: int) -> Select | None:
+        """The read, as ``reader``, of the scope of ``owner`` a write wrote after model time
+        ``since``: all of it while one read returns all of it. Past that, the keys the write
+        touched in any possible state, the first 1,000 of them: one read, like the whole-scope
+        read it replaces, but of rows the write touched instead of any 1,000 of the scope, and
+        at a cost that does not grow with the table (the reply's row count covers the rest).
+        None when there is nothing to read."""
         state = self.model.states[0]
         written, read = (state.scope_key(table, self.user_id(u)) for u in (owner, reader))
         scopes = [st.scope(table.id, written) for st in self.model.states]
         seen = [st.scope(table.id, read) for st in self.model.states]
         if all(len(s.latest()) <= MAX_QUERY_LIMIT for s in scopes + seen):
-            self._query(reader, Select(self.user_id(reader), table.id))
-            return
+            return Select(self.user_id(reader), table.id)
         keys = {v.key for s in scopes for v in s.since(since)}
         if not keys:
-            return  # it touched nothing, as its reply said (checked)
+            return None  # it touched nothing, as its reply said (checked)
         # a primary key's values are of one type and never NULL, so they sort; the key only
         # tells the type checker that ``Value``'s None sorts too
         first = sorted(keys, key=lambda k: (k is None, k))[:MAX_QUERY_LIMIT]
-        where = _key_read(table.pk, first)
-        self._query(reader, Select(self.user_id(reader), table.id, where=where))
+        return Select(self.user_id(reader), table.id, where=_key_read(table.pk, first))
 
     def _model_sub(self, model_id: str) -> Any:
         return self.model.states[0].subs[model_id]

@@ -154,9 +154,10 @@ class DataSteps(JobSteps):
         if obs.ok and t is not None:
             owner = self._scope_owner(t, actor, as_user)
             if owner != actor and t.type.per_user:
-                # EXECUTE AS: the caller's own partition first. A write that landed there is
-                # a row of another user in it (item 1), which explains the row then missing
-                # where it belonged.
+                # EXECUTE AS: the caller's own partition first, at once. A write that landed
+                # there is a row of another user in it (item 1), which explains the row then
+                # missing where it belonged; read later, the next write of the user it acted
+                # as would meet the row's absence first (a duplicate key accepted, item 6).
                 self._read_back(t, actor, owner, since)
             elif len(self.model.states) == 1 and len(self.findings) == findings:
                 # The reply left one possible state and was what the model expected: the
