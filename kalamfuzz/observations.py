@@ -58,6 +58,20 @@ class QueryObservation:
 
 
 @frozen
+class HostileObservation:
+    """The answer to a request a well-behaved client never sends: its status, the error code
+    and message of a JSON error body, the whole body (for what it must not carry), or no
+    answer at all (``lost``: the connection dropped, or nothing came within the timeout)."""
+
+    status: int
+    code: str | None = None
+    message: str | None = None
+    text: str = ""
+    lost: bool = False
+    seconds: float = 0.0
+
+
+@frozen
 class TransactionObservation:
     """The reply to ``BEGIN; ...; COMMIT`` in one request: each SELECT's result in statement
     order, and the INSERT, UPDATE and DELETE row counts the reply sums at its end (HTTP_SQL.md

@@ -594,6 +594,16 @@ class SqlClient:
         assert self._access_token is not None
         return self._access_token
 
+    @property
+    def refresh_token(self) -> str | None:
+        """The current refresh token (hostile requests misuse it as an access token). Never log it."""
+        return self._refresh_token
+
+    @property
+    def password(self) -> str:
+        """The password this client logs in with. Never log it."""
+        return self._password
+
     def auth_status(self) -> dict[str, Any]:
         """``GET /v1/api/auth/status`` (``needs_setup``, ``message``)."""
         return self._get_json(STATUS_PATH)

@@ -254,6 +254,15 @@ class Target:
         return self._password
 
     @property
+    def jwt_secret(self) -> str | None:
+        """The secret the server signs tokens with: known for a target this project starts
+        (its config), None for a running server (``url:``)."""
+        if self.process is None:
+            return None
+        secret = self.process.config().get("auth", {}).get("jwt_secret")
+        return secret if isinstance(secret, str) else None
+
+    @property
     def data_dir(self) -> Path:
         """The server's data directory; raises :class:`ConfigError` if unknown (see skip_reason)."""
         if self.process is not None:

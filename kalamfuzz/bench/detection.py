@@ -57,6 +57,10 @@ HUNTER = {
     "dirty_read": "concurrency",
     "partial_commit": "concurrency",
     "live_before_commit": "concurrency",
+    "weak_password_accepted": "hostile",
+    "token_issuer_unchecked": "hostile",
+    "role_claim_trusted": "hostile",
+    "crash_on_sql_list": "hostile",
 }
 
 #: Examples per campaign: it stops at its first failure, most within 20.

@@ -181,6 +181,38 @@ SOURCES: tuple[Source, ...] = (
         '"staged transaction should not fan out before commit"',
         about="fan out|subscriber|change",
     ),
+    Source(
+        "10 hostile clients",
+        "backend/crates/kalamdb-auth/src/security/password.rs",
+        35,
+        "code",
+        "pub const MAX_PASSWORD_LENGTH: usize = 72;",
+        about="weak password|password",
+    ),
+    Source(
+        "10 hostile clients",
+        "backend/crates/kalamdb-auth/src/security/password.rs",
+        30,
+        "code",
+        "pub const MIN_PASSWORD_LENGTH: usize = 8;",
+        about="weak password",
+    ),
+    Source(
+        "10 hostile clients",
+        "backend/crates/kalamdb-auth/src/services/unified/bearer.rs",
+        101,
+        "code",
+        '"Token role does not match user role".to_string(),',
+        about="role claim",
+    ),
+    Source(
+        "10 hostile clients",
+        "backend/crates/kalamdb-auth/src/services/unified/bearer.rs",
+        47,
+        "code",
+        '"Refresh tokens cannot be used for API authentication".to_string(),',
+        about="refresh",
+    ),
 )
 
 

@@ -13,7 +13,7 @@ from kalamfuzz.model.values import Value
 
 
 class ContractItem(enum.Enum):
-    """The contract of DESIGN.md: eight items plus the STREAM TTL promise."""
+    """The contract of DESIGN.md: ten items plus the STREAM TTL promise."""
 
     ISOLATION = "1 isolation"
     TIERS = "2 correct before/during/after flush"
@@ -25,6 +25,7 @@ class ContractItem(enum.Enum):
     STORAGE_ROUTING = "8 storage routing"
     STREAM_TTL = "STREAM TTL"
     CONCURRENCY = "9 concurrency and transactions"
+    HOSTILE = "10 hostile clients"
 
 
 # --- predictions ------------------------------------------------------------------------------

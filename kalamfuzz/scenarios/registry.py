@@ -61,6 +61,10 @@ NOT_IN_ANY_SCENARIO = {
     "dirty_read": "the seed's scenarios send no explicit transaction",
     "partial_commit": "the seed's scenarios send no explicit transaction",
     "live_before_commit": "the seed's scenarios send no explicit transaction",
+    "weak_password_accepted": "the seed's scenarios send only well-formed requests",
+    "token_issuer_unchecked": "the seed's scenarios send only well-formed requests",
+    "role_claim_trusted": "the seed's scenarios send only well-formed requests",
+    "crash_on_sql_list": "the seed's scenarios send only well-formed requests",
 }
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from . import parse as P
 from .access import require_admin
 from .auth import hash_password, password_problem
+from .bugs import WEAK_PASSWORD_ACCEPTED
 from .catalog import Storage, User
 from .errors import denied, exec_error, invalid_sql
 from .session import Plan, Result, Session, now_ms
@@ -58,7 +59,7 @@ def _plan_create_user(engine: Engine, session: Session, sql: str) -> Plan:
         if role == "system" and session.role != "system":
             raise denied("Only system users may create system users")
         pw = clauses.get("PASSWORD", "")
-        problem = password_problem(pw)
+        problem = None if engine.has(WEAK_PASSWORD_ACCEPTED) else password_problem(pw)
         if problem:
             raise exec_error(f"Invalid operation: {problem}")
         existing = users.get(name)
@@ -113,7 +114,7 @@ def _plan_alter_user(engine: Engine, session: Session, sql: str) -> Plan:
         if user is None or user.deleted_at is not None:
             raise exec_error(f"Not found: User '{name}' not found")
         if what == "PASSWORD":
-            problem = password_problem(value)
+            problem = None if engine.has(WEAK_PASSWORD_ACCEPTED) else password_problem(value)
             if problem:
                 raise exec_error(f"Invalid operation: {problem}")
             user.password_hash = hash_password(value, engine.config.bcrypt_cost)

@@ -43,11 +43,18 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(check.hex(), digest)
 
 
+#: KalamDB's password policy (kalamdb-auth security/password.rs), in bytes: bcrypt reads only
+#: the first 72, so a longer password would let any other with the same start in.
+MIN_PASSWORD_BYTES = 8
+MAX_PASSWORD_BYTES = 72
+
+
 def password_problem(password: str) -> str | None:
-    if len(password) < 8:
-        return "Password must be at least 8 characters long"
-    if len(password) > 256:
-        return "Password must be at most 256 characters long"
+    size = len(password.encode())
+    if size < MIN_PASSWORD_BYTES:
+        return f"Password must be at least {MIN_PASSWORD_BYTES} characters (weak)"
+    if size > MAX_PASSWORD_BYTES:
+        return f"Password must be at most {MAX_PASSWORD_BYTES} characters (bcrypt limit, weak)"
     if password.lower() in COMMON_PASSWORDS:
         return "Password is too common"
     return None
@@ -79,14 +86,20 @@ def issue(secret: str, user_id: str, role: str, hours: float, kind: str) -> tupl
 _VERIFIED: dict[tuple[str, str], dict[str, Any]] = {}
 
 
-def decode(secret: str, token: str) -> dict[str, Any]:
+def decode(secret: str, token: str, *, check_issuer: bool = True) -> dict[str, Any]:
     claims = _VERIFIED.get((secret, token))
     if claims is not None:
         if time.time() >= claims.get("exp", float("inf")):  # as PyJWT: expired at exp
             raise TokenError("TOKEN_EXPIRED")
         return claims
     try:
-        claims = jwt.decode(token, secret, algorithms=["HS256"], issuer="kalamdb")
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=["HS256"],
+            issuer="kalamdb" if check_issuer else None,
+            options={"require": ["exp", "sub"]},
+        )
     except jwt.ExpiredSignatureError:
         raise TokenError("TOKEN_EXPIRED") from None
     except jwt.PyJWTError:

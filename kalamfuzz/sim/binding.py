@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 
 
 def qualified_name(table: exp.Table, namespace: str) -> tuple[str, str]:
+    # sqlglot reads a statement cut short ("DELETE FRO") with something else where the table
+    # goes; KalamDB's parser refuses it
+    if not isinstance(table, exp.Table) or not table.name:
+        raise invalid_sql("SQL parse error: expected a table name")
     return (table.db or namespace), table.name
 
 
@@ -43,6 +47,9 @@ def parse(sql: str, kind: type[exp.Expr]) -> Any:
         tree = _parsed(sql)
     except (sqlglot.errors.ParseError, sqlglot.errors.TokenError) as exc:
         raise invalid_sql(f"SQL parse error: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        # sqlparser-rs stops at a nesting depth of 50 with the same kind of error
+        raise invalid_sql("SQL parse error: recursion limit exceeded") from None
     if not isinstance(tree, kind):
         raise invalid_sql(f"Unsupported statement: {sql[:60]}")
     return tree.copy()

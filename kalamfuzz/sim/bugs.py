@@ -231,6 +231,28 @@ LIVE_BEFORE_COMMIT = PlantedBug(
     "subscribers get the changes of a transaction that is then rolled back",
 )
 
+WEAK_PASSWORD_ACCEPTED = PlantedBug(
+    "weak_password_accepted",
+    "10 hostile clients",
+    "CREATE USER and ALTER USER ... SET PASSWORD apply the password policy (8 to 72 bytes, not "
+    "a common password) only when password complexity is enforced",
+)
+TOKEN_ISSUER_UNCHECKED = PlantedBug(
+    "token_issuer_unchecked",
+    "10 hostile clients",
+    "a bearer token signed with the server's secret is accepted whatever its issuer",
+)
+ROLE_CLAIM_TRUSTED = PlantedBug(
+    "role_claim_trusted",
+    "10 hostile clients",
+    "a bearer token's role claim is used for the session instead of the account's role",
+)
+CRASH_ON_SQL_LIST = PlantedBug(
+    "crash_on_sql_list",
+    "10 hostile clients",
+    "a /v1/api/sql body whose sql is a JSON array takes the server process down",
+)
+
 #: How long a request stays paused where a planted race (lost_update, pk_insert_race,
 #: dirty_read) opens its window: long enough that calls released together meet in it on a
 #: loaded machine too. With none of them on, a request never pauses.
@@ -275,6 +297,10 @@ BUGS: tuple[PlantedBug, ...] = (
     DIRTY_READ,
     PARTIAL_COMMIT,
     LIVE_BEFORE_COMMIT,
+    WEAK_PASSWORD_ACCEPTED,
+    TOKEN_ISSUER_UNCHECKED,
+    ROLE_CLAIM_TRUSTED,
+    CRASH_ON_SQL_LIST,
 )
 
 BY_NAME: dict[str, PlantedBug] = {bug.name: bug for bug in BUGS}

@@ -7,12 +7,14 @@ import contextlib
 import ipaddress
 import json
 import logging
+import os
 import time
 from typing import Any
 
 from aiohttp import web
 
 from .auth import TokenError, decode, hash_password, issue, password_problem, verify_password
+from .bugs import CRASH_ON_SQL_LIST, ROLE_CLAIM_TRUSTED, TOKEN_ISSUER_UNCHECKED
 from .catalog import User
 from .config import SimConfig
 from .engine import Engine
@@ -174,11 +176,20 @@ class Api:
         if not header.startswith("Bearer "):
             return None, "INVALID_CREDENTIALS", None
         try:
-            claims = decode(self.config.jwt_secret, header[7:].strip())
+            claims = decode(
+                self.config.jwt_secret,
+                header[7:].strip(),
+                check_issuer=not self.engine.has(TOKEN_ISSUER_UNCHECKED),
+            )
         except TokenError as exc:
             return None, exc.code, None
         user = self.engine.catalog.users.get(claims.get("sub", ""))
         if user is None or user.deleted_at is not None:
+            return None, "INVALID_CREDENTIALS", None
+        # kalamdb-auth bearer.rs: a role claim that is not the account's refuses the token
+        # (an account demoted while its token lives, or a forged claim).
+        mismatch = claims.get("role") is not None and claims["role"] != user.role
+        if mismatch and not self.engine.has(ROLE_CLAIM_TRUSTED):
             return None, "INVALID_CREDENTIALS", None
         return user, None, claims
 
@@ -288,7 +299,8 @@ class Api:
             return _sql_error(code or "INVALID_CREDENTIALS", message, 401, started)
         if claims.get("token_type") != "access":
             return _sql_error("INVALID_CREDENTIALS", "Invalid credentials", 401, started)
-        session = Session(user.user_id, user.role)
+        role = claims.get("role") if self.engine.has(ROLE_CLAIM_TRUSTED) else None
+        session = Session(user.user_id, role if isinstance(role, str) else user.role)
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
@@ -297,8 +309,18 @@ class Api:
             )
         try:
             body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
+            # serde_json refuses a lone surrogate (\ud800); Python's json reads it into a str
+            # no UTF-8 can hold
+            json.dumps(body, ensure_ascii=False).encode()
+        except (ValueError, UnicodeError) as exc:
             return _sql_error("INVALID_INPUT", f"Invalid JSON payload: {exc}", 400, started)
+        if (
+            isinstance(body, dict)
+            and isinstance(body.get("sql"), list)
+            and self.engine.has(CRASH_ON_SQL_LIST)
+        ):
+            log.critical("panicked: sql is not a string")
+            os._exit(101)  # what a Rust panic with panic = "abort" does
         if not isinstance(body, dict) or not isinstance(body.get("sql"), str):
             return _sql_error(
                 "INVALID_INPUT", "Invalid JSON payload: missing field `sql`", 400, started

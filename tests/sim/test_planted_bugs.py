@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pyarrow.parquet as pq
 import pytest
 
 from kalamfuzz.sim.bugs import BUGS
+from kalamfuzz.sim.config import SimConfig
 
 from .conftest import Sim, live
 
@@ -903,3 +905,61 @@ def test_every_planted_bug_has_a_test() -> None:
         for name in globals()
         if name.startswith("test_") and name != "test_every_planted_bug_has_a_test"
     }
+
+
+# ---------------------------------------------------------------------------- hostile clients
+
+
+def _token(sim: Sim, **claims: Any) -> dict[str, str]:
+    """A bearer header signed with the sim's own secret (the default: its config names none)."""
+    now = int(time.time())
+    body = {"iss": "kalamdb", "iat": now, "exp": now + 600, "token_type": "access", **claims}
+    return {"Authorization": "Bearer " + jwt.encode(body, SimConfig().jwt_secret, "HS256")}
+
+
+@ON_OFF
+def test_weak_password_accepted(target: MakeSim, on: bool) -> None:
+    sim = target("weak_password_accepted", on)
+    ns = new_ns(sim)
+    # too short, too common, longer than the 72 bytes bcrypt reads
+    for i, pw in enumerate(("short1", "password1", "k" * 73)):
+        r = sim.sql_response(f"CREATE USER {ns}_w{i} WITH PASSWORD '{pw}' ROLE user")
+        assert r.status_code == (200 if on else 400), r.text
+    sim.create_user(f"{ns}_ok", password="k" * 72)  # at the limit: fine either way
+
+
+@ON_OFF
+def test_token_issuer_unchecked(target: MakeSim, on: bool) -> None:
+    sim = target("token_issuer_unchecked", on)
+    (u,) = users(sim, new_ns(sim), "a")
+    headers = _token(sim, sub=u, role="user", iss="evil-issuer")
+    r = sim.http.post("/v1/api/sql", json={"sql": "SELECT 1"}, headers=headers)
+    assert r.status_code == (200 if on else 401), r.text
+
+
+@ON_OFF
+def test_role_claim_trusted(target: MakeSim, on: bool) -> None:
+    sim = target("role_claim_trusted", on)
+    ns = new_ns(sim)
+    (u,) = users(sim, ns, "a")
+    headers = _token(sim, sub=u, role="system")
+    r = sim.http.post("/v1/api/sql", json={"sql": f"CREATE NAMESPACE {ns}_x"}, headers=headers)
+    assert r.status_code == (200 if on else 401), r.text
+    # the account's own role in its claim still works
+    r = sim.http.post(
+        "/v1/api/sql", json={"sql": "SELECT 1"}, headers=_token(sim, sub=u, role="user")
+    )
+    assert r.status_code == 200, r.text
+
+
+@ON_OFF
+def test_crash_on_sql_list(target: MakeSim, on: bool) -> None:
+    sim = target("crash_on_sql_list", on, fresh=True)
+    headers = {"Authorization": f"Bearer {sim.token()}"}
+    if not on:
+        r = sim.http.post("/v1/api/sql", json={"sql": ["SELECT 1"]}, headers=headers)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "INVALID_INPUT", r.text
+        return
+    with pytest.raises(httpx.HTTPError):
+        sim.http.post("/v1/api/sql", json={"sql": ["SELECT 1"]}, headers=headers)
+    assert sim.proc is not None and sim.proc.wait(10) != 0

@@ -179,6 +179,26 @@ def _title(story: Story) -> str:
             f"{' (' + what + ')' if what else ''}: no order of them explains what the server "
             "answered"
         )
+    if "another password logs in after a weak password" in summary:
+        return (
+            "CREATE USER accepts a password longer than bcrypt's 72 bytes, and then any other "
+            "password with the same first 72 bytes logs in as that user"
+        )
+    if summary == "accepted a weak password":
+        return "CREATE USER accepts a password KalamDB's own policy refuses (too short, common or too long)"
+    m = re.search(r"^(accepted|server error on|no answer to) (a .*)$", summary)
+    if m:
+        outcome = {
+            "accepted": "is accepted",
+            "server error on": "gets a 5xx",
+            "no answer to": "gets no answer in time",
+        }[m.group(1)]
+        request = m.group(2).replace("a credential: ", "a bearer token: ")
+        return text(f"{request} {outcome} instead of a 4xx error")
+    if summary.startswith("the server went down after "):
+        return text(
+            f"the server process dies on {summary.removeprefix('the server went down after ')}"
+        )
     if v.subject.startswith("subscription "):
         sub_sql, _ = _sub_sql(story, v.subscription)
         return text(f"a live query{f' (`{sub_sql}`)' if sub_sql else ''} receives a {summary}")

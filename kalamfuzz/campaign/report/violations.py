@@ -150,6 +150,9 @@ PROMISES = {
     "half done, and under the snapshot isolation KalamDB documents (specs/027-pg-transactions, "
     "research.md) a transaction whose rows another one changed after its snapshot does not "
     "commit over them: a committed write is never silently lost.",
+    "10 hostile clients": "A malformed statement or request, a forged, expired or misused "
+    "credential, or a weak password gets a clear 4xx error, changes nothing, echoes no other "
+    "user's data and no secret, and leaves the server up.",
 }
 
 

@@ -173,6 +173,9 @@ class DriverCore(abc.ABC):
     #: ``column-readded`` (an ADD COLUMN of a name dropped before), ``flush-over-tombstone``,
     #: ``stream-key-repeated`` (known.EVENTS).
     events: set[str] = field(init=False, factory=set)
+    #: Text each tenant's marker row carries in its own scope this example (hostile steps): no
+    #: answer to another user may carry it.
+    _markers: dict[str, str] = field(init=False, factory=dict)
     #: The requests that made the users and storages every example shares (for reports).
     setup: list[Exchange] = field(init=False, factory=list)
     #: Every job end the example saw, in order (a scenario reads a failed job's message).

@@ -13,7 +13,7 @@ from kalamfuzz.adapters.target import Target
 from kalamfuzz.adapters.values import redact_sql
 from kalamfuzz.errors import LiveError
 from kalamfuzz.machines.driver.core import QUIET_S, checks
-from kalamfuzz.machines.driver.rounds import RoundSteps
+from kalamfuzz.machines.driver.hostile import HostileSteps
 from kalamfuzz.machines.driver.transcript import (
     Exchange,
     now_ms,
@@ -33,7 +33,7 @@ from kalamfuzz.model import (
 from kalamfuzz.model.catalog import User
 
 
-class Driver(RoundSteps):
+class Driver(HostileSteps):
     """Runs steps against ``target`` in lock-step with the model (see the package docstring)."""
 
     @classmethod
@@ -111,6 +111,11 @@ class Driver(RoundSteps):
 
     def _begin(self, tables: Sequence[str]) -> None:
         self._end_example()
+        process = self.target.process
+        if process is not None and not process.alive:
+            # an example before this one took the server down (a finding of its own): this one,
+            # a shrinking rerun of it included, starts on a server that is up
+            self.target.start()
         if not self._users:
             self.setup_world()
         self._examples += 1
@@ -118,6 +123,7 @@ class Driver(RoundSteps):
         self.failed = False
         self.findings = []
         self.events = set()
+        self._markers = {}
         self._flushed = set()
         self._unread = {}
         self.ended_jobs = []
