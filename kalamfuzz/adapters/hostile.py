@@ -48,6 +48,7 @@ MUTATIONS = (
     "truncate",
     "quote",
     "nesting",
+    "chain",
     "in_list",
     "nul",
     "stacked_garbage",
@@ -104,6 +105,11 @@ def mutate(sql: str, mutation: str, n: int) -> str:
             if " WHERE " in sql
             else (f"SELECT {'(' * depth}1{')' * depth}")
         )
+    if mutation == "chain":
+        # no parentheses, so no parser's nesting limit applies; the tree is as deep anyway
+        terms = (100, 3_000, 20_000)[n % 3]
+        chain = " + ".join(["1"] * terms)
+        return f"{sql} AND id < {chain}" if " WHERE " in sql else f"SELECT {chain}"
     if mutation == "in_list":
         size = (1_000, 100_000)[n % 2]
         values = ", ".join(str(i) for i in range(size))
@@ -206,7 +212,7 @@ def send(
     *,
     authorization: str | None,
     content_type: str = "application/json",
-    timeout: float = 15.0,
+    timeout: float = 30.0,
 ) -> HostileObservation:
     """POST ``content`` to the SQL endpoint on a connection of its own."""
     headers = {"Content-Type": content_type, "Accept": "application/json"}

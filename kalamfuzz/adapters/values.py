@@ -248,3 +248,18 @@ _PASSWORD_RE = re.compile(r"(PASSWORD\s+)('(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\S+
 def redact_sql(statement: str) -> str:
     """Hide passwords in SQL text (``CREATE/ALTER USER ... PASSWORD '...'``) for logs and errors."""
     return _PASSWORD_RE.sub(r"\1'***'", statement)
+
+
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters and lone surrogates written as ``\\xNN`` escapes: a
+    request that carried a NUL on purpose must still go into a transcript, a report and a
+    regression file's comments (Python refuses source code with a NUL in it)."""
+
+    def escaped(m: re.Match[str]) -> str:
+        code = ord(m.group())
+        return f"\\x{code:02x}" if code < 256 else f"\\u{code:04x}"
+
+    return _UNPRINTABLE.sub(escaped, text)

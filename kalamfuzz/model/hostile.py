@@ -25,6 +25,7 @@ MUTATED = {
     "truncate": "a statement cut short",
     "quote": "a statement with an unbalanced quote",
     "nesting": "a condition nested deep in parentheses",
+    "chain": "an expression of thousands of additions",
     "in_list": "an IN list of thousands of values",
     "nul": "a statement with a NUL character",
     "stacked_garbage": "a request whose second statement does not parse",

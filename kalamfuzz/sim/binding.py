@@ -34,11 +34,24 @@ def qualified_name(table: exp.Table, namespace: str) -> tuple[str, str]:
     return (table.db or namespace), table.name
 
 
+#: The deepest expression tree the sim takes. Deeper ones (``1 + 1 + ...`` thousands of times:
+#: no parentheses, so no parser's nesting limit applies) would overflow the stack of the
+#: engines that walk them, as they overflow kalamdb-server's; a clear 400 is the contract.
+MAX_DEPTH = 1000
+
+
 @functools.lru_cache(maxsize=4096)
 def _parsed(sql: str) -> exp.Expr:
     # Clients send the same text again and again (a read-back, a sweep's reads): parsing is a
     # fifth of a statement's time on the sim, copying a parsed tree a quarter of parsing.
-    return sqlglot.parse_one(sql, read="postgres")
+    tree = sqlglot.parse_one(sql, read="postgres")
+    todo = [(tree, 1)]
+    while todo:
+        node, depth = todo.pop()
+        if depth > MAX_DEPTH:
+            raise invalid_sql(f"SQL parse error: expression deeper than {MAX_DEPTH}")
+        todo.extend((child, depth + 1) for child in node.iter_expressions())
+    return tree
 
 
 def parse(sql: str, kind: type[exp.Expr]) -> Any:

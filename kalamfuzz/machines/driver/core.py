@@ -19,7 +19,7 @@ from kalamfuzz.adapters.faults import BlockedDirectory
 from kalamfuzz.adapters.proxy import Fault, FaultProxy
 from kalamfuzz.adapters.sql import SqlClient
 from kalamfuzz.adapters.target import Target
-from kalamfuzz.adapters.values import redact_sql
+from kalamfuzz.adapters.values import printable, redact_sql
 from kalamfuzz.adapters.websocket import LiveClient, Subscription
 from kalamfuzz.invariants.violation import Verdict
 from kalamfuzz.machines.codegen import Step
@@ -287,13 +287,22 @@ class DriverCore(abc.ABC):
             return fn(*args, **kwargs)
 
     def _exchange(
-        self, actor: str, kind: str, request: str, reply: Mapping[str, Any], window: Window
+        self,
+        actor: str,
+        kind: str,
+        request: str,
+        reply: Mapping[str, Any],
+        window: Window,
+        *,
+        redact: bool = True,
     ) -> None:
+        """Record one request and its reply (``redact``: hide passwords, unless the password
+        is what the finding is about, on an account made for it and dropped again)."""
         ex = Exchange(
             self._step_no,
             actor,
             kind,
-            redact_sql(request),
+            printable(redact_sql(request) if redact else request),
             reply,
             window.sent_ms,
             window.recv_ms,
@@ -315,7 +324,7 @@ class DriverCore(abc.ABC):
         ]
         new = [v for v, label in zip(verdict.violations, labels, strict=True) if label is None]
         if new:
-            raise InvariantViolation(verdict.violations, what, new)
+            raise InvariantViolation(verdict.violations, printable(what), new)
         for v, label in zip(verdict.violations, labels, strict=True):
             assert label is not None
             self.findings.append(KnownFinding(label, v.signature, self._step_no, what))

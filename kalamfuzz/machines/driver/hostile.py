@@ -126,9 +126,7 @@ class HostileSteps(RoundSteps):
             password = WEAK_PASSWORDS[kind]
             # a name of its own each time: a dropped user's name may stay taken
             user_id = f"kf_{self.tag}_weak_{kind}_{secrets.token_hex(3)}"
-            sql = f"CREATE USER {user_id} WITH PASSWORD '{password}' ROLE user"
-            # not a secret: the report shows it (redaction would hide the very finding)
-            shown = f"CREATE USER {user_id} WITH PASSWORD {_spelled(password)} ROLE user"
+            sql = shown = f"CREATE USER {user_id} WITH PASSWORD '{password}' ROLE user"
             expect = for_password()
             sent = now_ms()
             reply = self._call(observe.statement, self._admin(), sql)
@@ -139,18 +137,23 @@ class HostileSteps(RoundSteps):
                 text=reply.message or "",
                 lost=reply.lost,
             )
-            self._record_hostile("root", shown, obs, Window(sent, max(sent, now_ms())))
+            # not redacted: the weak password is the finding, on an account dropped again
+            self._record_hostile(
+                "root", shown, obs, Window(sent, max(sent, now_ms())), redact=False
+            )
             accepted = 200 <= obs.status < 300
             try:
                 if accepted and kind == "too_long":
                     other = password[:72] + "-tail-2"
                     sent = now_ms()
                     logged_in = self._logs_in(user_id, other)
+                    login = {"user": user_id, "password": other}
                     self._record_hostile(
                         user_id,
-                        f"POST /v1/api/auth/login with password {_spelled(other)}",
+                        f"POST /v1/api/auth/login {json.dumps(login)}",
                         HostileObservation(status=200 if logged_in else 401),
                         Window(sent, max(sent, now_ms())),
+                        redact=False,
                     )
                     self._judge(
                         inv_hostile.check_login(f"user {user_id}", expect.what, logged_in), shown
@@ -191,7 +194,15 @@ class HostileSteps(RoundSteps):
             self._judge(inv_hostile.check_reply(subject, expect, obs), _short(shown))
         return obs
 
-    def _record_hostile(self, actor: str, shown: str, obs: HostileObservation, at: Window) -> None:
+    def _record_hostile(
+        self,
+        actor: str,
+        shown: str,
+        obs: HostileObservation,
+        at: Window,
+        *,
+        redact: bool = True,
+    ) -> None:
         reply: dict[str, object] = {"status": obs.status}
         for key in ("code", "message"):
             if getattr(obs, key):
@@ -243,14 +254,6 @@ class HostileSteps(RoundSteps):
         except KalamError:
             return False
         return True
-
-
-def _spelled(password: str) -> str:
-    """A password as a report spells it (72 repeated characters counted, not printed)."""
-    size = len(password.encode())
-    if len(password) > 72 and password[:72] == password[0] * 72:
-        return f"'{password[0]}' x 72 + '{password[72:]}' ({size} bytes)"
-    return f"'{password}' ({size} bytes)"
 
 
 def _short(text: str, limit: int = 300) -> str:
