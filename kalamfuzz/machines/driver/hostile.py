@@ -209,10 +209,7 @@ class HostileSteps(RoundSteps):
                 reply[key] = getattr(obs, key)
         if obs.lost:
             reply["lost"] = True
-        # the request as text, cut: a mebibyte of padding helps no report
-        self._exchange(
-            actor, "sql", shown if len(shown) <= 2000 else shown[:2000] + " ...", reply, at
-        )
+        self._exchange(actor, "sql", _short(shown, 2000), reply, at, redact=redact)
 
     def _check_alive(self, what: str, obs: HostileObservation | None = None) -> bool:
         """Whether the server is still up after ``what``. One that went down is a finding; a
