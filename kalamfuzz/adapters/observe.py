@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from kalamfuzz import observations as obs
 from kalamfuzz.adapters.cold import MANIFEST, read_batch, read_manifest
@@ -39,6 +39,7 @@ __all__ = [
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _LOST = (OutcomeUnknown, ConnectionDropped)
+T = TypeVar("T")
 
 
 def _job_id(messages: Iterable[str | None]) -> str | None:
@@ -112,6 +113,18 @@ def transaction(client: SqlClient, sql: str) -> obs.TransactionObservation:
     )
 
 
+def _read(call: Callable[[], T]) -> T | obs.QueryObservation:
+    """``call()``'s answer, or the observation of a read that failed (lost, or an error)."""
+    try:
+        return call()
+    except _LOST as exc:
+        return obs.QueryObservation(status=0, code=exc.code, message=exc.message, lost=True)
+    except KalamError as exc:
+        return obs.QueryObservation(
+            status=exc.status or 0, code=exc.code or type(exc).__name__, message=exc.message
+        )
+
+
 def query(
     client: SqlClient,
     sql: str,
@@ -122,14 +135,9 @@ def query(
 ) -> obs.QueryObservation:
     """Run one SELECT and observe the columns and wire cells (or the error)."""
     text = wrap_execute_as(as_user, sql) if as_user is not None else sql
-    try:
-        res = client.sql(text, params=params, namespace=namespace).result
-    except _LOST as exc:
-        return obs.QueryObservation(status=0, code=exc.code, message=exc.message, lost=True)
-    except KalamError as exc:
-        return obs.QueryObservation(
-            status=exc.status or 0, code=exc.code or type(exc).__name__, message=exc.message
-        )
+    res = _read(lambda: client.sql(text, params=params, namespace=namespace).result)
+    if isinstance(res, obs.QueryObservation):
+        return res
     return obs.QueryObservation(status=200, columns=res.column_names, rows=res.raw_rows)
 
 
@@ -139,15 +147,9 @@ def queries(
     """Run several SELECTs as one multi-statement request: one observation per statement, in
     order (SELECT results keep their place, HTTP_SQL.md §1.4), or the one observation of a
     request that failed as a whole (an error, a lost reply, or not one result per SELECT)."""
-    text = "; ".join(sqls)
-    try:
-        res = client.sql(text)
-    except _LOST as exc:
-        return obs.QueryObservation(status=0, code=exc.code, message=exc.message, lost=True)
-    except KalamError as exc:
-        return obs.QueryObservation(
-            status=exc.status or 0, code=exc.code or type(exc).__name__, message=exc.message
-        )
+    res = _read(lambda: client.sql("; ".join(sqls)))
+    if isinstance(res, obs.QueryObservation):
+        return res
     if len(res.results) != len(sqls):
         return obs.QueryObservation(
             status=200,

@@ -281,7 +281,10 @@ class ServerProcess:
         self.logs_dir = self.workdir / "logs"
         self.config_path = self.workdir / "server.toml"
         self.log_path = self.workdir / "process.log"
-        self._jwt_secret = secrets.token_hex(32)
+        self._default_secret = secrets.token_hex(32)
+        #: The secret the server signs tokens with, as its config file said at the last start
+        #: (a template may name its own); None before the first.
+        self.jwt_secret: str | None = None
         self._overrides: Mapping[str, Mapping[str, Any]] = config or {}
         self._template = Path(template) if template else None
         self._proc: subprocess.Popen[bytes] | launcher.Forked | None = None
@@ -360,7 +363,7 @@ class ServerProcess:
                 "limits": {"default_query_limit": 50, "max_query_limit": 1000},
                 "logging": {"level": self.log_level},
                 "performance": {},
-                "auth": {"jwt_secret": self._jwt_secret, "bcrypt_cost": 4},
+                "auth": {"jwt_secret": self._default_secret, "bcrypt_cost": 4},
                 "rate_limit": {
                     "max_queries_per_sec": 100000,
                     "max_requests_per_ip_per_sec": 200000,
@@ -443,7 +446,10 @@ class ServerProcess:
     def _spawn_and_wait(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(render_toml(self.config()))
+        doc = self.config()
+        secret = doc.get("auth", {}).get("jwt_secret")
+        self.jwt_secret = secret if isinstance(secret, str) else None
+        self.config_path.write_text(render_toml(doc))
         with self.log_path.open("ab") as log:
             log.write(f"=== start {time.strftime('%H:%M:%S')} port {self.port} ===\n".encode())
             log.flush()

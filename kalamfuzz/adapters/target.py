@@ -257,10 +257,7 @@ class Target:
     def jwt_secret(self) -> str | None:
         """The secret the server signs tokens with: known for a target this project starts
         (its config), None for a running server (``url:``)."""
-        if self.process is None:
-            return None
-        secret = self.process.config().get("auth", {}).get("jwt_secret")
-        return secret if isinstance(secret, str) else None
+        return self.process.jwt_secret if self.process is not None else None
 
     @property
     def data_dir(self) -> Path:

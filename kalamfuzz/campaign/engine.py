@@ -458,7 +458,6 @@ class Campaign:
                 self._record(exc, share, driver, round_seed, started, state)
             if state.database_error is not None:
                 raise state.database_error
-            self._heal(driver)
 
     def _owns(self, exc: BaseException) -> bool:
         """Whether this campaign shrinks and saves the finding ``exc``: always when it runs
@@ -525,12 +524,6 @@ class Campaign:
             verbosity=Verbosity.quiet,
             print_blob=False,
         )
-
-    def _heal(self, driver: Driver) -> None:
-        """After a failure that took the server down, start it again for the next round."""
-        process = driver.target.process
-        if process is not None and not process.alive:
-            driver.target.start()
 
     def _record(
         self,
@@ -650,7 +643,7 @@ class Campaign:
         """How many of ``runs`` reruns of the program on ``driver`` failed the same way."""
         again = 0
         for _ in range(runs):
-            self._heal(driver)
+            # a server the last run took down is started again by the program's d.begin()
             if regressions.run_program(module, driver, failure.kind):
                 again += 1
         return again

@@ -30,6 +30,11 @@ def _targets(tables: tuple[str, ...]) -> st.SearchStrategy[tuple[str, str, str]]
     return st.tuples(st.sampled_from(tables), st.sampled_from(ACTORS), st.sampled_from(TENANTS))
 
 
+def _acts_as(actor: str, table: Table) -> bool:
+    """Whether ``actor`` writes ``table`` as a tenant: the service on a per-user table."""
+    return actor == "svc" and table.type.per_user
+
+
 @machine("data")
 class DataMachine(KalamMachine):
     TABLES: ClassVar[tuple[str, ...]] = ("notes", "board", "events")
@@ -109,7 +114,7 @@ class DataMachine(KalamMachine):
         """An actor, and for the service on a per-user table the user it acts as."""
         actor = data.draw(st.sampled_from(ACTORS), label="actor")
         as_user = None
-        if actor == "svc" and table.type.per_user:
+        if _acts_as(actor, table):
             as_user = data.draw(st.sampled_from(TENANTS), label="as_user")
         return actor, as_user
 
@@ -118,7 +123,7 @@ class DataMachine(KalamMachine):
         one draw (each draw costs as much as a small step's own work)."""
         name, actor, as_user = data.draw(_targets(tuple(self.live_tables())), label="target")
         table = self.table(name)
-        return name, table, actor, as_user if actor == "svc" and table.type.per_user else None
+        return name, table, actor, as_user if _acts_as(actor, table) else None
 
     def write(
         self,

@@ -30,10 +30,6 @@ class HostileMachine(DataMachine):
     def mark(self) -> None:
         self.d.mark_scopes(MARKED, MARKER_KEY, TENANTS)
 
-    def _tokens(self) -> list[str]:
-        forgeable = self.d.can_forge
-        return [k for k in kinds.TOKENS if forgeable or k not in kinds.NEEDS_SECRET]
-
     @precondition(lambda self: bool(self.live_tables()))
     @rule(data=st.data())
     def malformed_sql(self, data: st.DataObject) -> None:
@@ -57,7 +53,7 @@ class HostileMachine(DataMachine):
     def forged_token(self, data: st.DataObject) -> None:
         # a write the actor may make with its own credential: only the credential is wrong
         actor = data.draw(st.sampled_from(ACTORS), label="actor")
-        kind = data.draw(st.sampled_from(self._tokens()), label="token")
+        kind = data.draw(st.sampled_from(self.d.token_kinds), label="token")
         self.d.forged_token(actor, MARKED, kind, self.rows(data, self.table(MARKED), 1))
 
     @rule(kind=st.sampled_from(sorted(WEAK_PASSWORDS)))

@@ -41,6 +41,11 @@ def plan_user(engine: Engine, session: Session, sql: str) -> Plan:
     return _plan_alter_user(engine, session, sql)
 
 
+def _password_problem(engine: Engine, password: str) -> str | None:
+    """What KalamDB's policy has against ``password`` (CREATE USER and ALTER USER alike)."""
+    return None if engine.has(WEAK_PASSWORD_ACCEPTED) else password_problem(password)
+
+
 def _plan_create_user(engine: Engine, session: Session, sql: str) -> Plan:
     require_admin(session, "user management")
     m = re.match(rf"^CREATE\s+USER\s+{_NAME}\s+WITH\s+(.*)$", sql, re.IGNORECASE | re.DOTALL)
@@ -59,7 +64,7 @@ def _plan_create_user(engine: Engine, session: Session, sql: str) -> Plan:
         if role == "system" and session.role != "system":
             raise denied("Only system users may create system users")
         pw = clauses.get("PASSWORD", "")
-        problem = None if engine.has(WEAK_PASSWORD_ACCEPTED) else password_problem(pw)
+        problem = _password_problem(engine, pw)
         if problem:
             raise exec_error(f"Invalid operation: {problem}")
         existing = users.get(name)
@@ -114,7 +119,7 @@ def _plan_alter_user(engine: Engine, session: Session, sql: str) -> Plan:
         if user is None or user.deleted_at is not None:
             raise exec_error(f"Not found: User '{name}' not found")
         if what == "PASSWORD":
-            problem = None if engine.has(WEAK_PASSWORD_ACCEPTED) else password_problem(value)
+            problem = _password_problem(engine, value)
             if problem:
                 raise exec_error(f"Invalid operation: {problem}")
             user.password_hash = hash_password(value, engine.config.bcrypt_cost)

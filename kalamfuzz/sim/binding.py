@@ -45,6 +45,8 @@ def _parsed(sql: str) -> exp.Expr:
     # Clients send the same text again and again (a read-back, a sweep's reads): parsing is a
     # fifth of a statement's time on the sim, copying a parsed tree a quarter of parsing.
     tree = sqlglot.parse_one(sql, read="postgres")
+    if len(sql) < MAX_DEPTH:
+        return tree  # each level of a tree takes a character of text at least
     todo = [(tree, 1)]
     while todo:
         node, depth = todo.pop()

@@ -356,11 +356,6 @@ class Api:
                 return _sql_error(exc.code, exc.message, exc.status, started, details=details)
             # Redaction follows the actor's role, not an EXECUTE AS target's; no `details`.
             return _sql_error(exc.code, exc.public_message(), exc.status, started)
-        except RecursionError:
-            # a tree deeper than the parser takes (sqlparser-rs: a recursion limit): refused
-            return _sql_error(
-                "INVALID_SQL", "SQL parse error: recursion limit exceeded", 400, started
-            )
         except Exception as exc:  # never let a statement take the process down
             log.exception("internal error executing %r", sql_text[:200])
             internal = SqlError("INTERNAL_ERROR", f"Internal error: {type(exc).__name__}", 500)

@@ -28,9 +28,9 @@ def test_a_clear_4xx_passes_and_anything_else_does_not() -> None:
 
 
 def test_a_broken_statement_may_still_run_unless_nothing_of_it_can() -> None:
-    cut = for_statement("truncate", must_refuse=False, hidden=())
+    cut = for_statement("truncate", hidden=())
     assert check_reply("r", cut, HostileObservation(200)).ok
-    stacked = for_statement("stacked_garbage", must_refuse=True, hidden=())
+    stacked = for_statement("stacked_garbage", hidden=())
     assert not check_reply("r", stacked, HostileObservation(200)).ok
     assert check_reply("r", for_body("too_long", ()), HostileObservation(413)).ok
 

@@ -19,7 +19,7 @@ from kalamfuzz.adapters.faults import BlockedDirectory
 from kalamfuzz.adapters.proxy import Fault, FaultProxy
 from kalamfuzz.adapters.sql import SqlClient
 from kalamfuzz.adapters.target import Target
-from kalamfuzz.adapters.values import printable, redact_sql
+from kalamfuzz.adapters.values import redact_sql
 from kalamfuzz.adapters.websocket import LiveClient, Subscription
 from kalamfuzz.invariants.violation import Verdict
 from kalamfuzz.machines.codegen import Step
@@ -302,7 +302,7 @@ class DriverCore(abc.ABC):
             self._step_no,
             actor,
             kind,
-            printable(redact_sql(request) if redact else request),
+            redact_sql(request) if redact else request,
             reply,
             window.sent_ms,
             window.recv_ms,
@@ -324,7 +324,7 @@ class DriverCore(abc.ABC):
         ]
         new = [v for v, label in zip(verdict.violations, labels, strict=True) if label is None]
         if new:
-            raise InvariantViolation(verdict.violations, printable(what), new)
+            raise InvariantViolation(verdict.violations, what, new)
         for v, label in zip(verdict.violations, labels, strict=True):
             assert label is not None
             self.findings.append(KnownFinding(label, v.signature, self._step_no, what))
@@ -465,32 +465,30 @@ class DriverCore(abc.ABC):
         """One reader per scope: every user of a per-user table, root for a SHARED one."""
         return list(self.cast) if table.type.per_user else ["root"]
 
-    @checks
     def _read_every_scope(self) -> None:
-        """Read every scope of every table of the example, each reader's reads in one request.
-        Readers whose scopes wait to be read back go first, in the order they were written."""
-        reads: dict[str, list[Select]] = {owner: [] for _, owner in self._unread}
-        for tid in list(self.model.states[0].catalog.tables):
+        self._read_tables(
+            [t for t in self.model.states[0].catalog.tables if self._ours(t.namespace)]
+        )
+
+    @checks
+    def _read_tables(self, table_ids: Sequence[TableId]) -> None:
+        """Read every scope of the tables, each reader's reads in one request (each read
+        checked as usual): what the example wrote in them (all of it while one read returns
+        all). Readers whose scopes wait to be read back go first, in the order they were
+        written."""
+        reads: dict[str, list[Select]] = {o: [] for t, o in self._unread if t in table_ids}
+        for tid in table_ids:
+            for key in [k for k in self._unread if k[0] == tid]:
+                del self._unread[key]
             table = self.model.table(tid)
-            if table is None or not self._ours(tid.namespace):
+            if table is None:
                 continue
             for owner in self._readers(table):
                 op = self._read_back_op(table, owner, owner, self._baseline)
                 if op is not None:
                     reads.setdefault(owner, []).append(op)
-        self._unread.clear()
         for reader, ops in reads.items():
             self._queries(reader, ops)
-
-    @checks
-    def _read_table(self, table_id: TableId) -> None:
-        """Read every scope of the table (each read checked as usual): what the example wrote
-        in it (all of it while one read returns all)."""
-        table = self.model.table(table_id)
-        if table is None:
-            return
-        for owner in self._readers(table):
-            self._read_back(table, owner, owner, self._baseline)
 
     def _defer_read_back(self, table_id: TableId, owner: str, since: int) -> None:
         self._unread[table_id, owner] = min(since, self._unread.get((table_id, owner), since))

@@ -11,13 +11,13 @@ from collections.abc import Mapping, Sequence
 
 from kalamfuzz.adapters import hostile as wire
 from kalamfuzz.adapters import observe
+from kalamfuzz.adapters.values import printable
 from kalamfuzz.errors import KalamError
 from kalamfuzz.invariants import hostile as inv_hostile
 from kalamfuzz.machines.driver.rounds import RoundSteps
 from kalamfuzz.machines.driver.transcript import now_ms
-from kalamfuzz.model import Delete, Insert, Role
+from kalamfuzz.model import Delete, Insert
 from kalamfuzz.model.hostile import Expectation, for_body, for_password, for_statement, for_token
-from kalamfuzz.model.ops import Statement
 from kalamfuzz.model.rows import Window
 from kalamfuzz.model.values import Value
 from kalamfuzz.model.where import Pred
@@ -36,9 +36,11 @@ WEAK_PASSWORDS = {
 
 class HostileSteps(RoundSteps):
     @property
-    def can_forge(self) -> bool:
-        """Whether tokens signed with the server's own secret can be made (a started target)."""
-        return self.target.jwt_secret is not None
+    def token_kinds(self) -> tuple[str, ...]:
+        """The credentials ``forged_token`` can make here: those signed with the server's own
+        secret only for a target kalamfuzz started (it knows the secret)."""
+        forgeable = self.target.jwt_secret is not None
+        return tuple(k for k in wire.TOKENS if forgeable or k not in wire.NEEDS_SECRET)
 
     def mark_scopes(self, table: str, key: int, tenants: Sequence[str]) -> None:
         """Give each tenant's scope of ``table`` a row whose text is theirs alone."""
@@ -59,12 +61,18 @@ class HostileSteps(RoundSteps):
         return tuple(hidden)
 
     def _base(
-        self, actor: str, table: str, rows: Sequence[Mapping[str, Value]] | None, where: Pred | None
-    ) -> Statement:
+        self,
+        actor: str,
+        table: str,
+        rows: Sequence[Mapping[str, Value]] | None,
+        where: Pred | None = None,
+    ) -> str:
+        """The ordinary statement a hostile request carries: an INSERT of ``rows``, else a
+        DELETE ``where``."""
         tid = self.table_id(table)
         if rows is not None:
-            return Insert(self.user_id(actor), tid, tuple(rows))
-        return Delete(self.user_id(actor), tid, where)
+            return Insert(self.user_id(actor), tid, tuple(rows)).to_sql()
+        return Delete(self.user_id(actor), tid, where).to_sql()
 
     def malformed_sql(
         self,
@@ -77,11 +85,9 @@ class HostileSteps(RoundSteps):
     ) -> None:
         """Send an INSERT of ``rows`` (or a DELETE ``where``) broken by ``mutation``."""
         with self._step("malformed_sql", actor, table, mutation, n, rows=rows, where=where):
-            sql = wire.mutate(self._base(actor, table, rows, where).to_sql(), mutation, n)
-            expect = for_statement(mutation, mutation in wire.MUST_REFUSE, self._hidden(actor))
-            obs = self._hostile(
-                actor, sql, _json_sql(sql), "application/json", self._bearer(actor), expect
-            )
+            sql = wire.mutate(self._base(actor, table, rows, where), mutation, n)
+            expect = for_statement(mutation, self._hidden(actor))
+            obs = self._hostile(actor, sql, wire.body("ok", sql), self._bearer(actor), expect)
             self._settle_hostile(actor, table, obs)
 
     def malformed_body(
@@ -89,11 +95,10 @@ class HostileSteps(RoundSteps):
     ) -> None:
         """Send an INSERT of ``rows`` in a body of ``kind`` the SQL endpoint does not take."""
         with self._step("malformed_body", actor, table, kind, rows):
-            sql = Insert(self.user_id(actor), self.table_id(table), tuple(rows)).to_sql()
-            content, content_type = wire.body(kind, sql)
+            sql = self._base(actor, table, rows)
             shown = f"POST /v1/api/sql ({kind.replace('_', ' ')}): {sql}"
             expect = for_body(kind, self._hidden(actor))
-            obs = self._hostile(actor, shown, content, content_type, self._bearer(actor), expect)
+            obs = self._hostile(actor, shown, wire.body(kind, sql), self._bearer(actor), expect)
             self._settle_hostile(actor, table, obs)
 
     def forged_token(
@@ -104,7 +109,7 @@ class HostileSteps(RoundSteps):
             client = self.client(actor)
             if kind == "refresh" and client.refresh_token is None:
                 return  # the server gave this session no refresh token to misuse
-            role = self.cast.get(actor, Role.SYSTEM).value if actor != "root" else "system"
+            role = "system" if actor == "root" else self.cast[actor].value
             header = wire.authorization(
                 kind,
                 user_id=self.user_id(actor),
@@ -113,10 +118,10 @@ class HostileSteps(RoundSteps):
                 refresh_token=client.refresh_token,
                 secret=self.target.jwt_secret,
             )
-            sql = Insert(self.user_id(actor), self.table_id(table), tuple(rows)).to_sql()
+            sql = self._base(actor, table, rows)
             shown = f"Authorization: {kind.replace('_', ' ')} token; {sql}"
             expect = for_token(kind, self._hidden(actor))
-            obs = self._hostile(actor, shown, _json_sql(sql), "application/json", header, expect)
+            obs = self._hostile(actor, shown, wire.body("ok", sql), header, expect)
             self._settle_hostile(actor, table, obs)
 
     def weak_password(self, kind: str) -> None:
@@ -173,13 +178,14 @@ class HostileSteps(RoundSteps):
         self,
         actor: str,
         shown: str,
-        content: bytes,
-        content_type: str,
+        body: tuple[bytes, str],
         authorization: str | None,
         expect: Expectation,
     ) -> HostileObservation:
-        """Send one hostile request, record it, judge its answer and the server's health."""
+        """Send one hostile request (``body``: its content and type), record it, judge its
+        answer and the server's health."""
         sent = now_ms()
+        content, content_type = body
         obs: HostileObservation = self._call(
             wire.send,
             self.target.url,
@@ -219,7 +225,8 @@ class HostileSteps(RoundSteps):
         if process is not None and not process.alive:
             problem: str | None = f"the server process exited (status {process.returncode})"
         else:
-            problem = self._call(wire.healthy, self.target.url)
+            with self.checking():
+                problem = self._call(wire.healthy, self.target.url)
         if problem is None:
             return True
         if obs is not None:
@@ -254,9 +261,8 @@ class HostileSteps(RoundSteps):
 
 
 def _short(text: str, limit: int = 300) -> str:
-    """A request as a report shows it: 20,000 parentheses or a mebibyte of padding help no one."""
+    """A hostile request as transcripts, reports and regression comments show it: control
+    characters escaped (a NUL sent on purpose would make a regression file unloadable), and
+    cut (20,000 parentheses or a mebibyte of padding help no one)."""
+    text = printable(text)
     return text if len(text) <= limit else f"{text[:limit]} ... ({len(text):,} characters)"
-
-
-def _json_sql(sql: str) -> bytes:
-    return json.dumps({"sql": sql}).encode()

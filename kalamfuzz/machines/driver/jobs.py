@@ -58,7 +58,7 @@ class JobSteps(SubscriptionSteps):
         except InvariantViolation:
             # A flush skipped although rows are pending may only show that they are gone:
             # the reads say so (item 2), which comes before its consequence here.
-            self._read_table(table_id)
+            self._read_tables([table_id])
             raise
 
     def _tombstone_over_cold(self, table_id: TableId) -> bool:

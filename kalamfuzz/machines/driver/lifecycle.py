@@ -113,8 +113,9 @@ class Driver(HostileSteps):
         self._end_example()
         process = self.target.process
         if process is not None and not process.alive:
-            # an example before this one took the server down (a finding of its own): this one,
-            # a shrinking rerun of it included, starts on a server that is up
+            # An example before this one took the server down (a finding of its own): this
+            # one, a shrinking or relabelling rerun of it included, starts on a server that is
+            # up. The one place a campaign starts its server again.
             self.target.start()
         if not self._users:
             self.setup_world()
