@@ -612,10 +612,11 @@ class Campaign:
 
     def _rerun(self, path: Path, driver: Driver, failure: Failure) -> str:
         """Label a new finding by rerunning its saved program as ``kalamfuzz replay`` would: on
-        a fresh server of the campaign's target, twice, or RACE_RERUNS times when it sends calls
-        at once (a race is flaky by nature, and how often it fails is what a maintainer needs).
-        One that never fails there is rerun on the campaign's server: failing only there, it
-        needs that server's history (a url target has only that server)."""
+        a fresh server of the campaign's target, twice, or RACE_RERUNS times when it races (calls
+        at once, or a step while a flush job runs: a race is flaky by nature, and how often it
+        fails is what a maintainer needs). One that never fails there is rerun on the
+        campaign's server: failing only there, it needs that server's history (a url target has
+        only that server)."""
         module = regressions.load(path)
         runs = regressions.RACE_RERUNS if failure.race else 2
         if driver.target.kind == "url":

@@ -67,7 +67,8 @@ class Failure:
     server: str = ""
     #: The requests that made the users and storages the program uses (secrets redacted).
     setup: tuple[Exchange, ...] = ()
-    #: The program sends calls at once somewhere: a race, rerun many times to say how often.
+    #: The program's outcome may depend on timing (calls at once, or a step while a flush job
+    #: runs): a race, rerun many times to say how often.
     race: bool = False
 
     @property

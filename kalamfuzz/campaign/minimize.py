@@ -115,8 +115,18 @@ RACE_TRIES = 3
 
 
 def races(program: Sequence[Step]) -> bool:
-    """Whether the program sends two or more calls at once somewhere."""
-    return any(_calls(s) > 1 for s in program)
+    """Whether the program's outcome may depend on timing: it sends two or more calls at once
+    somewhere, or a step goes while a flush job started in the background may still run (a
+    write that meets the job on one run misses it on the next, more often on a loaded machine)."""
+    flushing = False
+    for step in program:
+        if _calls(step) > 1 or (flushing and step.name != "wait_jobs"):
+            return True
+        if step.name == "wait_jobs":
+            flushing = False
+        elif _waited(step) is not None:
+            flushing = True
+    return False
 
 
 def _calls(step: Step) -> int:

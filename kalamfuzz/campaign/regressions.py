@@ -136,7 +136,7 @@ PLANTED_BUGS = {tuple(failure.bugs)!r}
 NEEDS_REAL_SERVER = {found_on_real_server(failure)!r}
 #: Known findings the example went past before this one (counted, not failed).
 TOLERATED: tuple[str, ...] = ({tolerated}{chr(10) if tolerated else ""})
-#: Runs of the program: it sends calls at once, so it counts as fixed only when no run fails.
+#: Runs of the program: it races, so it counts as fixed only when no run fails.
 REPEAT = {RACE_RERUNS if failure.race else 1}
 
 # Violated:
@@ -155,7 +155,7 @@ def {name}() -> None:
 '''
 
 
-#: Runs of a regression whose program sends calls at once: a race is flaky by nature.
+#: Runs of a regression whose program races (minimize.races): a race is flaky by nature.
 RACE_RERUNS = 20
 
 

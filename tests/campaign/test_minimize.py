@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from kalamfuzz.campaign.engine import signature
-from kalamfuzz.campaign.minimize import minimize, run
+from kalamfuzz.campaign.minimize import minimize, races, run
 from kalamfuzz.machines import Driver
 from kalamfuzz.machines.codegen import Step, source
 
@@ -38,3 +38,12 @@ def test_a_program_that_passes_gives_nothing() -> None:
             minimize(d, ("board",), [INSERT_5, SELECT], lambda e: True, time.monotonic() + 5)
             is None
         )
+
+
+def test_a_step_while_a_background_flush_runs_is_a_race() -> None:
+    # A write that meets the job on one run misses it on the next: such a program gets several
+    # tries per shrink candidate and many reruns before it is labelled, like calls sent at once.
+    assert races([INSERT_5, FLUSH, SELECT])
+    assert not races([INSERT_5, FLUSH, Step("wait_jobs"), SELECT])
+    assert not races([INSERT_5, FLUSH])
+    assert not races([INSERT_5, FLUSH.with_option("wait", True), SELECT])
