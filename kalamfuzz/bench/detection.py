@@ -61,6 +61,7 @@ HUNTER = {
     "token_issuer_unchecked": "hostile",
     "role_claim_trusted": "hostile",
     "crash_on_sql_list": "hostile",
+    "alter_ignores_owner": "ddl",
 }
 
 #: Examples per campaign: it stops at its first failure, most within 20.

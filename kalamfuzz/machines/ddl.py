@@ -13,7 +13,7 @@ from kalamfuzz.machines.base import machine
 from kalamfuzz.machines.live import SUBS, LiveMachine
 from kalamfuzz.machines.world import ACTORS
 
-#: Admins alter tables; a user's attempt must be refused.
+#: Admins alter tables; a user's attempt on a table it did not create must be refused.
 ALTERERS = ("root", "dba", "dba", "alice")
 
 

@@ -82,6 +82,8 @@ class Table:
     dropped: frozenset[str] = frozenset()
     #: Types of dropped columns, to read rows a client received before the drop.
     former_types: tuple[tuple[str, ColType], ...] = ()
+    #: The account that created it (CREATE TABLE's caller): a plain user alters only its own.
+    owner: str | None = None
 
     @property
     def pk(self) -> Column:

@@ -46,7 +46,13 @@ def can_create_table(role: Role, table_type: TableType) -> bool:
     return table_type is not TableType.SHARED or role is not Role.USER
 
 
-def can_alter_table(role: Role, table: Table) -> bool:
+def can_alter_table(role: Role, table: Table, actor: str) -> bool:
+    """A plain user alters only the USER and STREAM tables it created: KalamDB's
+    ``can_alter_table(role, table_type, _is_owner)`` takes the owner and ignores it (and its
+    caller passes "is a USER table" for it), so any user can drop a column of a table every
+    user's rows live in. An access check that takes the owner means to use it."""
+    if role is Role.USER:
+        return can_create_table(role, table.type) and table.owner == actor
     return can_create_table(role, table.type)
 
 

@@ -402,6 +402,11 @@ def _bad_assignment(
         col = table.column(col_name)
         assert col is not None
         value = values[col_name]
+        if col.type.accepts_kind(value) and not col.type.accepts(value):
+            # computed: an Int64 sum assigned to an INT column (both servers refuse the cast)
+            return execution_error(
+                f"{value!r} is out of range for {col_name} ({col.type.value})", ContractItem.TIERS
+            )
         if not col.type.accepts(value):
             raise ModelError(f"{value!r} is not a {col.type.value} for {col_name}")
         if value is None and not col.nullable:
@@ -765,8 +770,11 @@ def _ddl(state: ModelState, op: Operation) -> tuple[Prediction | OneOf, ModelSta
         directory = cat.storages[table.storage_id].table_directory(table)
         catalog = evolve(cat.without_table(table.id), dropped_dirs=cat.dropped_dirs | {directory})
         return Ok(), evolve(state, catalog=catalog, data=data, subs=subs)
-    if not perm.can_alter_table(role, table):
-        return permission_denied(f"{role.value} may not ALTER {table.id}"), state
+    if not perm.can_alter_table(role, table, op.actor):
+        # who created it is in the report; a summary without names is one signature per cause
+        return permission_denied(
+            f"{role.value} may not ALTER a table another account created"
+        ), state
     if isinstance(op, AlterAddColumn):
         if table.column(op.column.name) is not None or op.column.name in table.system_columns:
             return _exists(op.column.name, ContractItem.SCHEMA_EVOLUTION), state
@@ -818,7 +826,8 @@ def _create_table(state: ModelState, op: CreateTable) -> tuple[Prediction | OneO
     if sum(c.primary_key for c in t.columns) != 1:
         raise ModelError("tables need exactly one primary key column")
     return Ok(), evolve(
-        state, catalog=cat.with_table(evolve(t, schema_version=1, dropped=frozenset()))
+        state,
+        catalog=cat.with_table(evolve(t, schema_version=1, dropped=frozenset(), owner=op.actor)),
     )
 
 

@@ -56,6 +56,12 @@ class ColType(enum.Enum):
         lo, hi = _INT_RANGES[self]
         return lo <= value <= hi
 
+    def accepts_kind(self, value: Value) -> bool:
+        """Whether ``value`` is of this type's kind, in its range or not (an integer for INT)."""
+        if self in _INT_RANGES:
+            return isinstance(value, int) and not isinstance(value, bool)
+        return self.accepts(value)
+
 
 _SQL_NAMES = {
     ColType.INT: "INT",

@@ -253,6 +253,13 @@ CRASH_ON_SQL_LIST = PlantedBug(
     "a /v1/api/sql body whose sql is a JSON array takes the server process down",
 )
 
+ALTER_IGNORES_OWNER = PlantedBug(
+    "alter_ignores_owner",
+    "5 RBAC",
+    "a plain user may ALTER a USER table another account created (KalamDB's can_alter_table "
+    "ignores its owner argument)",
+)
+
 #: How long a request stays paused where a planted race (lost_update, pk_insert_race,
 #: dirty_read) opens its window: long enough that calls released together meet in it on a
 #: loaded machine too. With none of them on, a request never pauses.
@@ -301,6 +308,7 @@ BUGS: tuple[PlantedBug, ...] = (
     TOKEN_ISSUER_UNCHECKED,
     ROLE_CLAIM_TRUSTED,
     CRASH_ON_SQL_LIST,
+    ALTER_IGNORES_OWNER,
 )
 
 BY_NAME: dict[str, PlantedBug] = {bug.name: bug for bug in BUGS}

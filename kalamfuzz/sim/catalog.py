@@ -55,6 +55,7 @@ class TableDef:
     next_column_id: int = 1
     dropped: dict[str, int] = field(factory=dict)  # name -> id of dropped columns
     history: dict[str, list[Column]] = field(factory=dict)  # schema version -> columns
+    owner: str | None = None  # the user id that created it
 
     @property
     def table_id(self) -> str:

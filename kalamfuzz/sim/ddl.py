@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from . import binding as B
 from . import parse as P
 from .access import require_admin
-from .bugs import DROP_COLUMN_RESURRECTS
+from .bugs import ALTER_IGNORES_OWNER, DROP_COLUMN_RESURRECTS
 from .catalog import Column, Job, Namespace, TableDef
 from .errors import denied, exec_error, invalid_sql
 from .session import Plan, Result, Session, now_ms
@@ -167,6 +167,7 @@ def plan_create_table(engine: Engine, session: Session, sql: str, ns: str) -> Pl
             created_at=ts,
             updated_at=ts,
             next_column_id=len(columns) + 1,
+            owner=session.user_id,
         )
         table.snapshot_version()
         catalog.next_table_uid += 1
@@ -254,6 +255,12 @@ def plan_alter_table(engine: Engine, session: Session, sql: str, ns: str) -> Pla
         table = engine.table(spec.namespace or ns, spec.name)
         if session.role == "user" and table.table_type == "shared":
             raise denied("Access denied: role 'user' cannot alter SHARED tables")
+        if (
+            session.role == "user"
+            and table.owner != session.user_id
+            and not engine.has(ALTER_IGNORES_OWNER)
+        ):
+            raise denied("Insufficient privileges to alter table: it belongs to another user")
         if spec.action == "add":
             assert spec.column is not None
             c = spec.column

@@ -189,7 +189,7 @@ class TestCountsAndItems:
         assert item_for(s, Select("u1", T), None) is ContractItem.TIERS
         assert item_for(s, CreateTable("root", table(name="z")), None) is ContractItem.TIERS
         assert item_for(s, CreateUser("root", "z", Role.USER), None) is ContractItem.RBAC
-        add = AlterAddColumn("u1", T, Column("c", ColType.INT))
+        add = AlterAddColumn("root", T, Column("c", ColType.INT))
         assert item_for(s, add, None) is ContractItem.SCHEMA_EVOLUTION
         m.apply(add, Succeeded())
         assert item_for(m.state, Select("u1", T), None) is ContractItem.SCHEMA_EVOLUTION

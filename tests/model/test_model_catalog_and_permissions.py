@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from attrs import evolve
 from strategies import COLUMNS, NS, SERVICE, table, world
 
 from kalamfuzz.model import (
@@ -60,8 +61,9 @@ class TestMatrix:
     def test_user_tables_open_to_every_role(self):
         t = table()
         assert all(perm.can_read(r, t) and perm.can_write(r, t) for r in Role)
-        assert perm.can_alter_table(Role.USER, t)
-        assert not perm.can_alter_table(Role.USER, shared(None))
+        assert not perm.can_alter_table(Role.USER, t, "u1")  # created by nobody it knows
+        assert perm.can_alter_table(Role.USER, evolve(t, owner="u1"), "u1")
+        assert not perm.can_alter_table(Role.USER, shared(None), "u1")
 
     def test_admin_only_actions(self):
         assert {r for r in Role if perm.can_manage(r)} == {Role.DBA, Role.SYSTEM}
@@ -140,22 +142,43 @@ class TestDDL:
         assert isinstance(m.predict(Select("u1", TableId(NS, "t"))), Rejected)
         assert isinstance(m.predict(DropTable("root", TableId(NS, "t"))), Rejected)
 
+    def test_a_plain_user_alters_only_the_tables_it_created(self):
+        m = world()
+        tid = TableId(NS, "t")  # created by root
+        denied = m.predict(AlterAddColumn("u1", tid, Column("c", ColType.INT)))
+        assert isinstance(denied, Rejected) and denied.status == 403
+        assert "another account created" in denied.reason
+        assert m.predict(AlterAddColumn(SERVICE, tid, Column("c", ColType.INT))) == Ok()
+        own = table(name="mine")
+        m.apply(CreateTable("u1", own), Succeeded())
+        assert m.predict(AlterAddColumn("u1", own.id, Column("c", ColType.INT))) == Ok()
+        assert isinstance(
+            m.predict(AlterAddColumn("u2", own.id, Column("c", ColType.INT))), Rejected
+        )
+
+    def test_an_alter_the_server_made_although_denied_is_followed(self):
+        # a known finding must not make every later read of the table one more finding
+        m = world()
+        tid = TableId(NS, "t")
+        m.apply(AlterAddColumn("u1", tid, Column("c", ColType.INT)), Succeeded())
+        assert m.state.catalog.table(tid).column("c") is not None
+
     def test_alter_add_and_drop(self):
         m = world()
         tid = TableId(NS, "t")
-        add = AlterAddColumn("u1", tid, Column("c", ColType.INT, default=7))
+        add = AlterAddColumn("root", tid, Column("c", ColType.INT, default=7))
         assert m.predict(add) == Ok()
         m.apply(add, Succeeded())
         t = m.state.catalog.table(tid)
         assert t.schema_version == 2 and t.column("c").added_in == 2
         assert isinstance(m.predict(add), Rejected)
-        assert isinstance(m.predict(AlterDropColumn("u1", tid, "id")), Rejected)
+        assert isinstance(m.predict(AlterDropColumn("root", tid, "id")), Rejected)
         missing = m.predict(AlterDropColumn("root", tid, "zz"))
         assert isinstance(missing, Rejected) and missing.message_contains == ("zz",)
-        m.apply(AlterDropColumn("u1", tid, "c"), Succeeded())
+        m.apply(AlterDropColumn("root", tid, "c"), Succeeded())
         assert "c" in m.state.catalog.table(tid).dropped
         with pytest.raises(ModelError):
-            m.predict(AlterAddColumn("u1", tid, Column("d", ColType.INT, nullable=False)))
+            m.predict(AlterAddColumn("root", tid, Column("d", ColType.INT, nullable=False)))
         denied = m.predict(AlterAddColumn("u1", TableId(NS, "sh"), Column("d", ColType.INT)))
         assert isinstance(denied, Rejected)  # no such table
 

@@ -195,7 +195,7 @@ class TestChanges:
         m.apply(Unsubscribe("s2"), Succeeded())
         m.apply(Unsubscribe("nope"), Succeeded())
         assert not m.state.subs["s2"].active
-        m.apply(AlterAddColumn("u1", T, Column("c", ColType.INT)), Succeeded())
+        m.apply(AlterAddColumn("root", T, Column("c", ColType.INT)), Succeeded())
         assert not m.state.subs["s1"].active
         m.apply(DropTable("root", T), Succeeded())
         assert not m.state.subs["s3"].active

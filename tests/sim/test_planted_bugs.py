@@ -963,3 +963,21 @@ def test_crash_on_sql_list(target: MakeSim, on: bool) -> None:
     with pytest.raises(httpx.HTTPError):
         sim.http.post("/v1/api/sql", json={"sql": ["SELECT 1"]}, headers=headers)
     assert sim.proc is not None and sim.proc.wait(10) != 0
+
+
+@ON_OFF
+def test_alter_ignores_owner(target: MakeSim, on: bool) -> None:
+    sim = target("alter_ignores_owner", on)
+    ns = new_ns(sim)
+    a, b = users(sim, ns, "a", "b")
+    sim.sql(f"CREATE USER TABLE {ns}.theirs (id INT PRIMARY KEY, v TEXT)")  # root's
+    sim.sql(f"CREATE USER TABLE {ns}.mine (id INT PRIMARY KEY, v TEXT)", a, "pw-for-tests-1")
+    alter = f"ALTER TABLE {ns}.theirs ADD COLUMN x INT"
+    if on:
+        sim.sql(alter, a, "pw-for-tests-1")
+    else:
+        status, error = sim.error(alter, a, "pw-for-tests-1")
+        assert status == 403 and error["code"] == "PERMISSION_DENIED", error
+        status, _ = sim.error(f"ALTER TABLE {ns}.mine ADD COLUMN x INT", b, "pw-for-tests-1")
+        assert status == 403
+    sim.sql(f"ALTER TABLE {ns}.mine ADD COLUMN y INT", a, "pw-for-tests-1")  # its own: always
