@@ -137,6 +137,31 @@ class ConcurrencyMachine(LiveMachine, FlushMachine):
 
     @precondition(lambda self: bool(self._race_tables()))
     @rule(data=st.data())
+    def increments(self, data: st.DataObject) -> None:
+        """Two to four clients change one row from its own value at once (Jepsen's counter):
+        each change must count, whatever order the server picks."""
+        name = data.draw(st.sampled_from(self._race_tables()), label="table")
+        table = self.table(name)
+        changing = [
+            c for c in table.columns if not c.primary_key and kst.read_modify_writes(c) is not None
+        ]
+        if not changing:
+            return
+        column = data.draw(st.sampled_from(changing), label="column")
+        rmw = kst.read_modify_writes(column)
+        assert rmw is not None
+        owner = self._scope(data, table)
+        key = self._keys(data, name, owner)[0]
+        where = Cmp("=", Col(table.pk.name), Lit(key))
+        calls: list[RoundCall] = []
+        for _ in range(data.draw(st.integers(2, 4), label="calls")):
+            actor, as_user = self._caller(data, table, owner)
+            sets = {column.name: data.draw(rmw, label="set")}
+            calls.append(Write(actor, name, assignments=sets, where=where, as_user=as_user))
+        self.d.concurrently(calls)
+
+    @precondition(lambda self: bool(self._race_tables()))
+    @rule(data=st.data())
     def transaction(self, data: st.DataObject) -> None:
         """One transaction on its own: reads see its writes, the end decides what stays."""
         name = data.draw(st.sampled_from(self._race_tables()), label="table")

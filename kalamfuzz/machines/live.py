@@ -78,6 +78,21 @@ class LiveMachine(SyncFlushMachine):
         prefer = sorted(columns(self.filters.get(sub)))
         self.writes(data, name, writer, None, prefer, kinds=WATCHED_WRITES)
 
+    @precondition(lambda self: bool(self._open()))
+    @rule(data=st.data())
+    def change_flushed(self, data: st.DataObject) -> None:
+        """Flush the table a subscription watches, then update or delete in its scope: a change
+        to a row whose visible version is in the cold tier must reach subscribers like any
+        other (the hot tier is empty then, so the server must look further for the old row)."""
+        sub = data.draw(st.sampled_from(self._open()), label="sub")
+        target = self._watched_scope(sub)
+        if target is None:
+            return
+        name, writer = target
+        self.d.flush("root", name, wait=True)
+        prefer = sorted(columns(self.filters.get(sub)))
+        self.writes(data, name, writer, None, prefer, kinds=("update", "delete"))
+
     def _filtered(self) -> list[str]:
         return [s for s in self._open() if self.filters.get(s) is not None]
 

@@ -3,7 +3,9 @@
 
 A read-modify-write is where concurrent clients lose updates, so the model evaluates these the
 way DataFusion (KalamDB's engine) does: NULL in, NULL out; a CASE whose condition is not TRUE
-takes its ELSE.
+takes its ELSE; integers are Int64 and wrap on overflow (DataFusion's default, ``add_wrapping``
+and ``neg_wrapping``: ``fail_on_overflow`` is off); a result outside an INT column's range is
+refused when it is assigned.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class Arith:
         if not (_is_int(a) and _is_int(b)):
             raise ModelError(f"{self.to_sql()}: the model adds integers only")
         assert isinstance(a, int) and isinstance(b, int)
-        return a + b if self.op == "+" else a - b
+        return _wrapped(a + b if self.op == "+" else a - b)
 
 
 @frozen
@@ -54,7 +56,7 @@ class Neg:
         if not _is_int(a):
             raise ModelError(f"{self.to_sql()}: the model negates integers only")
         assert isinstance(a, int)
-        return -a
+        return _wrapped(-a)
 
 
 @frozen
@@ -113,6 +115,11 @@ Expr = Arith | Neg | Concat | Case | Coalesce
 Term = Col | Lit | Expr
 #: What a SET clause assigns: a constant, or a value computed from the row.
 Assigned = Value | Term
+
+
+def _wrapped(v: int) -> int:
+    """``v`` as Int64 arithmetic leaves it: two's complement, wrapped."""
+    return (v + 2**63) % 2**64 - 2**63
 
 
 def _is_int(v: Value) -> bool:

@@ -24,6 +24,7 @@ from kalamfuzz.model import (
     TableType,
     Update,
 )
+from kalamfuzz.model.exprs import Arith, Neg
 from kalamfuzz.model.ops import AlterAddColumn, AlterDropColumn, CreateUser
 from kalamfuzz.model.rows import SeqBook, Window
 from kalamfuzz.model.state import DEFAULT_QUERY_LIMIT
@@ -139,6 +140,20 @@ class TestUpdateDelete:
         m.apply(upd, Succeeded(row_count=1))
         assert {r["id"]: r["s"] for r in rows_of(m, Select("u1", T))} == {1: "a", 2: "b"}
         assert m.state.clock == 3
+
+    def test_integer_arithmetic_wraps_like_datafusion_and_an_int_out_of_range_is_refused(self):
+        m = world()
+        insert(m, "u1", 1, n=2**63 - 1)
+        one = Cmp("=", Col("id"), Lit(1))
+        upd = Update("u1", T, (("n", Arith("+", Col("n"), Lit(1))),), one)
+        m.apply(upd, Succeeded(row_count=1))
+        assert [r["n"] for r in rows_of(m, Select("u1", T))] == [-(2**63)]
+        m.apply(Update("u1", T, (("n", Neg(Col("n"))),), one), Succeeded(row_count=1))
+        assert [r["n"] for r in rows_of(m, Select("u1", T))] == [-(2**63)]
+        m.apply(AlterAddColumn("root", T, Column("k", ColType.INT)), Succeeded())
+        m.apply(Update("u1", T, (("k", 2**31 - 1),), one), Succeeded(row_count=1))
+        pred = m.predict(Update("u1", T, (("k", Arith("+", Col("k"), Lit(1))),), one))
+        assert isinstance(pred, Rejected) and pred.status == 400
 
     def test_update_errors(self):
         m = world(table(), table(TableType.STREAM, name="st"))
