@@ -28,7 +28,7 @@ def own_rows(state: ModelState, diff: SelectDiff) -> list[Row]:
     foreign = [
         id(u)
         for u in diff.unexpected
-        if owner_elsewhere(state, diff.table, diff.scope, u) is not None
+        if owner_elsewhere(state, diff.table, diff.scope, u, diff.missing) is not None
     ]
     return [r for r in diff.observed if id(r) not in foreign]
 

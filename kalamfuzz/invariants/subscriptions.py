@@ -400,8 +400,12 @@ def _check_snapshot(
     scope = state.scope_key(table, sub.user_id)
     diff = match_rows(sub.snapshot, snapshot, state.seqs)
     learned.update(diff.learned)
-    foreign = [u for u in diff.unexpected if isolation.owner_elsewhere(state, table, scope, u)]
-    out += isolation.leaks(state, table, scope, foreign, f"snapshot of {sub.sub_id}")
+    foreign = [
+        u
+        for u in diff.unexpected
+        if isolation.owner_elsewhere(state, table, scope, u, diff.missing)
+    ]
+    out += isolation.leaks(state, table, scope, foreign, f"snapshot of {sub.sub_id}", diff.missing)
     expired = [
         u
         for u in diff.unexpected

@@ -29,7 +29,8 @@ def check_select(state: ModelState, diff: SelectDiff, at: Window | None) -> list
         return (
             id(row) in paired_unexpected
             or (pk in row and row[pk] in dups)
-            or isolation.owner_elsewhere(state, diff.table, diff.scope, row) is not None
+            or isolation.owner_elsewhere(state, diff.table, diff.scope, row, diff.missing)
+            is not None
             or stream_ttl.expired(state, diff.table, diff.scope, row, at)
         )
 

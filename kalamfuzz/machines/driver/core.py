@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from attrs import define, field
+from attrs import define, evolve, field
 
 from kalamfuzz import invariants as inv
 from kalamfuzz.adapters import observe
@@ -419,6 +419,13 @@ class DriverCore(abc.ABC):
             forks = self.model.run(op, at)
         verdict = self._judging(inv.check_query, forks, op, obs, at)
         table = self.model.table(op.table_id)
+        if not verdict.ok and op.projection is not None and table and table.type.per_user:
+            # Columns left out may hide whose row a wrong one is (two users' rows alike in the
+            # columns read): the whole rows, read again at once, say it before any verdict.
+            # The whole read, judged and applied, has taught the model all the narrow one could.
+            self._query(self._logical(op.actor), evolve(op, projection=None))
+            self._judge(verdict, sql)
+            return
         named = (op.projection or table.star_columns) if table is not None else None
         if self._judge(verdict, sql) or not any(v.diverged for v in verdict.violations):
             with self.ledger.spending("model"):
