@@ -28,6 +28,10 @@ def check_reply(subject: str, expect: Expectation, obs: HostileObservation) -> V
     """Judge the answer to one hostile request against what it must get."""
     found: list[Violation] = []
     wanted = f"HTTP {expect.status}" if expect.status else "a 4xx error"
+    if expect.succeeds:
+        wanted = "HTTP 200"
+    elif not expect.refused and not expect.status:
+        wanted = "a 4xx error or a 2xx"
     if obs.lost:
         found.append(Violation(ITEM, subject, f"no answer to {expect.what}", wanted, answered(obs)))
     elif obs.status >= 500:
@@ -36,6 +40,8 @@ def check_reply(subject: str, expect: Expectation, obs: HostileObservation) -> V
         )
     elif 200 <= obs.status < 300 and expect.refused:
         found.append(Violation(ITEM, subject, f"accepted {expect.what}", wanted, answered(obs)))
+    elif expect.succeeds and not 200 <= obs.status < 300:
+        found.append(Violation(ITEM, subject, f"refused {expect.what}", "HTTP 200", answered(obs)))
     elif 400 <= obs.status < 500 and expect.status and obs.status != expect.status:
         found.append(
             Violation(

@@ -16,6 +16,7 @@ from kalamfuzz.machines.base import machine
 from kalamfuzz.machines.data import DataMachine
 from kalamfuzz.machines.driver.hostile import WEAK_PASSWORDS
 from kalamfuzz.machines.world import ACTORS, TENANTS
+from kalamfuzz.model.hostile import NON_FINITE
 
 #: Where each tenant's marker row lives, and its key (outside the keys rules draw).
 MARKED = "notes"
@@ -55,6 +56,10 @@ class HostileMachine(DataMachine):
         actor = data.draw(st.sampled_from(ACTORS), label="actor")
         kind = data.draw(st.sampled_from(self.d.token_kinds), label="token")
         self.d.forged_token(actor, MARKED, kind, self.rows(data, self.table(MARKED), 1))
+
+    @rule(kind=st.sampled_from(sorted(NON_FINITE)))
+    def non_finite(self, kind: str) -> None:
+        self.d.non_finite(kind)
 
     @rule(kind=st.sampled_from(sorted(WEAK_PASSWORDS)))
     def weak_password(self, kind: str) -> None:

@@ -12,12 +12,14 @@ from attrs import frozen
 class Expectation:
     """``refused``: only a 4xx will do; otherwise a 2xx is an outcome the model does not know.
     ``status``: the one 4xx the documentation names, when it names one. ``hidden``: texts the
-    answer must not carry (other users' marker rows, passwords, the server's secret)."""
+    answer must not carry (other users' marker rows, passwords, the server's secret).
+    ``succeeds``: only a 2xx will do (a read of what the server accepted)."""
 
     what: str
     refused: bool
     status: int | None = None
     hidden: tuple[str, ...] = ()
+    succeeds: bool = False
 
 
 #: What each mutation (``adapters/hostile.py``) makes of a statement, as reports say it.
@@ -60,6 +62,24 @@ def for_body(kind: str, hidden: tuple[str, ...]) -> Expectation:
 def for_token(kind: str, hidden: tuple[str, ...]) -> Expectation:
     """A missing, malformed, forged or misused credential: 401 (HTTP_SQL.md §1.5), nothing runs."""
     return Expectation(f"a credential: {kind.replace('_', ' ')}", True, 401, hidden)
+
+
+#: DOUBLE values that are not finite numbers, as SQL writes them.
+NON_FINITE = {
+    "nan": "CAST('NaN' AS DOUBLE)",
+    "infinity": "CAST('Infinity' AS DOUBLE)",
+    "minus_infinity": "CAST('-Infinity' AS DOUBLE)",
+    "overflow": "1e309",
+}
+
+
+def for_non_finite(kind: str) -> tuple[Expectation, Expectation]:
+    """Storing a DOUBLE that is not finite, then reading it: the server may refuse the value
+    (JSON has no NaN) or keep it, but what it keeps it must be able to read back: the read
+    gets a 2xx, whatever the value looks like on the wire."""
+    # one cause, one signature: which of them it was, the statement shows
+    what = "a DOUBLE that is not finite"
+    return Expectation(what, False), Expectation(f"a read of {what}", False, succeeds=True)
 
 
 def for_password() -> Expectation:

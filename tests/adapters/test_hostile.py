@@ -11,7 +11,7 @@ import pytest
 
 from kalamfuzz.adapters import hostile as wire
 from kalamfuzz.adapters.target import Target
-from kalamfuzz.model.hostile import MUST_REFUSE, MUTATED
+from kalamfuzz.model.hostile import MUST_REFUSE, MUTATED, NON_FINITE
 
 SQL = "DELETE FROM ns.t WHERE id = 1"
 
@@ -112,3 +112,12 @@ def test_the_plain_sim_refuses_every_hostile_request_with_a_4xx() -> None:
             assert obs.status == 400, (mutation, obs)
         assert root.sql("SELECT * FROM hz.t").rows == ()  # nothing of it ran
         assert wire.healthy(t.url) is None
+
+
+def test_the_plain_sim_reads_back_every_double_it_stores() -> None:
+    with Target.parse("sim") as t, t.client() as root:
+        root.sql("CREATE NAMESPACE hz")
+        root.sql("CREATE SHARED TABLE hz.d (id INT PRIMARY KEY, d DOUBLE)")
+        for i, literal in enumerate(NON_FINITE.values()):
+            root.sql(f"INSERT INTO hz.d (id, d) VALUES ({i}, {literal})")
+        assert len(root.sql("SELECT id, d FROM hz.d").rows) == len(NON_FINITE)

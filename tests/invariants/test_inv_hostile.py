@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kalamfuzz.invariants.hostile import check_health, check_login, check_reply
-from kalamfuzz.model.hostile import for_body, for_statement, for_token
+from kalamfuzz.model.hostile import for_body, for_non_finite, for_statement, for_token
 from kalamfuzz.observations import HostileObservation
 
 
@@ -47,3 +47,16 @@ def test_health_and_logins() -> None:
     assert not check_health("s", "x", "the server process exited (status 101)").ok
     assert check_login("u", "x", logged_in=False).ok
     assert not check_login("u", "x", logged_in=True).ok
+
+
+def test_what_the_server_stored_it_must_read_back() -> None:
+    store, read = for_non_finite("nan")
+    assert check_reply("r", store, HostileObservation(200)).ok
+    assert check_reply("r", store, HostileObservation(400, "SQL_EXECUTION_ERROR")).ok
+    assert check_reply("r", read, HostileObservation(200)).ok
+    assert _summaries(check_reply("r", read, HostileObservation(0, lost=True))) == [
+        "no answer to a read of a DOUBLE that is not finite"
+    ]
+    assert _summaries(check_reply("r", read, HostileObservation(400))) == [
+        "refused a read of a DOUBLE that is not finite"
+    ]

@@ -194,7 +194,8 @@ def _title(story: Story) -> str:
             "no answer to": "gets no answer in time",
         }[m.group(1)]
         request = m.group(2).replace("a credential: ", "a bearer token: ")
-        return text(f"{request} {outcome} instead of a 4xx error")
+        wanted = "a 2xx answer" if v.line("expected") == "HTTP 200" else "a 4xx error"
+        return text(f"{request} {outcome} instead of {wanted}")
     if summary.startswith("the server went down after "):
         return text(
             f"the server process dies on {summary.removeprefix('the server went down after ')}"

@@ -17,7 +17,15 @@ from kalamfuzz.invariants import hostile as inv_hostile
 from kalamfuzz.machines.driver.rounds import RoundSteps
 from kalamfuzz.machines.driver.transcript import now_ms
 from kalamfuzz.model import Delete, Insert
-from kalamfuzz.model.hostile import Expectation, for_body, for_password, for_statement, for_token
+from kalamfuzz.model.hostile import (
+    NON_FINITE,
+    Expectation,
+    for_body,
+    for_non_finite,
+    for_password,
+    for_statement,
+    for_token,
+)
 from kalamfuzz.model.rows import Window
 from kalamfuzz.model.values import Value
 from kalamfuzz.model.where import Pred
@@ -131,21 +139,10 @@ class HostileSteps(RoundSteps):
             password = WEAK_PASSWORDS[kind]
             # a name of its own each time: a dropped user's name may stay taken
             user_id = f"kf_{self.tag}_weak_{kind}_{secrets.token_hex(3)}"
-            sql = shown = f"CREATE USER {user_id} WITH PASSWORD '{password}' ROLE user"
+            shown = f"CREATE USER {user_id} WITH PASSWORD '{password}' ROLE user"
             expect = for_password()
-            sent = now_ms()
-            reply = self._call(observe.statement, self._admin(), sql)
-            obs = HostileObservation(
-                status=reply.status if not reply.lost else 0,
-                code=reply.code,
-                message=reply.message,
-                text=reply.message or "",
-                lost=reply.lost,
-            )
             # not redacted: the weak password is the finding, on an account dropped again
-            self._record_hostile(
-                "root", shown, obs, Window(sent, max(sent, now_ms())), redact=False
-            )
+            obs = self._as_root(shown, redact=False)
             accepted = 200 <= obs.status < 300
             try:
                 if accepted and kind == "too_long":
@@ -168,6 +165,26 @@ class HostileSteps(RoundSteps):
                 if accepted:
                     self._call(observe.statement, self._admin(), f"DROP USER {user_id}")
             self._check_alive(expect.what)
+
+    def non_finite(self, kind: str) -> None:
+        """Store a DOUBLE of ``kind`` (NaN, an infinity) in a table of its own, and read it
+        back: JSON has no such number, and the answer must still come."""
+        with self._step("non_finite", kind):
+            tid = self.table_id("notes")
+            table = f"{tid.namespace}.nonfinite_{secrets.token_hex(3)}"
+            created = self._as_root(
+                f"CREATE TABLE {table} (id INT PRIMARY KEY, d DOUBLE) WITH (TYPE = 'SHARED')"
+            )
+            if not 200 <= created.status < 300:
+                raise KalamError(f"could not create {table}: {inv_hostile.answered(created)}")
+            store, read = for_non_finite(kind)
+            statements = (
+                (f"INSERT INTO {table} (id, d) VALUES (1, {NON_FINITE[kind]})", store),
+                (f"SELECT id, d FROM {table} WHERE id = 1", read),
+            )
+            for sql, expect in statements:
+                self._hostile("root", sql, wire.body("ok", sql), self._bearer("root"), expect)
+            self._as_root(f"DROP TABLE {table}")
 
     # --- the one way a hostile request flows ---------------------------------------------------
 
@@ -198,6 +215,20 @@ class HostileSteps(RoundSteps):
         if self._check_alive(expect.what, obs):
             subject = f"request by {self.user_id(actor)}"
             self._judge(inv_hostile.check_reply(subject, expect, obs), _short(shown))
+        return obs
+
+    def _as_root(self, sql: str, *, redact: bool = True) -> HostileObservation:
+        """Run ``sql`` on the admin session (well-formed, with root's credential), recorded."""
+        sent = now_ms()
+        reply = self._call(observe.statement, self._admin(), sql)
+        obs = HostileObservation(
+            status=reply.status if not reply.lost else 0,
+            code=reply.code,
+            message=reply.message,
+            text=reply.message or "",
+            lost=reply.lost,
+        )
+        self._record_hostile("root", sql, obs, Window(sent, max(sent, now_ms())), redact=redact)
         return obs
 
     def _record_hostile(
