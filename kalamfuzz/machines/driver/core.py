@@ -421,8 +421,8 @@ class DriverCore(abc.ABC):
         table = self.model.table(op.table_id)
         if not verdict.ok and op.projection is not None and table and table.type.per_user:
             # Columns left out may hide whose row a wrong one is (two users' rows alike in the
-            # columns read): the whole rows, read again at once, say it before any verdict.
-            # The whole read, judged and applied, has taught the model all the narrow one could.
+            # columns read): the whole rows, read again at once, speak first; judged and
+            # applied, they teach the model all the narrow read could.
             self._query(self._logical(op.actor), evolve(op, projection=None))
             self._judge(verdict, sql)
             return
