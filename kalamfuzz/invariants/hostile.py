@@ -41,7 +41,7 @@ def check_reply(subject: str, expect: Expectation, obs: HostileObservation) -> V
     elif 200 <= obs.status < 300 and expect.refused:
         found.append(Violation(ITEM, subject, f"accepted {expect.what}", wanted, answered(obs)))
     elif expect.succeeds and not 200 <= obs.status < 300:
-        found.append(Violation(ITEM, subject, f"refused {expect.what}", "HTTP 200", answered(obs)))
+        found.append(Violation(ITEM, subject, f"refused {expect.what}", wanted, answered(obs)))
     elif 400 <= obs.status < 500 and expect.status and obs.status != expect.status:
         found.append(
             Violation(

@@ -176,6 +176,7 @@ def _assigned(column: Column) -> st.SearchStrategy[Assigned]:
     return constant if rmw is None else st.one_of(constant, rmw)
 
 
+@functools.lru_cache(maxsize=256)
 def read_modify_writes(column: Column) -> st.SearchStrategy[Assigned] | None:
     """Values computed from ``column``'s own value (None for types the model does not compute)."""
     col = Col(column.name)

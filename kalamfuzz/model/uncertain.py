@@ -118,15 +118,13 @@ def step(state: ModelState, op: Operation, outcome: Outcome, at: Window | None) 
     return Model._successors(state, op, pred, after, outcome)
 
 
-def _as_admin(
-    s: ModelState, op: AlterAddColumn | AlterDropColumn, otherwise: ModelState
-) -> ModelState:
-    """``s`` after ``op`` made by a system account (``otherwise`` if there is none)."""
+def _as_admin(s: ModelState, op: AlterAddColumn | AlterDropColumn | DropTable) -> ModelState:
+    """``s`` after ``op`` made by a system account (``s`` if none could make it)."""
     admin = next((u.user_id for u in s.catalog.users.values() if u.role is Role.SYSTEM), None)
     if admin is None:
-        return otherwise
+        return s
     pred, after = execute(s, evolve(op, actor=admin), None)
-    return otherwise if isinstance(pred, Rejected) else after
+    return s if isinstance(pred, Rejected) else after
 
 
 def _dedupe(states: Iterable[ModelState]) -> tuple[ModelState, ...]:
@@ -247,11 +245,12 @@ class Model:
         if all(isinstance(p, Rejected) for p in options(pred)):
             # A schema change the caller was denied but the server made anyway is the change
             # an admin would have made: what follows reads the new schema (without it, each
-            # later read of the table is one more finding of the same cause).
-            if isinstance(op, AlterAddColumn | AlterDropColumn) and all(
+            # later read of the table is one more finding of the same cause). A write has no
+            # such need: the driver re-learns its scope from a read.
+            if isinstance(op, AlterAddColumn | AlterDropColumn | DropTable) and all(
                 isinstance(p, Rejected) and p.codes == {"PERMISSION_DENIED"} for p in options(pred)
             ):
-                return [_as_admin(s, op, after)]
+                return [_as_admin(s, op)]
             return [s]  # the server did something the model cannot describe
         return [after]
 

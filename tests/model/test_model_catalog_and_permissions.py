@@ -162,6 +162,8 @@ class TestDDL:
         tid = TableId(NS, "t")
         m.apply(AlterAddColumn("u1", tid, Column("c", ColType.INT)), Succeeded())
         assert m.state.catalog.table(tid).column("c") is not None
+        m.apply(DropTable("u1", tid), Succeeded())  # a DROP TABLE alike
+        assert tid not in m.state.catalog.tables
 
     def test_alter_add_and_drop(self):
         m = world()

@@ -419,7 +419,8 @@ class DriverCore(abc.ABC):
             forks = self.model.run(op, at)
         verdict = self._judging(inv.check_query, forks, op, obs, at)
         table = self.model.table(op.table_id)
-        if not verdict.ok and op.projection is not None and table and table.type.per_user:
+        diverged = any(v.diverged for v in verdict.violations)
+        if diverged and op.projection is not None and table and table.type.per_user:
             # Columns left out may hide whose row a wrong one is (two users' rows alike in the
             # columns read): the whole rows, read again at once, speak first; judged and
             # applied, they teach the model all the narrow read could.
@@ -427,7 +428,7 @@ class DriverCore(abc.ABC):
             self._judge(verdict, sql)
             return
         named = (op.projection or table.star_columns) if table is not None else None
-        if self._judge(verdict, sql) or not any(v.diverged for v in verdict.violations):
+        if self._judge(verdict, sql) or not diverged:
             with self.ledger.spending("model"):
                 self.model.apply(op, inv.outcome(obs, table, named), at, forks)
         elif obs.ok:

@@ -163,7 +163,7 @@ class HostileSteps(RoundSteps):
                 self._judge(inv_hostile.check_reply(f"user {user_id}", expect, obs), shown)
             finally:
                 if accepted:
-                    self._call(observe.statement, self._admin(), f"DROP USER {user_id}")
+                    self._as_root(f"DROP USER {user_id}")
             self._check_alive(expect.what)
 
     def non_finite(self, kind: str) -> None:
